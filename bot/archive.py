@@ -1,0 +1,388 @@
+"""Reading the news archive: one story per file, YAML front matter between `---` lines.
+
+Everything here is plain, synchronous Python so that it can run in worker
+processes. `parse_story` never raises: every file becomes a `Story`, a
+`Rejection` with a one-line reason, or `Skipped` (another category).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import yaml
+
+from bot.models import Coverage, Rejection, Skipped, Story
+
+try:  # libyaml is several times faster; PyYAML falls back to pure Python without it.
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+STORY_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
+MAX_FILE_BYTES = 1_000_000
+MAX_TITLE = 500
+MAX_EXCERPT = 4_000
+MAX_TOPICS = 25
+MAX_TOPIC_LEN = 100
+MAX_RELATED = 25
+MAX_HEAT = 1_000_000
+MAX_URL = 2_000
+
+_TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ocid)$", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+
+ParseResult = Story | Rejection | Skipped
+
+
+class _Reject(Exception):
+    """Raised inside the parser to turn a file into a `Rejection`."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveFile:
+    """A file found by the scan, with what we compare to skip unchanged files."""
+
+    path: str  # relative to the archive root, with forward slashes
+    size: int
+    mtime_ns: int
+
+
+def scan_archive(root: str | os.PathLike[str]) -> Iterator[ArchiveFile]:
+    """Yield the candidate story files under `root`, in a stable order.
+
+    Hidden files and folders (`.git`) are skipped, symlinked folders are
+    followed once (a cycle is never walked twice) and only story suffixes
+    are considered: topic files such as `_data/topics/*.yaml` are not stories.
+    """
+    root = os.fspath(root)
+    seen_dirs: set[tuple[int, int]] = set()
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        full_dir = os.path.join(root, rel_dir) if rel_dir else root
+        try:
+            st = os.stat(full_dir)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen_dirs:
+            continue
+        seen_dirs.add((st.st_dev, st.st_ino))
+        try:
+            entries = sorted(os.scandir(full_dir), key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                if entry.is_dir():
+                    subdirs.append(rel)
+                elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in STORY_SUFFIXES:
+                    est = entry.stat()
+                    yield ArchiveFile(rel, est.st_size, est.st_mtime_ns)
+            except OSError:
+                continue
+        stack.extend(reversed(subdirs))
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def canonical_url(url: str) -> str:
+    """Normalise a story URL so that trivially different spellings are one story."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if parts.port and not (
+        (scheme == "http" and parts.port == 80) or (scheme == "https" and parts.port == 443)
+    ):
+        host = f"{host}:{parts.port}"
+    path = parts.path or "/"
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/") or "/"
+    query = urlencode(
+        [
+            (k, v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            if not _TRACKING_PARAMS.match(k)
+        ]
+    )
+    return urlunsplit((scheme, host, path, query, ""))
+
+
+def short_id(canonical: str) -> str:
+    """Eight characters of base32 (a-z, 2-7) from the canonical URL: easy to type, stable."""
+    digest = hashlib.sha1(canonical.encode()).digest()
+    return base64.b32encode(digest).decode("ascii")[:8].lower()
+
+
+def parse_file(
+    root: str, path: str, known_hash: str | None = None
+) -> tuple[str, ParseResult | None]:
+    """Read and parse one archive file; returns (content hash, result).
+
+    The result is None when the content hash equals `known_hash`: the file was
+    touched but not changed, so it is not parsed again.
+    """
+    full = os.path.join(root, path)
+    try:
+        with open(full, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return "", Rejection(path, f"cannot read file: {exc.strerror or exc}")
+    digest = content_hash(data)
+    if digest == known_hash:
+        return digest, None
+    return digest, parse_story(path, data)
+
+
+def parse_story(path: str, data: bytes) -> ParseResult:
+    """Turn the bytes of one archive file into a Story, a Rejection or Skipped. Never raises."""
+    try:
+        return _parse(path, data)
+    except _Reject as exc:
+        return Rejection(path, str(exc))
+    except RecursionError:
+        return Rejection(path, "front matter is nested too deeply")
+    except Exception as exc:  # the loader must never stop on one bad file
+        return Rejection(path, f"unexpected {type(exc).__name__}: {_one_line(str(exc))}")
+
+
+def _parse(path: str, data: bytes) -> ParseResult:
+    if len(data) > MAX_FILE_BYTES:
+        raise _Reject(f"file larger than {MAX_FILE_BYTES:,} bytes")
+    if not data.strip():
+        raise _Reject("empty file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _Reject(f"not UTF-8 text (bad byte at offset {exc.start})") from None
+    meta = _front_matter(text)
+    category = meta.get("category")
+    if category is not None and str(category).strip().lower() != "news":
+        return Skipped(path, _one_line(str(category))[:50])
+
+    title = _text(meta.get("title"), "title", MAX_TITLE)
+    if not title:
+        raise _Reject("missing title")
+    raw_url = _http_url(meta.get("originalUrl")) or _http_url(meta.get("webUrl"))
+    if not raw_url:
+        raise _Reject("missing an http(s) originalUrl or webUrl")
+    canonical = canonical_url(raw_url)
+    provider = meta.get("provider") if isinstance(meta.get("provider"), dict) else {}
+    story_type = _text(meta.get("type"), "type", 20).lower() or "article"
+    return Story(
+        id=short_id(canonical),
+        url=raw_url,
+        title=title,
+        canonical=canonical,
+        excerpt=_text(meta.get("excerpt"), "excerpt", MAX_EXCERPT),
+        published_at=_datetime(meta.get("publishedDateTime")),
+        type="video" if story_type == "video" else "article",
+        heat=_heat(meta.get("heat")),
+        quality=_optional_int(meta.get("quality")),
+        published=_published(meta.get("published")),
+        provider=_text(provider.get("name"), "provider name", 200),
+        provider_domain=_text(provider.get("domain"), "provider domain", 200),
+        provider_icon=_first_image(provider.get("images")),
+        image_url=_first_image(meta.get("images")),
+        topics=_topics(meta.get("topics")),
+        related=_related(meta.get("related")),
+    )
+
+
+def _front_matter(text: str) -> dict[str, Any]:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    start = 0
+    while start < len(lines) and not lines[start].strip():
+        start += 1
+    if start == len(lines) or lines[start].rstrip() != "---":
+        raise _Reject("no front matter (the file must start with a '---' line)")
+    for end in range(start + 1, len(lines)):
+        if lines[end].rstrip() in ("---", "..."):
+            break
+    else:
+        raise _Reject("front matter is not closed by a '---' line")
+    try:
+        meta = yaml.load("\n".join(lines[start + 1 : end]), Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise _Reject(f"malformed YAML: {_yaml_problem(exc)}") from None
+    if not isinstance(meta, dict):
+        raise _Reject("front matter is not a mapping of fields")
+    return meta
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 2})" if mark is not None else ""
+    return _one_line(str(problem))[:120] + where
+
+
+def _one_line(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def _text(value: Any, name: str, limit: int) -> str:
+    """A single-line-ish string field; numbers are accepted, containers are not."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | date):
+        raise _Reject(f"{name} must be text, got {type(value).__name__}")
+    text = str(value).replace("\x00", "").strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text
+
+
+def _http_url(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    if len(url) > MAX_URL or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def _heat(value: Any) -> int:
+    if value is None:
+        return 0
+    number = _number(value)
+    if number is None:
+        raise _Reject(f"heat must be a number, got {_one_line(repr(value))[:40]}")
+    return max(0, min(MAX_HEAT, round(number)))
+
+
+def _optional_int(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None else max(-MAX_HEAT, min(MAX_HEAT, round(number)))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _published(value: Any) -> bool:
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _FALSE_WORDS:
+            return False
+        if word in _TRUE_WORDS or not word:
+            return True
+        raise _Reject(f"published must be true or false, got {word[:40]!r}")
+    if value is None:
+        return True
+    return bool(value)
+
+
+def _datetime(value: Any) -> datetime | None:
+    """The publish time as an aware UTC datetime; unreadable or missing dates become None."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _first_image(images: Any) -> str | None:
+    if isinstance(images, list):
+        for image in images:
+            if isinstance(image, dict) and (url := _http_url(image.get("url"))):
+                return url
+    return None
+
+
+def _topics(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise _Reject(f"topics must be a list, got {type(value).__name__}")
+    topics: list[str] = []
+    seen: set[str] = set()
+    for item in value:
+        if not isinstance(item, str | int | float) or isinstance(item, bool):
+            continue
+        name = _one_line(str(item))[:MAX_TOPIC_LEN]
+        key = name.casefold()
+        if name and key not in seen:
+            seen.add(key)
+            topics.append(name)
+        if len(topics) == MAX_TOPICS:
+            break
+    return tuple(topics)
+
+
+def _related(value: Any) -> tuple[Coverage, ...]:
+    """Curated coverage; links without a title or an http(s) URL are dropped, not fatal."""
+    if not isinstance(value, list):
+        return ()
+    links: list[Coverage] = []
+    for item in value:
+        if not isinstance(item, dict):
+            continue
+        try:
+            title = _text(item.get("title"), "related title", MAX_TITLE)
+            excerpt = _text(item.get("excerpt"), "related excerpt", 1_000)
+        except _Reject:
+            continue
+        url = _http_url(item.get("webUrl")) or _http_url(item.get("originalUrl"))
+        if not title or not url:
+            continue
+        provider = item.get("provider") if isinstance(item.get("provider"), dict) else {}
+        provider_name = provider.get("name")
+        links.append(
+            Coverage(
+                title=title,
+                url=url,
+                provider=_one_line(provider_name)[:200] if isinstance(provider_name, str) else "",
+                excerpt=excerpt,
+                published_at=_datetime(item.get("publishedDateTime")),
+                type="video" if item.get("type") == "video" else "article",
+            )
+        )
+        if len(links) == MAX_RELATED:
+            break
+    return tuple(links)

@@ -1,0 +1,186 @@
+"""The command line: `python -m bot <command>` (also installed as `newsbot`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import discord
+
+from bot.config import Config, ConfigError
+from bot.ingest import IngestReport, ingest
+from bot.models import Coverage, Story
+from bot.store import Store
+
+
+def story_json(story: Story) -> dict:
+    """The stable JSON shape of a story (documented in the README)."""
+    return {
+        "id": story.id,
+        "title": story.title,
+        "url": story.url,
+        "provider": story.provider,
+        "published": story.published_at.isoformat() if story.published_at else None,
+        "heat": story.heat,
+        "topics": list(story.topics),
+        "type": story.type,
+        "excerpt": story.excerpt,
+    }
+
+
+def coverage_json(link: Coverage) -> dict:
+    return {
+        "title": link.title,
+        "url": link.url,
+        "provider": link.provider,
+        "published": link.published_at.isoformat() if link.published_at else None,
+    }
+
+
+def story_line(story: Story) -> str:
+    when = story.published_at.strftime("%Y-%m-%d") if story.published_at else "undated"
+    video = " [video]" if story.is_video else ""
+    return f"{story.heat:>5}  {story.id}  {story.title}{video} — {story.provider or '?'}, {when}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="newsbot", description="A Discord bot for topical news.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="connect to Discord with DISCORD_TOKEN (the default command)")
+    ingest_cmd = commands.add_parser("ingest", help="load the archive into the database")
+    ingest_cmd.add_argument("path", nargs="?", help="archive directory (default: NEWS_ARCHIVE)")
+    search = commands.add_parser("search", help="full-text search; an empty QUERY lists stories")
+    search.add_argument("query", nargs="?", default="", help="words to find (default: none)")
+    search.add_argument("--topic", help="only stories of this topic")
+    search.add_argument("--sort", choices=("hot", "new"), default="hot", help="order (hot)")
+    search.add_argument("--limit", type=int, default=10, help="how many stories (10)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    topics = commands.add_parser("topics", help="the topics with their story counts")
+    topics.add_argument("--json", action="store_true", help="print JSON")
+    related = commands.add_parser("related", help="a story's related coverage and similar stories")
+    related.add_argument("story_id", help="the story's short id")
+    related.add_argument("--json", action="store_true", help="print JSON")
+    story = commands.add_parser("story", help="one story in full")
+    story.add_argument("story_id", help="the story's short id")
+    story.add_argument("--json", action="store_true", help="print JSON")
+    commands.add_parser("invite", help="print the URL that adds the bot to a server")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    config.configure_logging()
+    command = args.command or "run"
+    if command == "run":
+        from bot.app import run_bot
+
+        return run_bot(config)
+    if command == "invite":
+        from bot.app import invite_url
+
+        print(invite_url())
+        return 0
+    return asyncio.run(_archive_command(command, args, config))
+
+
+async def _archive_command(command: str, args: argparse.Namespace, config: Config) -> int:
+    async with await Store.open(config.db_path) as store:
+        if command == "ingest":
+            archive = Path(args.path) if args.path else config.archive
+            if not archive.is_dir():
+                print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
+                return 1
+            report = await ingest(store, archive, discord.utils.utcnow(), _progress_bar())
+            _print_report(report)
+            return 0
+        if command == "search":
+            page = await store.search(args.query, args.topic, args.sort, limit=max(1, args.limit))
+            if args.json:
+                _print_json([story_json(s) for s in page.stories])
+            elif not page.stories:
+                print("No stories found.")
+            else:
+                for story in page.stories:
+                    print(story_line(story))
+                print(f"({len(page.stories)} of {page.total})")
+            return 0
+        if command == "topics":
+            topics = await store.topics(limit=10_000)
+            if args.json:
+                _print_json([{"name": t.name, "count": t.count} for t in topics])
+            else:
+                for topic in topics:
+                    print(f"{topic.count:>6}  {topic.name}")
+            return 0
+        if command == "story":
+            story = await store.story(args.story_id)
+            if story is None:
+                return _no_story(args.story_id)
+            if args.json:
+                _print_json(
+                    {**story_json(story), "related": [coverage_json(c) for c in story.related]}
+                )
+            else:
+                print(f"{story.title}\n{story.url}\n{story_line(story)}\n")
+                print(story.excerpt)
+                print("Topics: " + (", ".join(story.topics) or "none"))
+            return 0
+        if command == "related":
+            related = await store.related(args.story_id)
+            if related is None:
+                return _no_story(args.story_id)
+            if args.json:
+                _print_json(
+                    {
+                        "story": story_json(related.story),
+                        "coverage": [coverage_json(c) for c in related.coverage],
+                        "similar": [story_json(s) for s in related.similar],
+                    }
+                )
+            else:
+                print(f"Related to: {related.story.title}\n\nCoverage:")
+                for link in related.coverage:
+                    print(f"  {link.title} — {link.provider or '?'}\n    {link.url}")
+                print("\nSimilar stories in the archive:")
+                for story in related.similar:
+                    print("  " + story_line(story))
+            return 0
+    raise AssertionError(command)
+
+
+def _no_story(story_id: str) -> int:
+    print(f"No story with id {story_id!r}.", file=sys.stderr)
+    return 1
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _print_report(report: IngestReport) -> None:
+    print(report.summary())
+    for rejection in report.rejected:
+        print(f"  rejected {rejection.path}: {rejection.reason}")
+
+
+def _progress_bar():
+    """A one-line progress bar on a terminal; nothing when output is redirected."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int) -> None:
+        if total:
+            filled = 30 * done // total
+            bar = "#" * filled + "-" * (30 - filled)
+            end = "\n" if done == total else ""
+            print(f"\r  parsing [{bar}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show

@@ -1,0 +1,83 @@
+"""Configuration from the environment (and `.env`), read once into a validated object.
+
+Nothing else in the project reads `os.environ`; every key is explained in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+
+class ConfigError(ValueError):
+    """A bad setting; the message is one line naming the variable."""
+
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+@dataclass(frozen=True)
+class Config:
+    token: str | None = field(default=None, repr=False)  # never printed
+    archive: Path = Path("seeds")
+    db_path: Path = Path("data/news.db")
+    hot_heat: int = 100
+    poll_seconds: int = 300
+    max_age_hours: int = 72
+    dev_guild: int | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+    ) -> Config:
+        """Values from `environ` (default: the process environment) over those of `.env`."""
+        values: dict[str, str | None] = {}
+        if dotenv_path is not None and Path(dotenv_path).is_file():
+            values.update(dotenv_values(dotenv_path))
+        values.update(os.environ if environ is None else environ)
+
+        def get(name: str) -> str | None:
+            value = values.get(name)
+            return value.strip() if value and value.strip() else None
+
+        return cls(
+            token=get("DISCORD_TOKEN"),
+            archive=Path(get("NEWS_ARCHIVE") or "seeds"),
+            db_path=Path(get("NEWS_DB") or "data/news.db"),
+            hot_heat=_int(get, "NEWS_HOT_HEAT", 100, 0, 1_000_000),
+            poll_seconds=_int(get, "NEWS_POLL_SECONDS", 300, 5, 86_400),
+            max_age_hours=_int(get, "NEWS_MAX_AGE_HOURS", 72, 0, 100_000),
+            dev_guild=_int(get, "NEWS_DEV_GUILD", None, 1, 2**64 - 1),
+            log_level=_log_level(get("LOG_LEVEL")),
+        )
+
+    def configure_logging(self) -> None:
+        logging.basicConfig(
+            level=self.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+        )
+
+
+def _int(get, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _log_level(raw: str | None) -> str:
+    level = (raw or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
+    return level

@@ -1,0 +1,169 @@
+"""Incremental, idempotent ingest of the archive into the store.
+
+scan (size + mtime) → read + hash the files that look changed → parse only
+those whose hash changed (in worker processes when there are many, so both
+cores parse) → write in batches → hide stories whose files disappeared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from bot.archive import ArchiveFile, ParseResult, parse_file, scan_archive
+from bot.models import Rejection
+from bot.store.archive_writer import ArchiveWriter, WriteCounts, epoch
+from bot.store.schema import connect, migrate
+
+log = logging.getLogger(__name__)
+
+# Below this many changed files, worker start-up costs more than it saves.
+PARALLEL_THRESHOLD = 400
+CHUNK = 200
+BATCH = 500
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IngestReport:
+    scanned: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    parsed: int = 0
+    skipped: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        return (
+            f"{self.scanned} files: {self.added} added, {self.updated} updated, "
+            f"{self.unchanged} unchanged, {self.removed} removed, {self.skipped} skipped "
+            f"(not news), {len(self.rejected)} rejected, in {self.seconds:.2f}s"
+        )
+
+
+def ingest_archive(
+    db_path: str | Path,
+    root: str | Path,
+    now: datetime,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> IngestReport:
+    """Bring the database in line with the archive at `root`. Synchronous: run it in a thread."""
+    started = time.perf_counter()
+    root = os.fspath(root)
+    report = IngestReport()
+    conn = connect(db_path)
+    try:
+        migrate(conn)
+        writer = ArchiveWriter(conn)
+        known = writer.known_files()
+        files = list(scan_archive(root))
+        report.scanned = len(files)
+        present = {f.path for f in files}
+        gone = [path for path in known if path not in present]
+        candidates = [
+            f
+            for f in files
+            if (k := known.get(f.path)) is None or (k.size, k.mtime_ns) != (f.size, f.mtime_ns)
+        ]
+        report.unchanged = len(files) - len(candidates)
+        total = len(candidates)
+        if progress:
+            progress(0, total)
+        stamp = epoch(now)
+        counts = WriteCounts()
+        touched: list[ArchiveFile] = []
+        batch: list[tuple[ArchiveFile, str, ParseResult]] = []
+
+        def flush() -> None:
+            part, _ = writer.write(batch, stamp)
+            counts.added += part.added
+            counts.updated += part.updated
+            counts.unchanged += part.unchanged
+            batch.clear()
+
+        parsed = _parse_all(root, candidates, known, workers)
+        for done, (file, digest, result) in enumerate(parsed, start=1):
+            if result is None:  # same content, new mtime (a touch or a checkout)
+                touched.append(file)
+                report.unchanged += 1
+            else:
+                report.parsed += 1
+                batch.append((file, digest, result))
+                if len(batch) >= BATCH:
+                    flush()
+            if progress and (done % 100 == 0 or done == total):
+                progress(done, total)
+        if batch:
+            flush()
+        if touched:
+            writer.touch_files(touched)
+        if gone:
+            writer.forget_files(gone)
+        if gone or report.parsed:
+            report.removed = writer.mark_removed(stamp)
+            writer.count_topics()
+        report.added, report.updated = counts.added, counts.updated
+        report.unchanged += counts.unchanged
+        report.rejected = writer.rejections()
+        report.skipped = writer.skipped_count()
+    finally:
+        conn.close()
+    report.seconds = time.perf_counter() - started
+    log.info("ingest of %s: %s", root, report.summary())
+    return report
+
+
+def _parse_all(
+    root: str, files: list[ArchiveFile], known: dict, workers: int | None
+) -> Iterator[tuple[ArchiveFile, str, ParseResult | None]]:
+    """Yield (file, hash, result) in order; result is None when the hash is unchanged."""
+    known_hashes = {f.path: known[f.path].hash for f in files if f.path in known}
+    chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
+    workers = workers or os.cpu_count() or 1
+    if len(files) < PARALLEL_THRESHOLD or workers < 2:
+        for chunk in chunks:
+            yield from _parse_chunk(root, chunk, known_hashes)
+        return
+    # spawn, not fork: the bot calls this from a thread beside a running event loop.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        jobs = pool.map(
+            _parse_chunk,
+            [root] * len(chunks),
+            chunks,
+            [{f.path: known_hashes[f.path] for f in c if f.path in known_hashes} for c in chunks],
+        )
+        for results in jobs:
+            yield from results
+
+
+def _parse_chunk(
+    root: str, files: Iterable[ArchiveFile], known_hashes: dict[str, str]
+) -> list[tuple[ArchiveFile, str, ParseResult | None]]:
+    out = []
+    for file in files:
+        digest, result = parse_file(root, file.path, known_hashes.get(file.path))
+        out.append((file, digest, result))
+    return out
+
+
+async def ingest(store, root: str | Path, now: datetime, progress: Progress | None = None):
+    """Run `ingest_archive` for an open `Store` without blocking the event loop."""
+    return await asyncio.to_thread(ingest_archive, store.path, root, now, progress)

@@ -1,0 +1,96 @@
+"""The news domain's small value objects, shared by the archive, the store and the cogs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """One curated `related:` link of a story: coverage of the same news elsewhere."""
+
+    title: str
+    url: str
+    provider: str = ""
+    excerpt: str = ""
+    published_at: datetime | None = None
+    type: str = "article"
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """One news item of the archive, identified by its canonical (normalised) URL.
+
+    `id` is the short id people type (`/story story:ab12cd34`); it is derived
+    from the canonical URL, so it is stable across renames and re-ingests.
+    """
+
+    id: str
+    url: str  # the link as the archive wrote it
+    title: str
+    canonical: str = ""  # the normalised URL: the story's identity
+    excerpt: str = ""
+    published_at: datetime | None = None
+    type: str = "article"
+    heat: int = 0
+    quality: int | None = None
+    published: bool = True
+    provider: str = ""
+    provider_domain: str = ""
+    provider_icon: str | None = None
+    image_url: str | None = None
+    topics: tuple[str, ...] = ()
+    related: tuple[Coverage, ...] = field(default=(), compare=False)
+    # Set by the store only.
+    first_seen_at: datetime | None = field(default=None, compare=False)
+    heat_changed_at: datetime | None = field(default=None, compare=False)
+
+    @property
+    def is_video(self) -> bool:
+        return self.type == "video"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An archive file that is not a story, with a one-line reason for the operator."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """An archive file that is valid but not a news story (another `category`)."""
+
+    path: str
+    category: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicCount:
+    name: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of stories plus the total, so replies can say "page 2 of 7"."""
+
+    stories: list[Story]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.stories) < self.total
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """What `/related` shows: the curated coverage and the archive's similar stories."""
+
+    story: Story
+    coverage: list[Coverage]
+    similar: list[Story]

@@ -1,0 +1,59 @@
+"""The SQLite store: every SQL statement of the project lives in this package."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiosqlite
+
+from bot.store.schema import BUSY_TIMEOUT_MS, connect, migrate
+from bot.store.stories import StoryQueries, quote_fts
+
+__all__ = ["Store", "quote_fts"]
+
+
+class Store(StoryQueries):
+    """The bot's async handle on the database (one aiosqlite connection)."""
+
+    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+        self.path = path
+        self.db = db
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        path = Path(path)
+        await asyncio.to_thread(_migrate, path)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        return cls(path, db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def get_state(self, key: str) -> str | None:
+        rows = await self.db.execute_fetchall("SELECT value FROM bot_state WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    async def set_state(self, key: str, value: str) -> None:
+        await self.db.execute(
+            "INSERT INTO bot_state (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def _migrate(path: Path) -> None:
+    conn = connect(path)
+    try:
+        migrate(conn)
+    finally:
+        conn.close()

@@ -1,0 +1,221 @@
+"""The database schema, as ordered migrations recorded inside the database.
+
+Each migration is a tuple of statements applied in one transaction together
+with the row that records it, so a crash never leaves a half-applied step.
+Append new migrations; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+
+# Times are stored as integer Unix seconds (UTC): compact, indexable, sortable.
+MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "archive and stories",
+        (
+            """
+            CREATE TABLE providers (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                domain TEXT NOT NULL DEFAULT '',
+                icon_url TEXT,
+                UNIQUE (name, domain)
+            )
+            """,
+            """
+            CREATE TABLE stories (
+                rowid INTEGER PRIMARY KEY,
+                id TEXT NOT NULL UNIQUE,
+                canonical TEXT NOT NULL UNIQUE,
+                url TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                title TEXT NOT NULL,
+                excerpt TEXT NOT NULL DEFAULT '',
+                published_at INTEGER,
+                type TEXT NOT NULL DEFAULT 'article',
+                heat INTEGER NOT NULL DEFAULT 0,
+                quality INTEGER,
+                published INTEGER NOT NULL DEFAULT 1,
+                provider_id INTEGER REFERENCES providers (id),
+                provider_name TEXT NOT NULL DEFAULT '',
+                image_url TEXT,
+                topics_text TEXT NOT NULL DEFAULT '',
+                first_seen_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                heat_changed_at INTEGER NOT NULL,
+                removed_at INTEGER
+            )
+            """,
+            # The stories anyone may see: published and still in the archive.
+            """
+            CREATE INDEX stories_visible_hot ON stories (heat DESC, published_at DESC)
+            WHERE published = 1 AND removed_at IS NULL
+            """,
+            """
+            CREATE INDEX stories_visible_new ON stories (published_at DESC)
+            WHERE published = 1 AND removed_at IS NULL
+            """,
+            "CREATE INDEX stories_heat_changed ON stories (heat_changed_at)",
+            """
+            CREATE TABLE topics (
+                id INTEGER PRIMARY KEY,
+                name TEXT NOT NULL,
+                key TEXT NOT NULL UNIQUE,
+                story_count INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            # heat, published_at and visible are copies of the story's, so that a
+            # topic's page is one index range scan even for a topic of 100k stories.
+            """
+            CREATE TABLE story_topics (
+                topic INTEGER NOT NULL REFERENCES topics (id),
+                story INTEGER NOT NULL REFERENCES stories (rowid) ON DELETE CASCADE,
+                visible INTEGER NOT NULL,
+                heat INTEGER NOT NULL,
+                published_at INTEGER,
+                PRIMARY KEY (topic, story)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX story_topics_story ON story_topics (story)",
+            """
+            CREATE INDEX story_topics_hot
+            ON story_topics (topic, visible, heat DESC, published_at DESC)
+            """,
+            """
+            CREATE INDEX story_topics_new ON story_topics (topic, visible, published_at DESC)
+            """,
+            """
+            CREATE TABLE coverage (
+                story INTEGER NOT NULL REFERENCES stories (rowid) ON DELETE CASCADE,
+                position INTEGER NOT NULL,
+                title TEXT NOT NULL,
+                url TEXT NOT NULL,
+                provider TEXT NOT NULL DEFAULT '',
+                excerpt TEXT NOT NULL DEFAULT '',
+                published_at INTEGER,
+                type TEXT NOT NULL DEFAULT 'article',
+                PRIMARY KEY (story, position)
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE heat_history (
+                story INTEGER NOT NULL REFERENCES stories (rowid) ON DELETE CASCADE,
+                at INTEGER NOT NULL,
+                heat INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX heat_history_story ON heat_history (story, at)",
+            """
+            CREATE TABLE archive_files (
+                path TEXT PRIMARY KEY,
+                size INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL,
+                hash TEXT NOT NULL,
+                story TEXT, -- canonical URL of the story the file carries
+                outcome TEXT NOT NULL CHECK (outcome IN ('story', 'rejected', 'skipped')),
+                reason TEXT
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX archive_files_story ON archive_files (story)",
+            """
+            CREATE VIRTUAL TABLE stories_fts USING fts5 (
+                title, excerpt, topics, provider,
+                content = 'stories', content_rowid = 'rowid',
+                tokenize = 'unicode61 remove_diacritics 2'
+            )
+            """,
+            "CREATE VIRTUAL TABLE stories_vocab USING fts5vocab (stories_fts, 'row')",
+            """
+            CREATE TRIGGER stories_fts_insert AFTER INSERT ON stories BEGIN
+                INSERT INTO stories_fts (rowid, title, excerpt, topics, provider)
+                VALUES (new.rowid, new.title, new.excerpt, new.topics_text, new.provider_name);
+            END
+            """,
+            """
+            CREATE TRIGGER stories_fts_delete AFTER DELETE ON stories BEGIN
+                INSERT INTO stories_fts (stories_fts, rowid, title, excerpt, topics, provider)
+                VALUES ('delete', old.rowid, old.title, old.excerpt, old.topics_text,
+                        old.provider_name);
+            END
+            """,
+            """
+            CREATE TRIGGER stories_fts_update
+            AFTER UPDATE OF title, excerpt, topics_text, provider_name ON stories BEGIN
+                INSERT INTO stories_fts (stories_fts, rowid, title, excerpt, topics, provider)
+                VALUES ('delete', old.rowid, old.title, old.excerpt, old.topics_text,
+                        old.provider_name);
+                INSERT INTO stories_fts (rowid, title, excerpt, topics, provider)
+                VALUES (new.rowid, new.title, new.excerpt, new.topics_text, new.provider_name);
+            END
+            """,
+            """
+            CREATE TABLE bot_state (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
+]
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection with the project's pragmas (autocommit; explicit BEGIN)."""
+    path = Path(path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    apply_pragmas(conn)
+    return conn
+
+
+def apply_pragmas(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database lacks; returns their names."""
+    conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+        )
+        """
+    )
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    done = []
+    for version, (name, statements) in enumerate(MIGRATIONS, start=1):
+        if version in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated while we waited for the lock.
+            if conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+            ).fetchone():
+                conn.execute("COMMIT")
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("applied migration %d: %s", version, name)
+        done.append(name)
+    return done

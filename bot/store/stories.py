@@ -1,0 +1,368 @@
+"""Read-side queries over stories: topic pages, full-text search, topics, related."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from datetime import UTC, datetime
+
+import aiosqlite
+
+from bot.models import Coverage, Page, Related, Story, TopicCount
+
+VISIBLE = "s.published = 1 AND s.removed_at IS NULL"
+STORY_COLUMNS = """
+    s.id, s.url, s.title, s.excerpt, s.published_at, s.type, s.heat, s.quality, s.published,
+    s.provider_name, p.domain, p.icon_url, s.image_url, s.topics_text, s.first_seen_at,
+    s.heat_changed_at, s.canonical
+"""
+STORY_FROM = "stories s LEFT JOIN providers p ON p.id = s.provider_id"
+# bm25 weights: title, excerpt, topics, provider. bm25 is negative (lower is better), so
+# multiplying by a factor that grows with heat lifts hot stories among equally good matches.
+SEARCH_RANK = "bm25(stories_fts, 10.0, 4.0, 3.0, 2.0) * (1.0 + min(s.heat, 1000) / 250.0)"
+
+MAX_QUERY_TERMS = 16
+SHORT_ID = re.compile(r"^[a-z2-7]{8}$")
+_WORD = re.compile(r"\w+")
+STOPWORDS = frozenset(
+    """a an and are as at be but by for from has have how in into is it its new not of on or
+    that the their this to was were what when where which who why will with you your""".split()  # noqa: SIM905
+)
+
+
+def quote_fts(text: str, prefix: bool = False) -> str:
+    """User text as a safe FTS5 query: every word a quoted term, all of them required.
+
+    Only word characters survive, so `AND`, `OR`, `NOT`, quotes, `*`, `(`, `-`
+    and column filters are plain words or nothing: MATCH can never fail.
+    """
+    words = _WORD.findall(text.casefold())[:MAX_QUERY_TERMS]
+    meaningful = [w for w in words if w not in STOPWORDS] or words
+    terms = [f'"{w}"' for w in meaningful]
+    if prefix:  # autocomplete: every word may still be unfinished
+        terms = [f"{t}*" for t in terms]
+    return " ".join(terms)
+
+
+def from_epoch(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def to_epoch(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp())
+
+
+def story_from_row(row, related: tuple[Coverage, ...] = ()) -> Story:
+    return Story(
+        id=row[0],
+        url=row[1],
+        title=row[2],
+        excerpt=row[3],
+        published_at=from_epoch(row[4]),
+        type=row[5],
+        heat=row[6],
+        quality=row[7],
+        published=bool(row[8]),
+        provider=row[9],
+        provider_domain=row[10] or "",
+        provider_icon=row[11],
+        image_url=row[12],
+        topics=tuple(t for t in row[13].split("\n") if t),
+        related=related,
+        first_seen_at=from_epoch(row[14]),
+        heat_changed_at=from_epoch(row[15]),
+        canonical=row[16],
+    )
+
+
+class StoryQueries:
+    """Mixed into `Store`; `self.db` is its aiosqlite connection."""
+
+    db: aiosqlite.Connection
+
+    async def story(self, story_id: str) -> Story | None:
+        """One visible story by short id, with its curated coverage."""
+        query = f"SELECT {STORY_COLUMNS}, s.rowid FROM {STORY_FROM} WHERE s.id = ? AND {VISIBLE}"
+        rows = await self.db.execute_fetchall(query, (story_id.strip().lower(),))
+        if not rows:
+            return None
+        return story_from_row(rows[0], tuple(await self._coverage(rows[0][17])))
+
+    async def stories(
+        self,
+        topic: str | None = None,
+        sort: str = "hot",
+        *,
+        min_heat: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> Page:
+        """Visible stories, of one topic or all, hottest (`hot`) or newest (`new`) first."""
+        if min_heat is not None or since is not None or until is not None:
+            return await self._filtered_list(topic, sort, min_heat, since, until, limit, offset)
+        if topic is None:
+            order = (
+                "s.heat DESC, s.published_at DESC, s.rowid DESC"
+                if sort == "hot"
+                else "s.published_at DESC, s.rowid DESC"
+            )
+            query = f"SELECT {STORY_COLUMNS} FROM {STORY_FROM} WHERE {VISIBLE} ORDER BY {order}"
+            rows = await self.db.execute_fetchall(f"{query} LIMIT ? OFFSET ?", (limit, offset))
+            total = await self._scalar(f"SELECT count(*) FROM stories s WHERE {VISIBLE}")
+            return Page([story_from_row(r) for r in rows], total, offset, limit)
+        topic_id = await self._topic_id(topic)
+        if topic_id is None:
+            return Page([], 0, offset, limit)
+        order = (
+            "st.heat DESC, st.published_at DESC, st.story DESC"
+            if sort == "hot"
+            else "st.published_at DESC, st.story DESC"
+        )
+        query = f"""
+            SELECT {STORY_COLUMNS} FROM story_topics st
+            JOIN stories s ON s.rowid = st.story LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE st.topic = ? AND st.visible = 1 ORDER BY {order} LIMIT ? OFFSET ?
+        """
+        rows = await self.db.execute_fetchall(query, (topic_id, limit, offset))
+        total = await self._scalar(
+            "SELECT count(*) FROM story_topics WHERE topic = ? AND visible = 1", (topic_id,)
+        )
+        return Page([story_from_row(r) for r in rows], total, offset, limit)
+
+    async def search(
+        self,
+        text: str,
+        topic: str | None = None,
+        sort: str = "hot",
+        *,
+        min_heat: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> Page:
+        """Full-text search; `hot` ranks by relevance blended with heat, `new` by date.
+
+        Text without a single word lists stories instead (never an error).
+        """
+        match = quote_fts(text)
+        if not match:
+            return await self.stories(
+                topic, sort, min_heat=min_heat, since=since, until=until, limit=limit, offset=offset
+            )
+        where = ["stories_fts MATCH ?", VISIBLE]
+        params: list = [match]
+        if topic is not None:
+            topic_id = await self._topic_id(topic)
+            if topic_id is None:
+                return Page([], 0, offset, limit)
+            where.append(
+                "EXISTS (SELECT 1 FROM story_topics st WHERE st.story = s.rowid AND st.topic = ?)"
+            )
+            params.append(topic_id)
+        self._date_filters(where, params, min_heat, since, until)
+        condition = " AND ".join(where)
+        order = SEARCH_RANK if sort == "hot" else "s.published_at DESC, s.rowid DESC"
+        query = f"""
+            SELECT {STORY_COLUMNS} FROM stories_fts
+            JOIN stories s ON s.rowid = stories_fts.rowid
+            LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?
+        """
+        rows = await self.db.execute_fetchall(query, (*params, limit, offset))
+        total = await self._scalar(
+            f"""SELECT count(*) FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid
+                WHERE {condition}""",
+            params,
+        )
+        return Page([story_from_row(r) for r in rows], total, offset, limit)
+
+    async def find_stories(self, text: str, limit: int = 25) -> list[Story]:
+        """Autocomplete for a story option: by short id, else by words of the title."""
+        text = text.strip()
+        if SHORT_ID.match(text.lower()):
+            story = await self.story(text)
+            if story:
+                return [story]
+        match = quote_fts(text, prefix=True)
+        if not match:
+            return (await self.stories(limit=limit)).stories
+        query = f"""
+            SELECT {STORY_COLUMNS} FROM stories_fts
+            JOIN stories s ON s.rowid = stories_fts.rowid
+            LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE stories_fts MATCH ? AND {VISIBLE} ORDER BY {SEARCH_RANK} LIMIT ?
+        """
+        rows = await self.db.execute_fetchall(query, (f"title : ({match})", limit))
+        return [story_from_row(r) for r in rows]
+
+    async def topics(self, prefix: str = "", limit: int = 25) -> list[TopicCount]:
+        """Topics with visible stories: names starting with `prefix` first, then by count.
+
+        Names merely containing `prefix` follow, so `vision` finds `Computer Vision`.
+        """
+        needle = _like_escape(prefix.strip().casefold())
+        query = r"""
+            SELECT name, story_count FROM topics
+            WHERE story_count > 0 AND key LIKE '%' || ? || '%' ESCAPE '\'
+            ORDER BY key LIKE ? || '%' ESCAPE '\' DESC, story_count DESC, key
+            LIMIT ?
+        """
+        rows = await self.db.execute_fetchall(query, (needle, needle, limit))
+        return [TopicCount(name, count) for name, count in rows]
+
+    async def topic_name(self, topic: str) -> str | None:
+        """The topic's display name if it has visible stories (case-insensitive match)."""
+        rows = await self.db.execute_fetchall(
+            "SELECT name FROM topics WHERE key = ? AND story_count > 0", (topic.strip().casefold(),)
+        )
+        return rows[0][0] if rows else None
+
+    async def closest_topics(self, topic: str, n: int = 3) -> list[str]:
+        """Topic names that look like `topic`, for "did you mean" replies."""
+        rows = await self.db.execute_fetchall(
+            "SELECT name, key FROM topics WHERE story_count > 0 ORDER BY story_count DESC"
+        )
+        by_key = {key: name for name, key in rows}
+        wanted = topic.strip().casefold()
+        close = difflib.get_close_matches(wanted, list(by_key), n=n, cutoff=0.5)
+        contained = [k for k in by_key if wanted and (wanted in k or k in wanted)]
+        keys = list(dict.fromkeys([*close, *contained]))[:n]
+        return [by_key[k] for k in keys]
+
+    async def related(self, story_id: str, limit: int = 5) -> Related | None:
+        """The story's curated coverage and the archive stories most similar to it."""
+        story = await self.story(story_id)
+        if story is None:
+            return None
+        return Related(story, list(story.related), await self._similar(story, limit))
+
+    # -- internals ---------------------------------------------------------------
+
+    async def _similar(self, story: Story, limit: int) -> list[Story]:
+        """Similar stories: shared significant terms (FTS), shared topics, closeness in time."""
+        terms = await self._significant_terms(story.title, 6)
+        terms += [t for t in await self._significant_terms(story.excerpt, 4) if t not in terms]
+        if terms:
+            query = f"""
+                SELECT {STORY_COLUMNS}, bm25(stories_fts, 10.0, 4.0, 3.0, 1.0) FROM stories_fts
+                JOIN stories s ON s.rowid = stories_fts.rowid
+                LEFT JOIN providers p ON p.id = s.provider_id
+                WHERE stories_fts MATCH ? AND {VISIBLE} AND s.id != ?
+                ORDER BY rank LIMIT 60
+            """
+            match = " OR ".join(f'"{t}"' for t in terms)
+            rows = await self.db.execute_fetchall(query, (match, story.id))
+        else:
+            rows = []
+        candidates = {r[0]: (story_from_row(r), -r[17]) for r in rows}
+        if len(candidates) < limit and story.topics:
+            for same_topic in (await self.stories(story.topics[0], limit=limit + 1)).stories:
+                candidates.setdefault(same_topic.id, (same_topic, 0.0))
+        best_text = max((score for _, score in candidates.values()), default=0.0) or 1.0
+        title_key = story.title.casefold()
+        own_topics = {t.casefold() for t in story.topics}
+        scored = []
+        for other, text_score in candidates.values():
+            if other.id == story.id or other.canonical == story.canonical:
+                continue
+            if other.title.casefold() == title_key:  # the same story filed twice
+                continue
+            shared = len(own_topics & {t.casefold() for t in other.topics})
+            topic_score = shared / len(own_topics) if own_topics else 0.0
+            score = text_score / best_text + 0.5 * topic_score + 0.3 * _closeness(story, other)
+            scored.append((score, other.heat, other.id, other))
+        scored.sort(key=lambda item: (-item[0], -item[1], item[2]))
+        return [item[3] for item in scored[:limit]]
+
+    async def _significant_terms(self, text: str, n: int) -> list[str]:
+        """The story's rarest words that other stories share: what makes it distinctive."""
+        words = list(
+            dict.fromkeys(
+                w for w in _WORD.findall(text.casefold()) if len(w) > 2 and w not in STOPWORDS
+            )
+        )[:40]
+        if not words:
+            return []
+        total = await self._scalar(f"SELECT count(*) FROM stories s WHERE {VISIBLE}") or 1
+        marks = ",".join("?" * len(words))
+        rows = await self.db.execute_fetchall(
+            f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", words
+        )
+        useful = [(doc, term) for term, doc in rows if 2 <= doc <= max(2, total * 0.25)]
+        return [term for _, term in sorted(useful)[:n]]
+
+    async def _coverage(self, rowid: int) -> list[Coverage]:
+        rows = await self.db.execute_fetchall(
+            """
+            SELECT title, url, provider, excerpt, published_at, type FROM coverage
+            WHERE story = ? ORDER BY position
+            """,
+            (rowid,),
+        )
+        return [
+            Coverage(title, url, provider, excerpt, from_epoch(published_at), type_)
+            for title, url, provider, excerpt, published_at, type_ in rows
+        ]
+
+    async def _filtered_list(self, topic, sort, min_heat, since, until, limit, offset) -> Page:
+        where, params = [VISIBLE], []
+        if topic is not None:
+            topic_id = await self._topic_id(topic)
+            if topic_id is None:
+                return Page([], 0, offset, limit)
+            where.append(
+                "EXISTS (SELECT 1 FROM story_topics st WHERE st.story = s.rowid AND st.topic = ?)"
+            )
+            params.append(topic_id)
+        self._date_filters(where, params, min_heat, since, until)
+        condition = " AND ".join(where)
+        order = (
+            "s.heat DESC, s.published_at DESC, s.rowid DESC"
+            if sort == "hot"
+            else "s.published_at DESC, s.rowid DESC"
+        )
+        rows = await self.db.execute_fetchall(
+            f"SELECT {STORY_COLUMNS} FROM {STORY_FROM} WHERE {condition} ORDER BY {order}"
+            " LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        total = await self._scalar(f"SELECT count(*) FROM stories s WHERE {condition}", params)
+        return Page([story_from_row(r) for r in rows], total, offset, limit)
+
+    @staticmethod
+    def _date_filters(where, params, min_heat, since, until) -> None:
+        if min_heat is not None:
+            where.append("s.heat >= ?")
+            params.append(min_heat)
+        if since is not None:
+            where.append("s.published_at >= ?")
+            params.append(to_epoch(since))
+        if until is not None:
+            where.append("s.published_at < ?")
+            params.append(to_epoch(until))
+
+    async def _topic_id(self, topic: str) -> int | None:
+        rows = await self.db.execute_fetchall(
+            "SELECT id FROM topics WHERE key = ?", (topic.strip().casefold(),)
+        )
+        return rows[0][0] if rows else None
+
+    async def _scalar(self, query: str, params=()):
+        rows = await self.db.execute_fetchall(query, params)
+        return rows[0][0] if rows else None
+
+
+def _closeness(a: Story, b: Story) -> float:
+    """1.0 for stories published together, fading over about a month."""
+    if a.published_at is None or b.published_at is None:
+        return 0.0
+    days = abs((a.published_at - b.published_at).total_seconds()) / 86400
+    return math.exp(-days / 30)
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
