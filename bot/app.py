@@ -1,19 +1,155 @@
-"""Wiring the bot together (grows with the Discord issue)."""
+"""Wiring: `create_bot()` builds the bot that production, the tests and the playground run."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
 import sys
 
+import discord
+from discord.ext import commands
+
+from bot import errors, views
 from bot.config import Config
+from bot.ingest import IngestReport, ingest
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.news",)
+
+# Everything the bot does in a channel, and nothing more; the invite asks for exactly this.
+REQUIRED_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    read_message_history=True,  # to find its own posts again after a crash
+)
+
+TOKEN_HELP = """\
+No DISCORD_TOKEN is set, so the bot cannot connect to Discord.
+
+To get one:
+  1. Open https://discord.com/developers/applications and create an application.
+  2. In its "Bot" page, press "Reset Token" and copy the token.
+  3. Put it in a .env file next to pyproject.toml:  DISCORD_TOKEN=your-token
+     (or export DISCORD_TOKEN in the environment), then run this again.
+  4. Invite the bot to your server with the URL from:  python -m bot invite
+"""
+
+
+class NewsBot(commands.Bot):
+    """The news bot. Its state lives in the store; the archive is loaded in the background."""
+
+    def __init__(self, config: Config) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels, roles and pin updates
+        intents.guild_messages = True  # message deletions (no message content: not privileged)
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+        self.config = config
+        self.store: Store = None  # type: ignore[assignment]  # opened in setup_hook
+        self.archive_loaded = asyncio.Event()
+        self.last_ingest: IngestReport | None = None
+        self._loader: asyncio.Task | None = None
+
+    async def setup_hook(self) -> None:
+        self.store = await Store.open(self.config.db_path)
+        self.tree.on_error = errors.on_app_command_error
+        self.add_dynamic_items(views.RelatedButton)
+        for extension in EXTENSIONS:
+            try:
+                await self.load_extension(extension)
+            except Exception:
+                log.exception("extension %s failed to load; carrying on without it", extension)
+        await self.sync_commands()
+        # The bot answers while a large archive loads; replies say when it is still loading.
+        self._loader = asyncio.create_task(self.load_archive(), name="archive-loader")
+
+    async def load_archive(self) -> IngestReport | None:
+        """Ingest the archive (incremental); never raises, logs what went wrong."""
+        try:
+            if not self.config.archive.is_dir():
+                log.error("archive folder %s not found (NEWS_ARCHIVE)", self.config.archive)
+                return None
+            report = await ingest(self.store, self.config.archive, discord.utils.utcnow())
+            self.last_ingest = report
+            for rejection in report.rejected:
+                log.warning("rejected %s: %s", rejection.path, rejection.reason)
+            return report
+        except Exception:
+            log.exception("loading the archive %s failed", self.config.archive)
+            return None
+        finally:
+            self.archive_loaded.set()
+
+    async def sync_commands(self) -> bool:
+        """Sync the command tree only when it changed since the last sync; True if synced."""
+        guild = discord.Object(self.config.dev_guild) if self.config.dev_guild else None
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        key = f"command_sync:{guild.id if guild else 'global'}"
+        if await self.store.get_state(key) == digest:
+            log.info("commands unchanged since the last sync; not syncing")
+            return False
+        await self.tree.sync(guild=guild)
+        await self.store.set_state(key, digest)
+        log.info("synced %d commands %s", len(payload), f"to guild {guild.id}" if guild else "")
+        return True
+
+    async def close(self) -> None:
+        if self._loader is not None and not self._loader.done():
+            self._loader.cancel()
+        await super().close()
+        if self.store is not None:
+            await self.store.close()
+
+
+def create_bot(config: Config | None = None) -> NewsBot:
+    """The bot, ready to start (production) or to attach to a simulated Discord (tests)."""
+    return NewsBot(config or Config.from_env())
 
 
 def run_bot(config: Config) -> int:
-    print(
-        "Connecting to Discord arrives with the next issue; for now use ingest/search.",
-        file=sys.stderr,
-    )
-    return 1
+    """`python -m bot run`: connect to Discord with the token, until stopped."""
+    if not config.token:
+        print(TOKEN_HELP, file=sys.stderr)
+        return 2
+    bot = create_bot(config)
+    try:
+        bot.run(config.token, log_handler=None)  # logging is configured by Config
+    except discord.LoginFailure:
+        print("Discord refused the token: check DISCORD_TOKEN.", file=sys.stderr)
+        return 1
+    return 0
 
 
-def invite_url() -> str:
-    raise SystemExit("not yet")
+def application_id_from_token(token: str | None) -> int | None:
+    """A bot token starts with the base64 of the bot's user id, which is the application id."""
+    if not token:
+        return None
+    head = token.split(".", 1)[0]
+    try:
+        return int(base64.b64decode(head + "=" * (-len(head) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def invite_url(config: Config) -> str:
+    """The OAuth2 URL that adds the bot to a server with exactly the permissions it needs."""
+    app_id = application_id_from_token(config.token)
+    return discord.utils.oauth_url(
+        app_id or 0,
+        permissions=REQUIRED_PERMISSIONS,
+        scopes=("bot", "applications.commands"),
+    ).replace("client_id=0", "client_id=YOUR_APPLICATION_ID")

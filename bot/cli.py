@@ -86,7 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     if command == "invite":
         from bot.app import invite_url
 
-        print(invite_url())
+        print(invite_url(config))
+        if not config.token:
+            print(
+                "(Set DISCORD_TOKEN, or replace YOUR_APPLICATION_ID with the application id"
+                " from the developer portal.)",
+                file=sys.stderr,
+            )
         return 0
     return asyncio.run(_archive_command(command, args, config))
 

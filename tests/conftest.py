@@ -59,3 +59,61 @@ async def store(tmp_path: Path):
 async def corpus_store(store: Store) -> Store:
     await ingest(store, CORPUS, NOW)
     return store
+
+
+# -- the bot in a simulated Discord (simcord) --------------------------------------
+
+
+@pytest.fixture
+def bot_config(tmp_path: Path):
+    """The bot's configuration for one test: its own database, the seed archive."""
+    from bot.config import Config
+
+    return Config(archive=SEEDS, db_path=tmp_path / "bot.db", hot_heat=100)
+
+
+@pytest.fixture
+def simcord_bot(bot_config):
+    from bot.app import create_bot
+
+    return create_bot(bot_config)
+
+
+@pytest.fixture
+async def newsroom(simcord_env):
+    """A server with #general, a member and a moderator; the archive loaded."""
+    import discord
+
+    env = simcord_env
+    guild = env.create_guild(name="Newsroom")
+    general = guild.create_text_channel("general")
+    member = guild.add_member(env.create_user("alice"))
+    mods = guild.create_role(
+        "Mods", permissions=discord.Permissions(manage_messages=True, manage_channels=True)
+    )
+    moderator = guild.add_member(env.create_user("morgan"), roles=[mods])
+    await env.bot.archive_loaded.wait()
+    return World(env, guild, general, member, moderator)
+
+
+class World:
+    def __init__(self, env, guild, channel, member, moderator):
+        self.env, self.guild, self.channel = env, guild, channel
+        self.member, self.moderator = member, moderator
+
+    @property
+    def bot(self):
+        return self.env.bot
+
+
+def buttons(message) -> list[tuple[str | None, str | None, str | None, bool]]:
+    """(label, custom_id, url, disabled) of every button of a message."""
+    import discord
+
+    message = getattr(message, "message", message)
+    out = []
+    for row in message.components:
+        for item in getattr(row, "children", [row]):
+            if isinstance(item, discord.Button):
+                out.append((item.label, item.custom_id, item.url, item.disabled))
+    return out

@@ -1,0 +1,245 @@
+"""How stories look in Discord: the one place that turns a Story into an embed.
+
+Discord's limits are enforced here (truncate with an ellipsis, never fail),
+only http(s) URLs reach an embed, and archive text is escaped so that it can
+neither inject Markdown links nor format the message.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import discord
+
+from bot.models import Coverage, Related, Story, TopicCount
+
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FOOTER_LIMIT = 2048
+AUTHOR_LIMIT = 256
+TOTAL_LIMIT = 6000
+EMBEDS_PER_MESSAGE = 10
+FIELDS_PER_EMBED = 25
+CHOICES_LIMIT = 25
+CHOICE_NAME_LIMIT = 100
+BUTTON_URL_LIMIT = 512
+URL_LIMIT = 2048
+
+ELLIPSIS = "…"
+COLD, WARM, HOT, BLAZING = 0x5865F2, 0xF1C40F, 0xE67E22, 0xE74C3C
+# Without [ and ] no masked link can form; the rest would format or mention.
+_MARKDOWN = re.compile(r"([\\*_~`|>\[\]#<@])")
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, with an ellipsis when something was cut."""
+    text = text or ""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 1)].rstrip() + ELLIPSIS
+
+
+def plain(text: str) -> str:
+    """Archive text shown as typed: Markdown (links, bold, headings, masks) is escaped."""
+    return _MARKDOWN.sub(r"\\\1", text or "")
+
+
+def plain_truncated(text: str, limit: int) -> str:
+    """Escape, then fit: never cut in the middle of an escape sequence."""
+    escaped = plain(text)
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: max(0, limit - 1)]
+    if cut.endswith("\\") and not cut.endswith("\\\\"):
+        cut = cut[:-1]
+    return cut.rstrip() + ELLIPSIS
+
+
+def safe_url(url: str | None, limit: int = URL_LIMIT) -> str | None:
+    """The URL if it is http(s) and fits Discord's limits, else None."""
+    if not url or len(url) > limit or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def heat_colour(heat: int, hot_heat: int) -> int:
+    if heat >= 2 * hot_heat:
+        return BLAZING
+    if heat >= hot_heat:
+        return HOT
+    if heat >= hot_heat // 2:
+        return WARM
+    return COLD
+
+
+def story_footer(story: Story, pinned: bool = False) -> str:
+    parts = [f"🔥 heat {story.heat}", f"id {story.id}"]
+    if pinned:
+        parts.append("📌 pinned")
+    return truncate(" · ".join(parts), FOOTER_LIMIT)
+
+
+def story_embed(story: Story, hot_heat: int = 100, *, pinned: bool = False) -> discord.Embed:
+    """The full embed of one story: what `/story`, buttons and pushed posts show."""
+    prefix = "🎬 Video: " if story.is_video else ""
+    embed = discord.Embed(
+        title=truncate(prefix + story.title, TITLE_LIMIT),
+        url=safe_url(story.url),
+        description=plain_truncated(story.excerpt, 1500) or None,
+        colour=heat_colour(story.heat, hot_heat),
+        timestamp=story.published_at,
+    )
+    if story.provider:
+        embed.set_author(
+            name=truncate(story.provider, AUTHOR_LIMIT),
+            icon_url=safe_url(story.provider_icon),
+            url=safe_url(f"https://{story.provider_domain}") if story.provider_domain else None,
+        )
+    if image := safe_url(story.image_url):
+        embed.set_image(url=image)
+    if story.topics:
+        embed.add_field(
+            name="Topics",
+            value=plain_truncated(", ".join(story.topics), FIELD_VALUE_LIMIT),
+            inline=False,
+        )
+    embed.set_footer(text=story_footer(story, pinned))
+    return fit(embed)
+
+
+def story_line(story: Story, number: int | None = None) -> tuple[str, str]:
+    """A story as one field of a list: (name, value)."""
+    label = f"{number}. " if number is not None else ""
+    video = "🎬 " if story.is_video else ""
+    name = truncate(f"{label}{video}{story.title}", FIELD_NAME_LIMIT)
+    bits = []
+    if url := safe_url(story.url):
+        bits.append(f"[Read]({url})")
+    if story.provider:
+        bits.append(plain_truncated(story.provider, 80))
+    if story.published_at:
+        bits.append(discord.utils.format_dt(story.published_at, "d"))
+    bits.append(f"🔥 {story.heat}")
+    bits.append(f"`{story.id}`")
+    meta = " · ".join(bits)
+    room = FIELD_VALUE_LIMIT - len(meta) - 1
+    excerpt = plain_truncated(story.excerpt, min(200, room)) if story.excerpt else ""
+    return name, truncate(f"{meta}\n{excerpt}".strip(), FIELD_VALUE_LIMIT)
+
+
+def story_list_embed(
+    title: str, stories: list[Story], *, offset: int, total: int, page_size: int, hot_heat: int
+) -> discord.Embed:
+    """One page of a list of stories (`/news`)."""
+    embed = discord.Embed(
+        title=truncate(title, TITLE_LIMIT),
+        colour=heat_colour(max((s.heat for s in stories), default=0), hot_heat),
+    )
+    for number, story in enumerate(stories[:FIELDS_PER_EMBED], start=offset + 1):
+        name, value = story_line(story, number)
+        embed.add_field(name=name, value=value, inline=False)
+    embed.set_footer(text=page_footer(offset, total, page_size))
+    return fit(embed)
+
+
+def page_footer(offset: int, total: int, page_size: int) -> str:
+    pages = max(1, -(-total // page_size))
+    page = offset // page_size + 1
+    return f"Page {page} of {pages} · {total} stor{'y' if total == 1 else 'ies'}"
+
+
+def related_embed(related: Related, hot_heat: int = 100, *, limit: int = 10) -> discord.Embed:
+    """`/related`: the curated coverage (external links) and similar archive stories."""
+    story = related.story
+    embed = discord.Embed(
+        title=truncate(f"Related to: {story.title}", TITLE_LIMIT),
+        url=safe_url(story.url),
+        colour=heat_colour(story.heat, hot_heat),
+    )
+    coverage = [line for c in related.coverage[:limit] if (line := coverage_line(c))]
+    embed.add_field(
+        name="Coverage elsewhere",
+        value=_lines(coverage) or "No curated coverage for this story.",
+        inline=False,
+    )
+    similar = [
+        f"`{s.id}` {plain_truncated(s.title, 120)} · 🔥 {s.heat}" for s in related.similar[:limit]
+    ]
+    embed.add_field(
+        name="Similar stories in the archive",
+        value=_lines(similar) or "No similar stories in the archive.",
+        inline=False,
+    )
+    embed.set_footer(text=truncate(f"id {story.id} · open one with /story", FOOTER_LIMIT))
+    return fit(embed)
+
+
+def coverage_line(link: Coverage) -> str | None:
+    url = safe_url(link.url)
+    if url is None:
+        return None
+    title = plain_truncated(link.title, 150)
+    provider = f" — {plain_truncated(link.provider, 60)}" if link.provider else ""
+    return f"• [{title}]({url}){provider}"
+
+
+def topics_embed(
+    topics: list[TopicCount], *, offset: int, total: int, page_size: int
+) -> discord.Embed:
+    lines = [f"**{plain_truncated(t.name, 100)}** · {t.count}" for t in topics]
+    embed = discord.Embed(
+        title="Topics",
+        description=truncate("\n".join(lines), DESCRIPTION_LIMIT) or "No topics yet.",
+        colour=COLD,
+    )
+    embed.set_footer(text=page_footer(offset, total, page_size).replace("stor", "topic", 1))
+    return embed
+
+
+def choice_name(text: str) -> str:
+    """An autocomplete choice's label: at most 100 characters, never empty."""
+    return truncate(" ".join(text.split()), CHOICE_NAME_LIMIT) or "?"
+
+
+def _lines(lines: list[str]) -> str:
+    """Whole lines only, as many as fit in a field."""
+    out, size = [], 0
+    for line in lines:
+        line = truncate(line, FIELD_VALUE_LIMIT)
+        if size + len(line) + 1 > FIELD_VALUE_LIMIT:
+            break
+        out.append(line)
+        size += len(line) + 1
+    return "\n".join(out)
+
+
+def fit(embed: discord.Embed) -> discord.Embed:
+    """Enforce every per-embed limit, and the 6000-character total by trimming the description."""
+    if embed.title:
+        embed.title = truncate(embed.title, TITLE_LIMIT)
+    if embed.description:
+        embed.description = truncate(embed.description, DESCRIPTION_LIMIT)
+    while len(embed.fields) > FIELDS_PER_EMBED:
+        embed.remove_field(-1)
+    for i, f in enumerate(embed.fields):
+        embed.set_field_at(
+            i,
+            name=truncate(f.name or "\u200b", FIELD_NAME_LIMIT),
+            value=truncate(f.value or "\u200b", FIELD_VALUE_LIMIT),
+            inline=f.inline,
+        )
+    excess = len(embed) - TOTAL_LIMIT
+    if excess > 0 and embed.description:
+        embed.description = truncate(embed.description, max(1, len(embed.description) - excess))
+    while len(embed) > TOTAL_LIMIT and embed.fields:
+        embed.remove_field(-1)
+    return embed

@@ -1,0 +1,135 @@
+"""Buttons and views shown under the bot's messages.
+
+Per-story buttons are `DynamicItem`s whose custom_id carries the story id
+(`news:related:ab12cd34`), so they keep working after a restart. The
+paginator is a plain View bound to the person who asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot import embeds
+
+if TYPE_CHECKING:
+    from bot.app import NewsBot
+    from bot.models import Story
+
+log = logging.getLogger(__name__)
+
+STORY_ID = r"(?P<story>[a-z2-7]{8})"
+PAGE_TIMEOUT = 600.0
+NO_MENTIONS = discord.AllowedMentions.none()
+
+
+class RelatedButton(discord.ui.DynamicItem[discord.ui.Button], template=f"news:related:{STORY_ID}"):
+    """Shows the story's related coverage and similar stories, only to the clicker."""
+
+    def __init__(self, story_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Related",
+                emoji="🔗",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"news:related:{story_id}",
+            )
+        )
+        self.story_id = story_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match) -> RelatedButton:
+        return cls(match["story"])
+
+    async def callback(self, interaction: discord.Interaction[NewsBot]) -> None:
+        bot = interaction.client
+        related = await bot.store.related(self.story_id)
+        if related is None:
+            await interaction.response.send_message(
+                "That story is no longer in the archive.", ephemeral=True
+            )
+            return
+        await interaction.response.send_message(
+            embed=embeds.related_embed(related, bot.config.hot_heat),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+
+def story_view(story: Story) -> discord.ui.View:
+    """The buttons under every story embed: Read (link) and Related."""
+    view = discord.ui.View(timeout=None)
+    if url := embeds.safe_url(story.url, embeds.BUTTON_URL_LIMIT):
+        view.add_item(discord.ui.Button(label="Read", emoji="📰", url=url))
+    view.add_item(RelatedButton(story.id))
+    return view
+
+
+PageRenderer = Callable[[int], Awaitable[tuple[discord.Embed, int]]]
+
+
+class Paginator(discord.ui.View):
+    """Previous / next buttons over pages that `render(offset)` produces.
+
+    `render` returns the page's embed and the current total, so pages stay
+    right while the archive changes underneath. Only `owner` may turn pages;
+    after `PAGE_TIMEOUT` of inactivity the buttons are disabled.
+    """
+
+    def __init__(self, owner: discord.abc.User, render: PageRenderer, page_size: int, total: int):
+        super().__init__(timeout=PAGE_TIMEOUT)
+        self.owner = owner
+        self.render = render
+        self.page_size = page_size
+        self.total = total
+        self.offset = 0
+        self.message: discord.InteractionMessage | None = None
+        self._update_buttons()
+
+    @property
+    def needed(self) -> bool:
+        return self.total > self.page_size
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.owner.id:
+            return True
+        await interaction.response.send_message(
+            f"Only {self.owner.mention} can turn these pages. Run the command yourself to browse.",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+        return False
+
+    @discord.ui.button(label="Previous", emoji="◀️", style=discord.ButtonStyle.secondary)
+    async def previous(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await self._show(interaction, self.offset - self.page_size)
+
+    @discord.ui.button(label="Next", emoji="▶️", style=discord.ButtonStyle.primary)
+    async def next(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await self._show(interaction, self.offset + self.page_size)
+
+    async def _show(self, interaction: discord.Interaction, offset: int) -> None:
+        offset = max(0, offset)
+        embed, self.total = await self.render(offset)
+        self.offset = min(offset, max(0, (self.total - 1) // self.page_size * self.page_size))
+        if self.offset != offset:  # the list shrank: show its last page instead
+            embed, self.total = await self.render(self.offset)
+        self._update_buttons()
+        await interaction.response.edit_message(embed=embed, view=self)
+
+    def _update_buttons(self) -> None:
+        self.previous.disabled = self.offset <= 0
+        self.next.disabled = self.offset + self.page_size >= self.total
+
+    async def on_timeout(self) -> None:
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+        if self.message is not None:
+            try:
+                await self.message.edit(view=self)
+            except discord.HTTPException as exc:  # deleted, or the token expired
+                log.debug("could not disable page buttons: %s", exc)

@@ -1,0 +1,212 @@
+"""Reading the news: `/news`, `/story`, `/related`, `/topics`."""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import embeds
+from bot.errors import UserError
+from bot.views import NO_MENTIONS, Paginator, story_view
+
+if TYPE_CHECKING:
+    from bot.app import NewsBot
+    from bot.models import Story
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 5
+TOPICS_PAGE_SIZE = 20
+LOADING = "The news archive is still loading; try again in a moment."
+
+
+class Sort(Enum):
+    hot = "hot"
+    new = "new"
+
+
+class News(commands.Cog):
+    def __init__(self, bot: NewsBot) -> None:
+        self.bot = bot
+
+    @property
+    def store(self):
+        return self.bot.store
+
+    # -- autocomplete -------------------------------------------------------------
+
+    async def topic_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        topics = await self.store.topics(current, limit=embeds.CHOICES_LIMIT)
+        return [
+            app_commands.Choice(
+                name=embeds.choice_name(f"{t.name} ({t.count})"),
+                value=t.name[: embeds.CHOICE_NAME_LIMIT],
+            )
+            for t in topics
+        ]
+
+    async def story_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        stories = await self.store.find_stories(current, limit=embeds.CHOICES_LIMIT)
+        return [
+            app_commands.Choice(
+                name=embeds.choice_name(f"{embeds.truncate(s.title, 85)} · {s.id}"), value=s.id
+            )
+            for s in stories
+        ]
+
+    # -- commands -----------------------------------------------------------------
+
+    @app_commands.command(name="news", description="Show the news: a topic's stories, or search")
+    @app_commands.describe(
+        topic="A topic, e.g. Computer Vision",
+        query="Words to search for in titles and excerpts",
+        sort="Hottest first or newest first (default: hot)",
+    )
+    @app_commands.autocomplete(topic=topic_autocomplete)
+    async def news(
+        self,
+        interaction: discord.Interaction,
+        topic: app_commands.Range[str, 1, 100] | None = None,
+        query: app_commands.Range[str, 1, 200] | None = None,
+        sort: Sort = Sort.hot,
+    ) -> None:
+        topic_name = None
+        if topic is not None:
+            topic_name = await self.store.topic_name(topic)
+            if topic_name is None:
+                raise UserError(await self._unknown_topic(topic))
+        order = sort.value
+
+        async def render(offset: int) -> tuple[discord.Embed, int]:
+            if query:
+                page = await self.store.search(
+                    query, topic_name, order, limit=PAGE_SIZE, offset=offset
+                )
+            else:
+                page = await self.store.stories(topic_name, order, limit=PAGE_SIZE, offset=offset)
+            title = _news_title(topic_name, query, order)
+            embed = embeds.story_list_embed(
+                title,
+                page.stories,
+                offset=offset,
+                total=page.total,
+                page_size=PAGE_SIZE,
+                hot_heat=self.bot.config.hot_heat,
+            )
+            return embed, page.total
+
+        embed, total = await render(0)
+        if total == 0:
+            raise UserError(await self._nothing_found(topic_name, query))
+        await self._send_pages(interaction, embed, render, PAGE_SIZE, total)
+
+    @app_commands.command(name="story", description="Show one story in full")
+    @app_commands.describe(story="The story: type words of its title or its id")
+    @app_commands.autocomplete(story=story_autocomplete)
+    async def story(self, interaction: discord.Interaction, story: str) -> None:
+        found = await self._story_or_error(story)
+        await interaction.response.send_message(
+            embed=embeds.story_embed(found, self.bot.config.hot_heat),
+            view=story_view(found),
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @app_commands.command(name="related", description="Coverage and stories related to a story")
+    @app_commands.describe(story="The story: type words of its title or its id")
+    @app_commands.autocomplete(story=story_autocomplete)
+    async def related(self, interaction: discord.Interaction, story: str) -> None:
+        found = await self._story_or_error(story)
+        related = await self.store.related(found.id)
+        await interaction.response.send_message(
+            embed=embeds.related_embed(related, self.bot.config.hot_heat),
+            view=story_view(found),
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @app_commands.command(name="topics", description="The topics of the archive with their sizes")
+    async def topics(self, interaction: discord.Interaction) -> None:
+        all_topics = await self.store.topics(limit=100_000)
+        if not all_topics:
+            raise UserError(LOADING if not self.bot.archive_loaded.is_set() else "No topics yet.")
+
+        async def render(offset: int) -> tuple[discord.Embed, int]:
+            page = all_topics[offset : offset + TOPICS_PAGE_SIZE]
+            embed = embeds.topics_embed(
+                page, offset=offset, total=len(all_topics), page_size=TOPICS_PAGE_SIZE
+            )
+            return embed, len(all_topics)
+
+        embed, total = await render(0)
+        await self._send_pages(interaction, embed, render, TOPICS_PAGE_SIZE, total)
+
+    # -- helpers ------------------------------------------------------------------
+
+    async def _send_pages(self, interaction, embed, render, page_size: int, total: int) -> None:
+        paginator = Paginator(interaction.user, render, page_size, total)
+        if not paginator.needed:
+            await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
+            return
+        await interaction.response.send_message(
+            embed=embed, view=paginator, allowed_mentions=NO_MENTIONS
+        )
+        paginator.message = await interaction.original_response()
+
+    async def _story_or_error(self, text: str) -> Story:
+        text = text.strip()
+        found = await self.store.story(text)
+        if found is None:  # typed words instead of choosing: take the best title match
+            matches = await self.store.find_stories(text, limit=1)
+            found = matches[0] if matches else None
+        if found is None:
+            if not self.bot.archive_loaded.is_set():
+                raise UserError(LOADING)
+            raise UserError(
+                f"No story matches “{embeds.truncate(text, 80)}”. "
+                "Pick one from the suggestions, or find it with /news query:…"
+            )
+        return found
+
+    async def _unknown_topic(self, topic: str) -> str:
+        if not self.bot.archive_loaded.is_set():
+            return LOADING
+        close = await self.store.closest_topics(topic)
+        shown = embeds.plain_truncated(topic, 80)
+        if close:
+            names = ", ".join(f"**{embeds.plain(c)}**" for c in close)
+            return f"There is no topic “{shown}”. Did you mean {names}? See all with /topics."
+        return f"There is no topic “{shown}”. See the topics with /topics."
+
+    async def _nothing_found(self, topic: str | None, query: str | None) -> str:
+        if not self.bot.archive_loaded.is_set():
+            return LOADING
+        if query:
+            where = f" in **{embeds.plain(topic)}**" if topic else ""
+            return (
+                f"No stories match “{embeds.plain_truncated(query, 80)}”{where}. "
+                "Try fewer or other words."
+            )
+        return "There are no stories yet."
+
+
+def _news_title(topic: str | None, query: str | None, sort: str) -> str:
+    order = "Hot" if sort == "hot" else "Latest"
+    if query and topic:
+        return f"Stories about “{query}” in {topic}"
+    if query:
+        return f"Stories about “{query}”"
+    if topic:
+        return f"{order} in {topic}"
+    return f"{order} stories"
+
+
+async def setup(bot: NewsBot) -> None:
+    await bot.add_cog(News(bot))
