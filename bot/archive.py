@@ -173,8 +173,9 @@ def _parse(path: str, data: bytes) -> ParseResult:
         raise _Reject(f"not UTF-8 text (bad byte at offset {exc.start})") from None
     meta = _front_matter(text)
     category = meta.get("category")
-    if category is not None and str(category).strip().lower() != "news":
-        return Skipped(path, _one_line(str(category))[:50])
+    # _text rejects containers: str() of an alias bomb would take forever.
+    if category is not None and (category := _text(category, "category", 50)).lower() != "news":
+        return Skipped(path, _one_line(category))
 
     title = _text(meta.get("title"), "title", MAX_TITLE)
     if not title:
@@ -221,6 +222,8 @@ def _front_matter(text: str) -> dict[str, Any]:
         meta = yaml.load("\n".join(lines[start + 1 : end]), Loader=_Loader)
     except yaml.YAMLError as exc:
         raise _Reject(f"malformed YAML: {_yaml_problem(exc)}") from None
+    except (ValueError, OverflowError) as exc:  # a value YAML recognised but cannot build
+        raise _Reject(f"malformed YAML value: {_one_line(str(exc))[:120]}") from None
     if not isinstance(meta, dict):
         raise _Reject("front matter is not a mapping of fields")
     return meta
@@ -270,7 +273,14 @@ def _heat(value: Any) -> int:
         return 0
     number = _number(value)
     if number is None:
-        raise _Reject(f"heat must be a number, got {_one_line(repr(value))[:40]}")
+        # Never repr() a container: an alias bomb's repr is exponentially long.
+        if isinstance(value, str):
+            shown = _one_line(repr(value[:40]))
+        elif isinstance(value, float):
+            shown = repr(value)
+        else:
+            shown = type(value).__name__
+        raise _Reject(f"heat must be a number, got {shown}")
     return max(0, min(MAX_HEAT, round(number)))
 
 
@@ -282,8 +292,10 @@ def _optional_int(value: Any) -> int | None:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        number = float(value)
+    if isinstance(value, int):  # clamped first: float() of a huge int overflows
+        number = float(max(-(10**18), min(10**18, value)))
+    elif isinstance(value, float):
+        number = value
     elif isinstance(value, str):
         try:
             number = float(value.strip())
@@ -304,6 +316,8 @@ def _published(value: Any) -> bool:
         raise _Reject(f"published must be true or false, got {word[:40]!r}")
     if value is None:
         return True
+    if not isinstance(value, int | float):  # a list is not "true"
+        raise _Reject(f"published must be true or false, got {type(value).__name__}")
     return bool(value)
 
 
@@ -322,7 +336,10 @@ def _datetime(value: Any) -> datetime | None:
         return None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59-05:00 is past year 9999 in UTC
+        return None
 
 
 def _first_image(images: Any) -> str | None:

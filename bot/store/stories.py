@@ -230,7 +230,8 @@ class StoryQueries:
         wanted = topic.strip().casefold()
         close = difflib.get_close_matches(wanted, list(by_key), n=n, cutoff=0.5)
         contained = [k for k in by_key if wanted and (wanted in k or k in wanted)]
-        keys = list(dict.fromkeys([*close, *contained]))[:n]
+        # A name containing the text ("teams" → "Teams integration") beats a look-alike.
+        keys = list(dict.fromkeys([*contained, *close]))[:n]
         return [by_key[k] for k in keys]
 
     async def related(self, story_id: str, limit: int = 5) -> Related | None:

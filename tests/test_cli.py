@@ -1,0 +1,218 @@
+"""`python -m bot …` as an operator runs it: a real process, a real database in a temp dir."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, ROOT, SEEDS
+from test_archive import HOSTILE
+
+from bot.cli import build_parser
+
+STORY_KEYS = {"id", "title", "url", "provider", "published", "heat", "topics", "type", "excerpt"}
+SUMMARY = re.compile(
+    r"^(\d+) files: (\d+) added, (\d+) updated, (\d+) unchanged, (\d+) removed, "
+    r"(\d+) skipped \(not news\), (\d+) rejected, in \d+\.\d\ds$"
+)
+
+
+def run_cli(*args: str, db: Path, archive: Path = CORPUS, **env: str):
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("NEWS_") and k not in ("DISCORD_TOKEN", "LOG_LEVEL")
+    }
+    clean.update(NEWS_DB=str(db), NEWS_ARCHIVE=str(archive), LOG_LEVEL="WARNING", **env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def ok_json(*args: str, db: Path):
+    done = run_cli(*args, "--json", db=db)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def corpus_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with the corpus ingested once through the CLI, shared by read-only tests."""
+    db = tmp_path_factory.mktemp("cli") / "news.db"
+    done = run_cli("ingest", db=db)
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+def test_ingest_prints_a_summary_and_is_incremental(tmp_path: Path):
+    db = tmp_path / "data" / "news.db"  # the folder is created on demand
+
+    first = run_cli("ingest", db=db)
+    second = run_cli("ingest", db=db)
+
+    assert first.returncode == 0, first.stderr
+    assert SUMMARY.match(first.stdout.strip()).groups() == ("192", "191", "1", "0", "0", "0", "0")
+    assert "parsing [" not in first.stderr  # no progress bar when not on a terminal
+    assert second.returncode == 0
+    assert SUMMARY.match(second.stdout.strip()).groups() == ("192", "0", "0", "192", "0", "0", "0")
+
+
+def test_ingest_path_lists_rejections_with_reasons(tmp_path: Path):
+    done = run_cli("ingest", str(HOSTILE), db=tmp_path / "news.db")
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert SUMMARY.match(lines[0]).groups() == ("24", "6", "0", "0", "0", "0", "18")
+    assert "  rejected heat_hot.txt: heat must be a number, got 'hot'" in lines
+    assert "  rejected empty.txt: empty file" in lines
+    assert len(lines) == 1 + 18
+
+
+def test_ingest_of_a_missing_archive_fails_clearly(tmp_path: Path):
+    done = run_cli("ingest", db=tmp_path / "news.db", archive=tmp_path / "nowhere")
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert f"archive not found: {tmp_path / 'nowhere'} (set NEWS_ARCHIVE)" in done.stderr
+
+
+def test_search_json_shape(corpus_db: Path):
+    stories = ok_json("search", "portals", "--limit", "2", db=corpus_db)
+
+    assert [s["id"] for s in stories] == ["hbubsdqr", "behvbedr"]
+    assert all(set(s) == STORY_KEYS for s in stories)
+    first = stories[0]
+    assert first["title"] == "Microsoft Power Apps portals | 2020 release wave 1 overview"
+    assert first["provider"] == "Microsoft"
+    assert first["heat"] == 154
+    assert first["type"] == "video"
+    assert first["topics"] == ["Power Apps", "Portals"]
+    assert first["url"].startswith("https://")
+    assert first["published"] == "2020-05-12T00:10:15+00:00"
+
+
+def test_search_topic_sort_and_limit(corpus_db: Path):
+    by_topic = ok_json("search", "--topic", "teams integration", "--limit", "3", db=corpus_db)
+    assert [s["id"] for s in by_topic] == ["wxl53wgq", "c46xyozp", "ny7uqrb5"]
+    assert all("Teams integration" in s["topics"] for s in by_topic)
+
+    newest = ok_json("search", "--sort", "new", "--limit", "2", db=corpus_db)
+    assert [(s["id"], s["published"]) for s in newest] == [
+        ("ycgp574s", "2021-06-02T16:12:27+00:00"),
+        ("zxzorbdi", "2021-05-28T04:34:00+00:00"),
+    ]
+
+
+def test_search_text_output(corpus_db: Path):
+    done = run_cli("search", "--limit", "2", db=corpus_db)
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == [
+        "  189  ht5waumu  Considerations for optimized performance in Power Apps"
+        " — Microsoft, 2020-12-03",
+        "  154  behvbedr  Power Apps portals improvements [video] — Microsoft, 2021-01-22",
+        "(2 of 131)",
+    ]
+    nothing = run_cli("search", "xylophone NOT (", db=corpus_db)
+    assert (nothing.returncode, nothing.stdout) == (0, "No stories found.\n")
+
+
+def test_topics_json(corpus_db: Path):
+    assert ok_json("topics", db=corpus_db) == [
+        {"name": "Power Apps", "count": 131},
+        {"name": "Portals", "count": 15},
+        {"name": "Teams integration", "count": 13},
+        {"name": "Model-driven apps", "count": 9},
+        {"name": "Canvas apps", "count": 5},
+        {"name": "AI Builder", "count": 4},
+        {"name": "Common Data Service", "count": 1},
+    ]
+
+
+def test_related_json_on_the_corpus(corpus_db: Path):
+    related = ok_json("related", "HT5WAUMU", db=corpus_db)
+
+    assert set(related) == {"story", "coverage", "similar"}
+    assert related["story"]["id"] == "ht5waumu"
+    assert related["coverage"] == []
+    assert len(related["similar"]) == 5
+    assert all(set(s) == STORY_KEYS and s["id"] != "ht5waumu" for s in related["similar"])
+
+
+def test_story_and_related_json_of_the_seed(tmp_path: Path):
+    db = tmp_path / "news.db"
+    assert run_cli("ingest", db=db, archive=SEEDS).returncode == 0
+
+    story = run_cli("story", "fyjmhv5j", "--json", db=db, archive=SEEDS)
+    assert story.returncode == 0, story.stderr
+    data = json.loads(story.stdout)
+    assert set(data) == STORY_KEYS | {"related"}
+    assert (data["title"], data["heat"], data["topics"]) == (
+        "Technologists Use Facial Recognition on Parler Videos",
+        179,
+        ["Computer Vision", "AI"],
+    )
+    assert data["published"] == "2021-01-20T21:34:00+00:00"
+    assert len(data["related"]) == 9
+    assert data["related"][0] == {
+        "title": "This Site Published Every Face From Parler's Capitol Riot Videos",
+        "url": "https://www.wired.com/story/faces-of-the-riot-capitol-insurrection-facial-recognition/",
+        "provider": "Wired",
+        "published": "2021-01-21T00:33:00+00:00",
+    }
+
+    related = run_cli("related", "fyjmhv5j", "--json", db=db, archive=SEEDS)
+    assert related.returncode == 0
+    data = json.loads(related.stdout)
+    assert [c["provider"] for c in data["coverage"]][:3] == ["Wired", "Mint", "Ars Technica"]
+    assert data["similar"] == []  # the only story in the archive
+
+
+@pytest.mark.parametrize("command", ["story", "related"])
+def test_unknown_story_id(corpus_db: Path, command: str):
+    done = run_cli(command, "nope1234", db=corpus_db)
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip() == "No story with id 'nope1234'."
+
+
+def test_bad_setting_exits_2_naming_the_variable(tmp_path: Path):
+    done = run_cli("topics", db=tmp_path / "news.db", NEWS_HOT_HEAT="hot")
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "configuration error: NEWS_HOT_HEAT must be a whole number, got 'hot'"
+    ]
+    assert not (tmp_path / "news.db").exists()
+
+
+def _walk(parser: argparse.ArgumentParser, name: str):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for sub_name, sub in action.choices.items():
+                yield f"{name} {sub_name}", helps.get(sub_name)
+                yield from _walk(sub, f"{name} {sub_name}")
+        elif not isinstance(action, argparse._HelpAction):
+            yield f"{name} {'/'.join(action.option_strings) or action.dest}", action.help
+
+
+def test_every_subcommand_and_option_has_help():
+    entries = list(_walk(build_parser(), "newsbot"))
+    names = {n for n, _ in entries}
+
+    assert {"newsbot search", "newsbot ingest", "newsbot topics", "newsbot story"} <= names
+    assert "newsbot search --limit" in names
+    assert [n for n, text in entries if not (text and text.strip())] == []

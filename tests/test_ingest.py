@@ -1,0 +1,343 @@
+"""Incremental, idempotent ingest of an archive into the real SQLite store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, NOW, SEEDS, story_file
+from test_archive import HOSTILE, HOSTILE_OUTCOMES
+
+import bot.ingest
+from bot.archive import canonical_url, short_id
+from bot.ingest import ingest, ingest_archive
+from bot.models import Rejection
+from bot.store import Store
+
+LATER = NOW + timedelta(hours=1)
+LATEST = NOW + timedelta(hours=2)
+SEED_ID = "fyjmhv5j"
+STORY_URL = "https://example.com/a-story"
+STORY_ID = short_id(canonical_url(STORY_URL))
+
+
+def dump(db_path: Path, skip: tuple[str, ...] = ()) -> list[str]:
+    """Every row of every real table (the FTS index's shadow tables included), as text.
+
+    Not `iterdump()`: it reads the external-content FTS table's columns, which fails
+    because they are named differently from the `stories` columns they index.
+    """
+    conn = sqlite3.connect(db_path)
+    try:
+        tables = [
+            name
+            for name, sql in conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+            if not sql.upper().startswith("CREATE VIRTUAL TABLE") and name not in skip
+        ]
+        assert {"stories", "topics", "story_topics", "stories_fts_data"} <= set(tables)
+        return [
+            f"{table}: {row!r}"
+            for table in tables
+            for row in sorted(conn.execute(f'SELECT * FROM "{table}"'), key=repr)
+        ]
+    finally:
+        conn.close()
+
+
+def write(path: Path, text: str, mtime_s: int) -> None:
+    """Write a file with an explicit mtime, so size+mtime change detection is deterministic."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, ns=(mtime_s * 10**9, mtime_s * 10**9))
+
+
+def rows(db_path: Path, query: str, params=()) -> list[tuple]:
+    conn = sqlite3.connect(db_path)
+    try:
+        return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
+
+
+# -- idempotence -----------------------------------------------------------------------
+
+
+def test_first_ingest_of_the_corpus(tmp_path: Path):
+    report = ingest_archive(tmp_path / "news.db", CORPUS, NOW)
+
+    assert (report.scanned, report.parsed, report.added, report.updated) == (192, 192, 191, 1)
+    assert (report.unchanged, report.removed, report.skipped) == (0, 0, 0)
+    assert report.rejected == []
+    assert report.summary().startswith(
+        "192 files: 191 added, 1 updated, 0 unchanged, 0 removed, 0 skipped (not news), "
+        "0 rejected, in "
+    )
+
+
+def test_second_ingest_of_the_corpus_changes_nothing_and_parses_nothing(tmp_path: Path):
+    db = tmp_path / "news.db"
+    ingest_archive(db, CORPUS, NOW)
+    first = dump(db)
+
+    again = ingest_archive(db, CORPUS, NOW + timedelta(days=3))
+
+    assert dump(db) == first
+    assert again.parsed == 0
+    assert (again.scanned, again.unchanged) == (192, 192)
+    assert (again.added, again.updated, again.removed) == (0, 0, 0)
+    assert again.rejected == []
+    assert not again.changed
+
+
+def test_parallel_parse_gives_the_same_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    ingest_archive(tmp_path / "serial.db", CORPUS, NOW, workers=1)
+    monkeypatch.setattr(bot.ingest, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(bot.ingest, "CHUNK", 50)
+    report = ingest_archive(tmp_path / "parallel.db", CORPUS, NOW, workers=2)
+
+    assert (report.parsed, report.added, report.updated) == (192, 191, 1)
+    # schema_migrations records when each database was created: not content.
+    skip = ("schema_migrations",)
+    assert dump(tmp_path / "parallel.db", skip) == dump(tmp_path / "serial.db", skip)
+
+
+def test_progress_is_reported_from_zero_to_total(tmp_path: Path):
+    calls: list[tuple[int, int]] = []
+    ingest_archive(tmp_path / "news.db", CORPUS, NOW, progress=lambda d, t: calls.append((d, t)))
+
+    assert calls[0] == (0, 192)
+    assert calls[-1] == (192, 192)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_touched_file_is_not_parsed_again(corpus_copy: Path, tmp_path: Path):
+    db = tmp_path / "news.db"
+    ingest_archive(db, corpus_copy, NOW)
+    before = dump(db)
+    name = "_news/2021-01-28-microsoft-power-apps-cookbook.md"
+    os.utime(corpus_copy / name, ns=(10**18, 10**18))
+
+    touched = ingest_archive(db, corpus_copy, LATER)
+
+    assert touched.parsed == 0
+    assert (touched.unchanged, touched.added, touched.updated) == (192, 0, 0)
+    # The new mtime is remembered, so the next run does not even read the file.
+    assert rows(db, "SELECT mtime_ns FROM archive_files WHERE path = ?", (name,)) == [(10**18,)]
+    (changed,) = [line for line in dump(db) if line not in before]
+    assert changed.startswith("archive_files: ") and "cookbook" in changed
+
+
+# -- changes to one story -----------------------------------------------------------------
+
+
+async def test_changed_heat_updates_the_story_and_its_history(archive: Path, store: Store):
+    write(archive / "a.md", story_file(heat=50), 1)
+    await ingest(store, archive, NOW)
+    write(archive / "a.md", story_file(heat=150), 2)
+
+    report = await ingest(store, archive, LATER)
+
+    assert (report.parsed, report.added, report.updated) == (1, 0, 1)
+    story = await store.story(STORY_ID)
+    assert story.heat == 150
+    assert story.first_seen_at == NOW
+    assert story.heat_changed_at == LATER
+    history = rows(store.path, "SELECT at, heat FROM heat_history ORDER BY at")
+    assert history == [(int(NOW.timestamp()), 50), (int(LATER.timestamp()), 150)]
+    page = await store.stories("AI")
+    assert [(s.id, s.heat) for s in page.stories] == [(STORY_ID, 150)]
+
+
+async def test_unchanged_heat_keeps_heat_changed_at(archive: Path, store: Store):
+    write(archive / "a.md", story_file(heat=50), 1)
+    await ingest(store, archive, NOW)
+    write(archive / "a.md", story_file(heat=50, title="A story, retitled"), 2)
+
+    report = await ingest(store, archive, LATER)
+
+    assert report.updated == 1
+    story = await store.story(STORY_ID)
+    assert story.title == "A story, retitled"
+    assert story.heat_changed_at == NOW
+    assert story.first_seen_at == NOW
+    assert rows(store.path, "SELECT count(*) FROM heat_history") == [(1,)]
+    assert [s.id for s in (await store.search("retitled")).stories] == [STORY_ID]
+
+
+async def test_same_content_rewritten_is_unchanged(archive: Path, store: Store):
+    write(archive / "a.md", story_file(), 1)
+    await ingest(store, archive, NOW)
+    write(archive / "a.md", story_file() + "\n", 2)  # a different file, the same story
+
+    report = await ingest(store, archive, LATER)
+
+    assert (report.parsed, report.unchanged, report.updated) == (1, 1, 0)
+    assert (await store.story(STORY_ID)).heat_changed_at == NOW
+
+
+async def test_renamed_file_is_the_same_story(archive: Path, store: Store):
+    write(archive / "a.md", story_file(heat=70), 1)
+    await ingest(store, archive, NOW)
+    (archive / "a.md").rename(archive / "renamed.md")
+
+    report = await ingest(store, archive, LATER)
+
+    assert (report.added, report.updated, report.removed) == (0, 0, 0)
+    story = await store.story(STORY_ID)
+    assert story is not None
+    assert (story.first_seen_at, story.heat_changed_at) == (NOW, NOW)
+    assert rows(store.path, "SELECT path, story FROM archive_files") == [
+        ("renamed.md", canonical_url(STORY_URL))
+    ]
+
+
+async def test_deleted_file_hides_its_story_everywhere_until_restored(archive: Path, store: Store):
+    text = story_file(title="Quokka sightings", topics=("Wildlife",))
+    write(archive / "a.md", text, 1)
+    write(archive / "b.md", story_file(title="Other", url="https://example.com/b"), 1)
+    await ingest(store, archive, NOW)
+    (archive / "a.md").unlink()
+
+    report = await ingest(store, archive, LATER)
+
+    assert report.removed == 1
+    assert await store.story(STORY_ID) is None
+    assert await store.related(STORY_ID) is None
+    assert (await store.search("quokka")).total == 0
+    assert (await store.stories()).total == 1
+    assert (await store.stories("Wildlife")).total == 0
+    assert await store.topics("wild") == []
+    assert STORY_ID not in [s.id for s in await store.find_stories("quokka")]
+    # Kept for history, with when it disappeared.
+    assert rows(store.path, "SELECT removed_at FROM stories WHERE id = ?", (STORY_ID,)) == [
+        (int(LATER.timestamp()),)
+    ]
+
+    write(archive / "a.md", text, 3)
+    restored = await ingest(store, archive, LATEST)
+
+    assert restored.removed == 0
+    story = await store.story(STORY_ID)
+    assert story is not None and story.first_seen_at == NOW
+    assert [s.id for s in (await store.search("quokka")).stories] == [STORY_ID]
+    assert [(t.name, t.count) for t in await store.topics("wild")] == [("Wildlife", 1)]
+
+
+async def test_deleting_the_whole_archive_hides_every_story(corpus_copy: Path, store: Store):
+    await ingest(store, corpus_copy, NOW)
+    shutil.rmtree(corpus_copy / "_news")
+
+    report = await ingest(store, corpus_copy, LATER)
+
+    assert (report.scanned, report.removed) == (0, 191)
+    assert (await store.stories()).total == 0
+    assert await store.topics() == []
+
+
+async def test_same_story_in_two_files_is_one_story(archive: Path, store: Store):
+    write(archive / "a.md", story_file(title="First copy"), 1)
+    write(archive / "sub/b.md", story_file(title="Second copy"), 1)
+
+    report = await ingest(store, archive, NOW)
+
+    assert (report.scanned, report.added) == (2, 1)
+    assert (await store.stories()).total == 1
+    # Deleting one of the two files keeps the story: the other still carries it.
+    (archive / "a.md").unlink()
+    again = await ingest(store, archive, LATER)
+    assert again.removed == 0
+    assert (await store.story(STORY_ID)) is not None
+
+
+async def test_edited_url_makes_a_new_story_and_hides_the_old(archive: Path, store: Store):
+    write(archive / "a.md", story_file(), 1)
+    await ingest(store, archive, NOW)
+    write(archive / "a.md", story_file(url="https://example.com/moved"), 2)
+
+    report = await ingest(store, archive, LATER)
+
+    assert (report.added, report.removed) == (1, 1)
+    assert await store.story(STORY_ID) is None
+    assert [s.url for s in (await store.stories()).stories] == ["https://example.com/moved"]
+
+
+async def test_published_false_edit_hides_the_story(archive: Path, store: Store):
+    write(archive / "a.md", story_file(topics=("AI",)), 1)
+    await ingest(store, archive, NOW)
+    write(
+        archive / "a.md",
+        story_file(topics=("AI",)).replace("published: true", "published: false"),
+        2,
+    )
+
+    report = await ingest(store, archive, LATER)
+
+    assert report.updated == 1
+    assert await store.story(STORY_ID) is None
+    assert (await store.stories("AI")).total == 0
+    assert await store.topics() == []
+
+
+async def test_edit_into_another_category_hides_the_story(archive: Path, store: Store):
+    write(archive / "a.md", story_file(), 1)
+    await ingest(store, archive, NOW)
+    write(archive / "a.md", story_file().replace("category: news", "category: blog"), 2)
+
+    report = await ingest(store, archive, LATER)
+
+    assert (report.skipped, report.removed) == (1, 1)
+    assert await store.story(STORY_ID) is None
+
+
+async def test_broken_edit_is_rejected_but_the_last_good_version_stays(archive: Path, store: Store):
+    write(archive / "a.md", story_file(heat=80), 1)
+    await ingest(store, archive, NOW)
+    write(archive / "a.md", story_file(heat=90).replace("topics:\n", "topics: [\n"), 2)
+
+    report = await ingest(store, archive, LATER)
+
+    assert report.removed == 0
+    assert [r.path for r in report.rejected] == ["a.md"]
+    assert report.rejected[0].reason.startswith("malformed YAML")
+    story = await store.story(STORY_ID)
+    assert story is not None and story.heat == 80
+    # The rejection stays listed on later runs until the file is fixed.
+    assert [r.path for r in (await ingest(store, archive, LATER)).rejected] == ["a.md"]
+
+    write(archive / "a.md", story_file(heat=90), 3)
+    fixed = await ingest(store, archive, LATEST)
+    assert fixed.rejected == []
+    assert (await store.story(STORY_ID)).heat == 90
+
+
+async def test_hostile_files_are_rejected_while_good_files_load(archive: Path, store: Store):
+    shutil.copytree(HOSTILE, archive / "hostile")
+    shutil.copy(SEEDS / "000_370428515c238e8f.txt", archive / "seed.txt")
+
+    report = await ingest(store, archive, NOW)
+
+    expected_rejected = sorted(
+        f"hostile/{name}" for name, (outcome, _) in HOSTILE_OUTCOMES.items() if outcome != "story"
+    )
+    good = sum(1 for outcome, _ in HOSTILE_OUTCOMES.values() if outcome == "story")
+    assert [r.path for r in report.rejected] == expected_rejected
+    assert all(isinstance(r, Rejection) and r.reason for r in report.rejected)
+    assert report.added == good + 1
+    assert (await store.story(SEED_ID)).heat == 179
+    assert (await store.stories()).total == good + 1
+    assert f"{len(expected_rejected)} rejected" in report.summary()
+
+
+async def test_skipped_files_are_counted(archive: Path, store: Store):
+    write(archive / "a.md", story_file(), 1)
+    write(archive / "b.md", story_file(url="https://e.com/b").replace("news", "events"), 1)
+
+    report = await ingest(store, archive, NOW)
+
+    assert (report.added, report.skipped, report.rejected) == (1, 1, [])
