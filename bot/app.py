@@ -16,19 +16,12 @@ from discord.ext import commands
 from bot import errors, views
 from bot.config import Config
 from bot.ingest import IngestReport, ingest
+from bot.permissions import REQUIRED_PERMISSIONS
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.news",)
-
-# Everything the bot does in a channel, and nothing more; the invite asks for exactly this.
-REQUIRED_PERMISSIONS = discord.Permissions(
-    view_channel=True,
-    send_messages=True,
-    embed_links=True,
-    read_message_history=True,  # to find its own posts again after a crash
-)
+EXTENSIONS = ("cogs.news", "cogs.subscriptions")
 
 TOKEN_HELP = """\
 No DISCORD_TOKEN is set, so the bot cannot connect to Discord.

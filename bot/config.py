@@ -29,6 +29,7 @@ class Config:
     hot_heat: int = 100
     poll_seconds: int = 300
     max_age_hours: int = 72
+    posts_per_poll: int = 5
     dev_guild: int | None = None
     log_level: str = "INFO"
 
@@ -53,6 +54,7 @@ class Config:
             hot_heat=_int(get, "NEWS_HOT_HEAT", 100, 0, 1_000_000),
             poll_seconds=_int(get, "NEWS_POLL_SECONDS", 300, 5, 86_400),
             max_age_hours=_int(get, "NEWS_MAX_AGE_HOURS", 72, 0, 100_000),
+            posts_per_poll=_int(get, "NEWS_POSTS_PER_POLL", 5, 1, 50),
             dev_guild=_int(get, "NEWS_DEV_GUILD", None, 1, 2**64 - 1),
             log_level=_log_level(get("LOG_LEVEL")),
         )

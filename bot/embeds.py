@@ -151,10 +151,12 @@ def story_list_embed(
     return fit(embed)
 
 
-def page_footer(offset: int, total: int, page_size: int) -> str:
+def page_footer(
+    offset: int, total: int, page_size: int, singular: str = "story", plural: str = "stories"
+) -> str:
     pages = max(1, -(-total // page_size))
     page = offset // page_size + 1
-    return f"Page {page} of {pages} · {total} stor{'y' if total == 1 else 'ies'}"
+    return f"Page {page} of {pages} · {total} {singular if total == 1 else plural}"
 
 
 def related_embed(related: Related, hot_heat: int = 100, *, limit: int = 10) -> discord.Embed:
@@ -201,7 +203,7 @@ def topics_embed(
         description=truncate("\n".join(lines), DESCRIPTION_LIMIT) or "No topics yet.",
         colour=COLD,
     )
-    embed.set_footer(text=page_footer(offset, total, page_size).replace("stor", "topic", 1))
+    embed.set_footer(text=page_footer(offset, total, page_size, "topic", "topics"))
     return embed
 
 

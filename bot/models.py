@@ -94,3 +94,36 @@ class Related:
     story: Story
     coverage: list[Coverage]
     similar: list[Story]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A channel's standing order for a topic's hot stories."""
+
+    id: int
+    guild_id: int
+    channel_id: int
+    topic: str
+    min_heat: int
+    keywords: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    mention_role_id: int | None = None
+    paused_reason: str | None = None
+    created_at: datetime | None = None
+    last_story: str | None = None  # title of the last story posted for it
+    last_posted_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.paused_reason is None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One story due to (or being) posted to one channel."""
+
+    channel_id: int
+    guild_id: int
+    story: Story
+    state: str
+    attempts: int = 0

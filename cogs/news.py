@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import embeds
+from bot.autocomplete import story_choices, topic_choices
 from bot.errors import UserError
 from bot.views import NO_MENTIONS, Paginator, story_view
 
@@ -43,25 +44,12 @@ class News(commands.Cog):
     async def topic_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        topics = await self.store.topics(current, limit=embeds.CHOICES_LIMIT)
-        return [
-            app_commands.Choice(
-                name=embeds.choice_name(f"{t.name} ({t.count})"),
-                value=t.name[: embeds.CHOICE_NAME_LIMIT],
-            )
-            for t in topics
-        ]
+        return await topic_choices(self.store, current)
 
     async def story_autocomplete(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        stories = await self.store.find_stories(current, limit=embeds.CHOICES_LIMIT)
-        return [
-            app_commands.Choice(
-                name=embeds.choice_name(f"{embeds.truncate(s.title, 85)} · {s.id}"), value=s.id
-            )
-            for s in stories
-        ]
+        return await story_choices(self.store, current)
 
     # -- commands -----------------------------------------------------------------
 

@@ -9,11 +9,12 @@ import aiosqlite
 
 from bot.store.schema import BUSY_TIMEOUT_MS, connect, migrate
 from bot.store.stories import StoryQueries, quote_fts
+from bot.store.subscriptions import SubscriptionQueries
 
 __all__ = ["Store", "quote_fts"]
 
 
-class Store(StoryQueries):
+class Store(StoryQueries, SubscriptionQueries):
     """The bot's async handle on the database (one aiosqlite connection)."""
 
     def __init__(self, path: Path, db: aiosqlite.Connection) -> None:

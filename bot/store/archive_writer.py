@@ -203,6 +203,9 @@ class ArchiveWriter:
                 "INSERT INTO heat_history (story, at, heat) VALUES (?, ?, ?)",
                 (rowid, now, story.heat),
             )
+        # The delivery poller reads this log past its watermark: a sequence, not a clock,
+        # so that ingests from another process (another clock) are never missed.
+        self.conn.execute("INSERT INTO story_changes (story) VALUES (?)", (rowid,))
         visible = int(story.published)
         published_at = epoch(story.published_at)
         self.conn.executemany(

@@ -126,7 +126,7 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "CREATE INDEX archive_files_story ON archive_files (story)",
             """
             CREATE VIRTUAL TABLE stories_fts USING fts5 (
-                title, excerpt, topics, provider,
+                title, excerpt, topics_text, provider_name,
                 content = 'stories', content_rowid = 'rowid',
                 tokenize = 'unicode61 remove_diacritics 2'
             )
@@ -134,13 +134,14 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "CREATE VIRTUAL TABLE stories_vocab USING fts5vocab (stories_fts, 'row')",
             """
             CREATE TRIGGER stories_fts_insert AFTER INSERT ON stories BEGIN
-                INSERT INTO stories_fts (rowid, title, excerpt, topics, provider)
+                INSERT INTO stories_fts (rowid, title, excerpt, topics_text, provider_name)
                 VALUES (new.rowid, new.title, new.excerpt, new.topics_text, new.provider_name);
             END
             """,
             """
             CREATE TRIGGER stories_fts_delete AFTER DELETE ON stories BEGIN
-                INSERT INTO stories_fts (stories_fts, rowid, title, excerpt, topics, provider)
+                INSERT INTO stories_fts
+                    (stories_fts, rowid, title, excerpt, topics_text, provider_name)
                 VALUES ('delete', old.rowid, old.title, old.excerpt, old.topics_text,
                         old.provider_name);
             END
@@ -148,10 +149,11 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """
             CREATE TRIGGER stories_fts_update
             AFTER UPDATE OF title, excerpt, topics_text, provider_name ON stories BEGIN
-                INSERT INTO stories_fts (stories_fts, rowid, title, excerpt, topics, provider)
+                INSERT INTO stories_fts
+                    (stories_fts, rowid, title, excerpt, topics_text, provider_name)
                 VALUES ('delete', old.rowid, old.title, old.excerpt, old.topics_text,
                         old.provider_name);
-                INSERT INTO stories_fts (rowid, title, excerpt, topics, provider)
+                INSERT INTO stories_fts (rowid, title, excerpt, topics_text, provider_name)
                 VALUES (new.rowid, new.title, new.excerpt, new.topics_text, new.provider_name);
             END
             """,
@@ -160,6 +162,66 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
                 key TEXT PRIMARY KEY,
                 value TEXT NOT NULL
             ) WITHOUT ROWID
+            """,
+        ),
+    ),
+    (
+        "subscriptions and deliveries",
+        (
+            """
+            CREATE TABLE story_changes (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                story INTEGER NOT NULL REFERENCES stories (rowid) ON DELETE CASCADE
+            )
+            """,
+            "CREATE INDEX story_changes_story ON story_changes (story)",
+            # Stories already in the database count as changed once, for the first poll.
+            "INSERT INTO story_changes (story) SELECT rowid FROM stories",
+            """
+            CREATE TABLE subscriptions (
+                id INTEGER PRIMARY KEY,
+                guild_id INTEGER NOT NULL,
+                channel_id INTEGER NOT NULL,
+                topic INTEGER NOT NULL REFERENCES topics (id),
+                min_heat INTEGER NOT NULL,
+                keywords TEXT NOT NULL DEFAULT '',
+                exclude TEXT NOT NULL DEFAULT '',
+                mention_role_id INTEGER,
+                created_by INTEGER,
+                created_at INTEGER NOT NULL,
+                paused_reason TEXT,
+                paused_at INTEGER,
+                UNIQUE (channel_id, topic)
+            )
+            """,
+            "CREATE INDEX subscriptions_topic ON subscriptions (topic, min_heat)",
+            "CREATE INDEX subscriptions_guild ON subscriptions (guild_id)",
+            # One row per story per channel: the record of what was (or will be) posted.
+            # state: 'seen' (qualified when the channel subscribed; not posted), 'pending'
+            # (due), 'sending' (a send was attempted and its outcome is not recorded yet),
+            # 'sent', or 'dropped' (no longer postable: hidden, or too old; reason says).
+            """
+            CREATE TABLE deliveries (
+                channel_id INTEGER NOT NULL,
+                story INTEGER NOT NULL REFERENCES stories (rowid) ON DELETE CASCADE,
+                guild_id INTEGER NOT NULL,
+                state TEXT NOT NULL
+                    CHECK (state IN ('seen', 'pending', 'sending', 'sent', 'dropped')),
+                message_id INTEGER,
+                created_at INTEGER NOT NULL,
+                sent_at INTEGER,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT,
+                PRIMARY KEY (channel_id, story)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX deliveries_state ON deliveries (state, channel_id)",
+            """
+            CREATE TABLE channel_notices (
+                channel_id INTEGER PRIMARY KEY,
+                reason TEXT NOT NULL,
+                notified_at INTEGER NOT NULL
+            )
             """,
         ),
     ),

@@ -1,0 +1,314 @@
+"""Pushing hot stories to subscribed channels: exactly once, nothing lost.
+
+One poll: rescan the archive → resume channels whose permissions are back →
+reconcile sends whose outcome was never recorded → decide what became due →
+send it, channel by channel. A delivery is recorded before its send
+('pending', then 'sending') and marked 'sent' with the message id only once
+Discord accepted it; a crash in between is reconciled against the channel's
+recent messages before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot import embeds
+from bot.models import Delivery, Story, Subscription
+from bot.permissions import missing_post_permissions
+from bot.views import story_view
+
+if TYPE_CHECKING:
+    from bot.app import NewsBot
+
+log = logging.getLogger(__name__)
+
+HISTORY_TO_RECONCILE = 50
+MISSING_ACCESS = {50001, 50013}
+UNKNOWN_CHANNEL = 10003
+
+
+def parse_terms(text: str | None) -> tuple[str, ...]:
+    """Keyword terms as typed: comma-separated phrases, or else space-separated words."""
+    if not text:
+        return ()
+    parts = text.split(",") if "," in text else text.split()
+    terms = [" ".join(p.split()).casefold() for p in parts]
+    return tuple(dict.fromkeys(t for t in terms if t))[:20]
+
+
+def _has_term(text: str, term: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text) is not None
+
+
+def matches_filters(story: Story, subscription: Subscription) -> bool:
+    """Whole-word, case-insensitive keyword filters on the title and excerpt."""
+    text = f"{story.title}\n{story.excerpt}".casefold()
+    if any(not _has_term(text, term) for term in subscription.keywords):
+        return False
+    return not any(_has_term(text, term) for term in subscription.exclude)
+
+
+class Deliverer:
+    def __init__(self, bot: NewsBot) -> None:
+        self.bot = bot
+        self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @property
+    def store(self):
+        return self.bot.store
+
+    @property
+    def config(self):
+        return self.bot.config
+
+    def cutoff(self, now: datetime) -> datetime | None:
+        """Stories published before this are never pushed (None: no limit)."""
+        if not self.config.max_age_hours:
+            return None
+        return now - timedelta(hours=self.config.max_age_hours)
+
+    async def poll(self, rescan: bool = True) -> None:
+        """One round of the poller; one failing step never stops the others."""
+        if rescan:
+            await self.bot.load_archive()
+        await self.resume_channels()
+        await self.reconcile()
+        await self.decide()
+        await self.deliver_all()
+
+    async def decide(self) -> int:
+        """Record a pending delivery for every (channel, story) that became due."""
+        now = discord.utils.utcnow()
+        pairs, latest = await self.store.changed_candidates(self.cutoff(now))
+        rows = [
+            (sub.guild_id, sub.channel_id, story.id, "pending")
+            for sub, story in pairs
+            if matches_filters(story, sub)
+        ]
+        recorded = await self.store.record_deliveries(rows, now) if rows else 0
+        await self.store.advance_watermark(latest)
+        if recorded:
+            log.info("%d new deliveries due", recorded)
+        return recorded
+
+    async def start_subscription(self, subscription: Subscription, backfill: int) -> int:
+        """No flood: what already qualifies is marked seen, except the `backfill` hottest."""
+        now = discord.utils.utcnow()
+        stories = [
+            s
+            for s in await self.store.qualifying_stories(subscription, self.cutoff(now))
+            if matches_filters(s, subscription)
+        ]
+        rows = [
+            (
+                subscription.guild_id,
+                subscription.channel_id,
+                s.id,
+                "pending" if i < backfill else "seen",
+            )
+            for i, s in enumerate(stories)
+        ]
+        await self.store.record_deliveries(rows, now)
+        return min(backfill, len(stories))
+
+    async def deliver_all(self) -> None:
+        by_channel: dict[int, list[Delivery]] = defaultdict(list)
+        for delivery in await self.store.due_deliveries():
+            by_channel[delivery.channel_id].append(delivery)
+        paused = {channel for _, channel, _ in await self.store.paused_channels()}
+        # Channels are independent: a slow or failing one never holds up the others.
+        await asyncio.gather(
+            *(
+                self.deliver_channel(channel_id, items)
+                for channel_id, items in by_channel.items()
+                if channel_id not in paused
+            )
+        )
+
+    async def deliver_channel(self, channel_id: int, items: list[Delivery] | None = None) -> int:
+        """Post up to `posts_per_poll` due stories to one channel, oldest first."""
+        async with self._locks[channel_id]:
+            try:
+                return await self._deliver_channel(channel_id, items)
+            except Exception:
+                log.exception("delivering to channel %s failed", channel_id)
+                return 0
+
+    async def _deliver_channel(self, channel_id: int, items: list[Delivery] | None) -> int:
+        if items is None:
+            items = [d for d in await self.store.due_deliveries() if d.channel_id == channel_id]
+        if not items:
+            return 0
+        channel = await self._channel(channel_id)
+        if channel is None:
+            return 0
+        if missing := missing_post_permissions(channel):
+            await self.pause(channel, f"missing permission: {', '.join(missing)}")
+            return 0
+        now = discord.utils.utcnow()
+        cutoff = self.cutoff(now)
+        sent = 0
+        for delivery in items:
+            if sent >= self.config.posts_per_poll:
+                log.info(
+                    "channel %s: %d stories wait for the next poll", channel_id, len(items) - sent
+                )
+                break
+            story = delivery.story
+            if cutoff is not None and (story.published_at is None or story.published_at < cutoff):
+                await self._drop(channel_id, story, f"older than {self.config.max_age_hours}h")
+                continue
+            subs = [
+                s
+                for s in await self.store.channel_matches(channel_id, story.id)
+                if matches_filters(story, s)
+            ]
+            if not subs:
+                await self._drop(channel_id, story, "no subscription of the channel wants it")
+                continue
+            if not await self._send(channel, story, subs):
+                break  # the channel failed: the rest waits for the next poll
+            sent += 1
+        return sent
+
+    async def _send(self, channel, story: Story, subs: list[Subscription]) -> bool:
+        roles = list(dict.fromkeys(s.mention_role_id for s in subs if s.mention_role_id))
+        content = " ".join(f"<@&{role}>" for role in roles) or None
+        allowed = discord.AllowedMentions(
+            everyone=False, users=False, roles=[discord.Object(r) for r in roles]
+        )
+        now = discord.utils.utcnow()
+        await self.store.mark_delivery(channel.id, story.id, "sending", now)
+        try:
+            message = await channel.send(
+                content=content,
+                embed=embeds.story_embed(story, self.config.hot_heat),
+                view=story_view(story),
+                allowed_mentions=allowed,
+            )
+        except discord.HTTPException as exc:
+            await self.store.mark_delivery(
+                channel.id, story.id, "pending", now, error=_describe(exc)
+            )
+            await self.handle_failure(channel, exc)
+            return False
+        await self.store.mark_delivery(channel.id, story.id, "sent", now, message_id=message.id)
+        await self.store.clear_notice(channel.id)
+        log.info("posted story %s to channel %s", story.id, channel.id)
+        if channel.is_news():
+            try:
+                await message.publish()
+            except discord.HTTPException as exc:
+                log.warning(
+                    "could not publish story %s in %s: %s", story.id, channel.id, _describe(exc)
+                )
+        return True
+
+    async def handle_failure(self, channel, exc: discord.HTTPException) -> None:
+        if isinstance(exc, discord.Forbidden) or exc.code in MISSING_ACCESS:
+            missing = missing_post_permissions(channel)
+            reason = (
+                f"missing permission: {', '.join(missing)}"
+                if missing
+                else "Discord refused the post (missing access)"
+            )
+            await self.pause(channel, reason)
+        elif isinstance(exc, discord.NotFound) and exc.code == UNKNOWN_CHANNEL:
+            removed = await self.store.delete_channel(channel.id)
+            log.warning("channel %s is gone: removed its %d subscriptions", channel.id, removed)
+        else:  # 429, 5xx and the like: retried at the next poll
+            log.warning("posting to channel %s failed, will retry: %s", channel.id, _describe(exc))
+
+    async def pause(self, channel, reason: str) -> None:
+        now = discord.utils.utcnow()
+        await self.store.pause_channel(channel.id, reason, now)
+        log.warning("paused subscriptions of channel %s: %s", channel.id, reason)
+        if not await self.store.claim_notice(channel.id, reason, now):
+            return
+        notice = (
+            f"I can't post news in {channel.mention}: {reason}. Its subscriptions are paused "
+            "and resume by themselves once the permission is back (or when staff run "
+            "/subscribe again)."
+        )
+        targets = [channel, channel.guild.system_channel]
+        for target in targets:
+            if target is None:
+                continue
+            try:
+                await target.send(notice, allowed_mentions=discord.AllowedMentions.none())
+                return
+            except discord.HTTPException:
+                continue
+        log.warning(
+            "could not tell guild %s that channel %s is paused", channel.guild.id, channel.id
+        )
+
+    async def resume_channels(self) -> None:
+        for _, channel_id, reason in await self.store.paused_channels():
+            channel = self.bot.get_channel(channel_id)
+            if channel is not None and not missing_post_permissions(channel):
+                await self.store.resume_channel(channel_id)
+                log.info("resumed channel %s (was: %s)", channel_id, reason)
+
+    async def reconcile(self) -> None:
+        """Sends whose outcome was never recorded (a crash): find the post, or retry it."""
+        for delivery in await self.store.due_deliveries(("sending",)):
+            async with self._locks[delivery.channel_id]:
+                await self._reconcile_one(delivery)
+
+    async def _reconcile_one(self, delivery: Delivery) -> None:
+        story, now = delivery.story, discord.utils.utcnow()
+        channel = await self._channel(delivery.channel_id)
+        if channel is None:
+            return
+        try:
+            async for message in channel.history(limit=HISTORY_TO_RECONCILE):
+                if message.author.id == self.bot.user.id and _carries(message, story):
+                    await self.store.mark_delivery(
+                        channel.id, story.id, "sent", now, message_id=message.id
+                    )
+                    log.info("story %s was already posted in %s", story.id, channel.id)
+                    return
+        except discord.HTTPException as exc:
+            log.warning("cannot read channel %s to reconcile: %s", channel.id, _describe(exc))
+            return  # try again at the next poll rather than risk a double post
+        await self.store.mark_delivery(channel.id, story.id, "pending", now)
+
+    async def _channel(self, channel_id: int):
+        channel = self.bot.get_channel(channel_id)
+        if channel is not None:
+            return channel
+        try:
+            return await self.bot.fetch_channel(channel_id)
+        except discord.NotFound:
+            removed = await self.store.delete_channel(channel_id)
+            log.warning(
+                "channel %s no longer exists: removed %d subscriptions", channel_id, removed
+            )
+        except discord.HTTPException as exc:
+            log.warning("cannot reach channel %s: %s", channel_id, _describe(exc))
+        return None
+
+    async def _drop(self, channel_id: int, story: Story, reason: str) -> None:
+        await self.store.mark_delivery(
+            channel_id, story.id, "dropped", discord.utils.utcnow(), error=reason
+        )
+        log.info("not posting story %s to channel %s: %s", story.id, channel_id, reason)
+
+
+def _carries(message: discord.Message, story: Story) -> bool:
+    return any(
+        embed.url == story.url or (embed.footer.text and f"id {story.id}" in embed.footer.text)
+        for embed in message.embeds
+    )
+
+
+def _describe(exc: discord.HTTPException) -> str:
+    return f"{exc.status} (code {exc.code}): {exc.text or type(exc).__name__}"

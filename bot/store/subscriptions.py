@@ -1,0 +1,371 @@
+"""Subscriptions and deliveries: who wants which stories, and what was posted where."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiosqlite
+
+from bot.models import Delivery, Story, Subscription
+from bot.store.stories import (
+    STORY_COLUMNS,
+    VISIBLE,
+    from_epoch,
+    story_from_row,
+    to_epoch,
+)
+
+WATERMARK_KEY = "delivery_watermark"
+SUBSCRIPTION_COLUMNS = """
+    sub.id, sub.guild_id, sub.channel_id, t.name, sub.min_heat, sub.keywords, sub.exclude,
+    sub.mention_role_id, sub.paused_reason, sub.created_at
+"""
+
+
+def subscription_from_row(row, last_story=None, last_posted_at=None) -> Subscription:
+    return Subscription(
+        id=row[0],
+        guild_id=row[1],
+        channel_id=row[2],
+        topic=row[3],
+        min_heat=row[4],
+        keywords=tuple(k for k in row[5].split("\n") if k),
+        exclude=tuple(k for k in row[6].split("\n") if k),
+        mention_role_id=row[7],
+        paused_reason=row[8],
+        created_at=from_epoch(row[9]),
+        last_story=last_story,
+        last_posted_at=from_epoch(last_posted_at),
+    )
+
+
+class SubscriptionQueries:
+    """Mixed into `Store`; `self.db` is its aiosqlite connection."""
+
+    db: aiosqlite.Connection
+
+    # -- subscriptions -------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        topic: str,
+        min_heat: int,
+        keywords: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
+        mention_role_id: int | None = None,
+        created_by: int | None = None,
+        now: datetime,
+    ) -> Subscription | None:
+        """Create or update the channel's subscription to `topic` (and resume it).
+
+        Returns None when the topic does not exist.
+        """
+        rows = await self.db.execute_fetchall(
+            "SELECT id FROM topics WHERE key = ?", (topic.strip().casefold(),)
+        )
+        if not rows:
+            return None
+        await self.db.execute(
+            """
+            INSERT INTO subscriptions (guild_id, channel_id, topic, min_heat, keywords, exclude,
+                                       mention_role_id, created_by, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (channel_id, topic) DO UPDATE SET
+                min_heat = excluded.min_heat, keywords = excluded.keywords,
+                exclude = excluded.exclude, mention_role_id = excluded.mention_role_id,
+                paused_reason = NULL, paused_at = NULL
+            """,
+            (
+                guild_id,
+                channel_id,
+                rows[0][0],
+                min_heat,
+                "\n".join(keywords),
+                "\n".join(exclude),
+                mention_role_id,
+                created_by,
+                to_epoch(now),
+            ),
+        )
+        subs = await self._subscriptions(
+            "sub.channel_id = ? AND sub.topic = ?", (channel_id, rows[0][0])
+        )
+        return subs[0]
+
+    async def unsubscribe(self, channel_id: int, topic: str | None) -> int:
+        """Remove the channel's subscription to `topic`, or all of them (None)."""
+        if topic is None:
+            cursor = await self.db.execute(
+                "DELETE FROM subscriptions WHERE channel_id = ?", (channel_id,)
+            )
+        else:
+            cursor = await self.db.execute(
+                """
+                DELETE FROM subscriptions WHERE channel_id = ?
+                AND topic = (SELECT id FROM topics WHERE key = ?)
+                """,
+                (channel_id, topic.strip().casefold()),
+            )
+        await self._drop_unsubscribed_pending(channel_id)
+        return cursor.rowcount
+
+    async def subscriptions(
+        self, guild_id: int, channel_id: int | None = None
+    ) -> list[Subscription]:
+        """The guild's (or one channel's) subscriptions, with the last story posted for each."""
+        if channel_id is None:
+            return await self._subscriptions("sub.guild_id = ?", (guild_id,))
+        return await self._subscriptions(
+            "sub.guild_id = ? AND sub.channel_id = ?", (guild_id, channel_id)
+        )
+
+    async def channel_subscriptions(self, channel_id: int) -> list[Subscription]:
+        return await self._subscriptions("sub.channel_id = ?", (channel_id,))
+
+    async def delete_channel(self, channel_id: int) -> int:
+        """Forget a channel that no longer exists: its subscriptions and unsent deliveries."""
+        cursor = await self.db.execute(
+            "DELETE FROM subscriptions WHERE channel_id = ?", (channel_id,)
+        )
+        await self.db.execute(
+            "DELETE FROM deliveries WHERE channel_id = ? AND state IN ('pending', 'sending')",
+            (channel_id,),
+        )
+        await self.db.execute("DELETE FROM channel_notices WHERE channel_id = ?", (channel_id,))
+        return cursor.rowcount
+
+    async def delete_guild(self, guild_id: int) -> int:
+        """Forget a guild the bot was removed from."""
+        cursor = await self.db.execute("DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,))
+        await self.db.execute(
+            "DELETE FROM deliveries WHERE guild_id = ? AND state IN ('pending', 'sending')",
+            (guild_id,),
+        )
+        return cursor.rowcount
+
+    async def pause_channel(self, channel_id: int, reason: str, now: datetime) -> None:
+        await self.db.execute(
+            """
+            UPDATE subscriptions SET paused_reason = ?, paused_at = ?
+            WHERE channel_id = ? AND paused_reason IS NULL
+            """,
+            (reason, to_epoch(now), channel_id),
+        )
+
+    async def resume_channel(self, channel_id: int) -> None:
+        await self.db.execute(
+            "UPDATE subscriptions SET paused_reason = NULL, paused_at = NULL WHERE channel_id = ?",
+            (channel_id,),
+        )
+
+    async def clear_notice(self, channel_id: int) -> None:
+        """The channel works again: its next problem is worth telling the server about."""
+        await self.db.execute("DELETE FROM channel_notices WHERE channel_id = ?", (channel_id,))
+
+    async def paused_channels(self) -> list[tuple[int, int, str]]:
+        """(guild id, channel id, reason) of every channel whose subscriptions are paused."""
+        rows = await self.db.execute_fetchall(
+            """
+            SELECT guild_id, channel_id, min(paused_reason) FROM subscriptions
+            WHERE paused_reason IS NOT NULL GROUP BY guild_id, channel_id
+            """
+        )
+        return [tuple(r) for r in rows]
+
+    async def claim_notice(self, channel_id: int, reason: str, now: datetime) -> bool:
+        """True the first time a channel's problem is to be announced; False afterwards."""
+        cursor = await self.db.execute(
+            "INSERT OR IGNORE INTO channel_notices (channel_id, reason, notified_at)"
+            " VALUES (?, ?, ?)",
+            (channel_id, reason, to_epoch(now)),
+        )
+        return cursor.rowcount == 1
+
+    # -- deciding what is due ------------------------------------------------------
+
+    async def qualifying_stories(
+        self, subscription: Subscription, cutoff: datetime | None
+    ) -> list[Story]:
+        """Stories the subscription would post now and the channel has not had, hottest first.
+
+        Keyword filters are applied by the caller.
+        """
+        query = f"""
+            SELECT {STORY_COLUMNS} FROM story_topics st
+            JOIN stories s ON s.rowid = st.story LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE st.topic = (SELECT topic FROM subscriptions WHERE id = ?) AND st.visible = 1
+              AND st.heat >= ? AND (? IS NULL OR st.published_at >= ?)
+              AND NOT EXISTS (
+                  SELECT 1 FROM deliveries d WHERE d.channel_id = ? AND d.story = st.story
+              )
+            ORDER BY st.heat DESC, st.published_at DESC
+        """
+        stamp = to_epoch(cutoff)
+        rows = await self.db.execute_fetchall(
+            query,
+            (subscription.id, subscription.min_heat, stamp, stamp, subscription.channel_id),
+        )
+        return [story_from_row(r) for r in rows]
+
+    async def changed_candidates(
+        self, cutoff: datetime | None
+    ) -> tuple[list[tuple[Subscription, Story]], int]:
+        """(subscription, story) pairs made due by archive changes since the last poll.
+
+        Returns the pairs (keyword filters not applied) and the change sequence to
+        pass to `advance_watermark` once they are recorded.
+        """
+        watermark = int(await self.get_state(WATERMARK_KEY) or 0)
+        rows = await self.db.execute_fetchall("SELECT max(seq) FROM story_changes")
+        latest = rows[0][0] or 0
+        if latest <= watermark:
+            return [], latest
+        stamp = to_epoch(cutoff)
+        query = f"""
+            SELECT {SUBSCRIPTION_COLUMNS}, {STORY_COLUMNS}
+            FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
+            JOIN stories s ON s.rowid = c.story
+            LEFT JOIN providers p ON p.id = s.provider_id
+            JOIN story_topics st ON st.story = s.rowid
+            JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
+            JOIN topics t ON t.id = sub.topic
+            WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?)
+              AND NOT EXISTS (
+                  SELECT 1 FROM deliveries d WHERE d.channel_id = sub.channel_id
+                  AND d.story = s.rowid
+              )
+        """
+        rows = await self.db.execute_fetchall(query, (watermark, latest, stamp, stamp))
+        width = len(SUBSCRIPTION_COLUMNS.split(","))
+        pairs = [(subscription_from_row(r[:width]), story_from_row(r[width:])) for r in rows]
+        return pairs, latest
+
+    async def advance_watermark(self, seq: int) -> None:
+        await self.set_state(WATERMARK_KEY, str(seq))
+        await self.db.execute("DELETE FROM story_changes WHERE seq <= ?", (seq,))
+
+    async def record_deliveries(self, rows: list[tuple[int, int, str, str]], now: datetime) -> int:
+        """Record (guild id, channel id, story id, state) rows; existing ones are kept."""
+        before = self.db.total_changes
+        await self.db.executemany(
+            """
+            INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
+            SELECT ?, rowid, ?, ?, ? FROM stories WHERE id = ?
+            """,
+            [
+                (channel, guild, state, to_epoch(now), story)
+                for guild, channel, story, state in rows
+            ],
+        )
+        return self.db.total_changes - before
+
+    # -- sending -------------------------------------------------------------------
+
+    async def due_deliveries(self, states: tuple[str, ...] = ("pending",)) -> list[Delivery]:
+        """Deliveries in `states`, by channel, oldest story first."""
+        marks = ",".join("?" * len(states))
+        query = f"""
+            SELECT d.channel_id, d.guild_id, d.state, d.attempts, {STORY_COLUMNS}
+            FROM deliveries d JOIN stories s ON s.rowid = d.story
+            LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE d.state IN ({marks})
+            ORDER BY d.channel_id, s.published_at, s.rowid
+        """
+        rows = await self.db.execute_fetchall(query, states)
+        return [
+            Delivery(
+                channel_id=r[0],
+                guild_id=r[1],
+                state=r[2],
+                attempts=r[3],
+                story=story_from_row(r[4:]),
+            )
+            for r in rows
+        ]
+
+    async def mark_delivery(
+        self,
+        channel_id: int,
+        story_id: str,
+        state: str,
+        now: datetime,
+        *,
+        message_id: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Move one delivery to `state` ('sending' counts an attempt; 'sent' keeps the message)."""
+        await self.db.execute(
+            """
+            UPDATE deliveries SET
+                state = ?,
+                message_id = coalesce(?, message_id),
+                sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END,
+                attempts = attempts + (? = 'sending'),
+                last_error = ?
+            WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
+            """,
+            (state, message_id, state, to_epoch(now), state, error, channel_id, story_id),
+        )
+
+    async def channel_matches(self, channel_id: int, story_id: str) -> list[Subscription]:
+        """The channel's active subscriptions whose topic and heat match the story."""
+        return await self._subscriptions(
+            """
+            sub.channel_id = ? AND sub.paused_reason IS NULL AND EXISTS (
+                SELECT 1 FROM story_topics st JOIN stories s ON s.rowid = st.story
+                WHERE s.id = ? AND st.topic = sub.topic AND s.heat >= sub.min_heat
+            )
+            """,
+            (channel_id, story_id),
+        )
+
+    async def delivered_story(self, channel_id: int, story_id: str) -> bool:
+        rows = await self.db.execute_fetchall(
+            """
+            SELECT 1 FROM deliveries d JOIN stories s ON s.rowid = d.story
+            WHERE d.channel_id = ? AND s.id = ? AND d.state = 'sent'
+            """,
+            (channel_id, story_id),
+        )
+        return bool(rows)
+
+    # -- internals -----------------------------------------------------------------
+
+    async def _subscriptions(self, condition: str, params) -> list[Subscription]:
+        query = f"""
+            SELECT {SUBSCRIPTION_COLUMNS}, (
+                SELECT s.title || char(10) || d.sent_at FROM deliveries d
+                JOIN stories s ON s.rowid = d.story
+                JOIN story_topics st ON st.story = d.story AND st.topic = sub.topic
+                WHERE d.channel_id = sub.channel_id AND d.state = 'sent'
+                ORDER BY d.sent_at DESC LIMIT 1
+            )
+            FROM subscriptions sub JOIN topics t ON t.id = sub.topic
+            WHERE {condition}
+            ORDER BY sub.channel_id, t.key
+        """
+        rows = await self.db.execute_fetchall(query, params)
+        out = []
+        for row in rows:
+            last_title, last_at = None, None
+            if row[10]:
+                last_title, _, stamp = row[10].rpartition("\n")
+                last_at = int(stamp) if stamp.isdigit() else None
+            out.append(subscription_from_row(row, last_title, last_at))
+        return out
+
+    async def _drop_unsubscribed_pending(self, channel_id: int) -> None:
+        """Unsent deliveries no remaining subscription of the channel wants are dropped."""
+        await self.db.execute(
+            """
+            UPDATE deliveries SET state = 'dropped', last_error = 'unsubscribed'
+            WHERE channel_id = ? AND state = 'pending' AND NOT EXISTS (
+                SELECT 1 FROM subscriptions sub JOIN story_topics st ON st.topic = sub.topic
+                WHERE sub.channel_id = deliveries.channel_id AND st.story = deliveries.story
+            )
+            """,
+            (channel_id,),
+        )
