@@ -1,0 +1,506 @@
+"""Subscriptions as staff and members see them: what gets posted, once, through faults.
+
+Virtual time drives the poller (60 s here); the archive is a temporary folder
+the tests edit while the bot runs, as an operator's cron job would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import shutil
+
+import discord
+import pytest
+import simcord
+import yaml
+
+from bot.config import Config
+from tests.conftest import CORPUS, ROOT, story_file
+
+POLL = 60
+
+
+def write(archive, name, title, heat, topics=("AI",), published="2025-12-31T12:00:00Z", **kw):
+    """Write (or rewrite) one story file; its URL derives from `name`."""
+    url = f"https://news.example/{name}"
+    text = story_file(title=title, url=url, heat=heat, topics=topics, published=published, **kw)
+    (archive / f"{name}.md").write_text(text, encoding="utf-8")
+    return url
+
+
+def posts(channel) -> list[discord.Message]:
+    """The story posts in a channel (messages with an embed), oldest first."""
+    return [m for m in channel.history() if m.embeds]
+
+
+def posted_titles(channel) -> list[str]:
+    return [m.embeds[0].title for m in posts(channel)]
+
+
+@pytest.fixture
+def archive(tmp_path):
+    path = tmp_path / "archive"
+    path.mkdir()
+    write(path, "hot-1", "Robots learn to cook", 150, published="2025-12-31T10:00:00Z")
+    write(path, "hot-2", "Vision models see more", 300, published="2025-12-31T11:00:00Z")
+    write(path, "hot-3", "Chips get faster", 120, published="2025-12-31T09:00:00Z")
+    write(path, "cold", "A quiet day in AI", 20)
+    write(path, "other", "Gardening tips", 500, topics=("Gardening",))
+    write(path, "robotics", "Robot arms, slowly", 10, topics=("Robotics",))
+    return path
+
+
+@pytest.fixture
+def bot_config(tmp_path, archive, request):
+    marker = request.node.get_closest_marker("max_age_hours")
+    return Config(
+        archive=archive,
+        db_path=tmp_path / "bot.db",
+        hot_heat=100,
+        poll_seconds=POLL,
+        max_age_hours=marker.args[0] if marker else 72,
+    )
+
+
+@pytest.fixture
+async def room(simcord_env):
+    env = simcord_env
+    guild = env.create_guild(name="Newsroom")
+    news = guild.create_text_channel("news")
+    other = guild.create_text_channel("other")
+    staff_role = guild.create_role(
+        "Staff", permissions=discord.Permissions(manage_channels=True, manage_messages=True)
+    )
+    staff = guild.add_member(env.create_user("sam"), roles=[staff_role])
+    member = guild.add_member(env.create_user("alice"))
+    await env.bot.archive_loaded.wait()
+    return Room(env, guild, news, other, staff, member)
+
+
+@dataclasses.dataclass
+class Room:
+    env: simcord.Env
+    guild: object
+    news: object
+    other: object
+    staff: object
+    member: object
+
+    async def poll(self, times: int = 1) -> None:
+        await self.env.advance_time(POLL * times)
+
+    async def rescan(self) -> None:
+        """Let the bot pick up archive edits: the next poll rescans."""
+        await self.poll()
+
+
+# -- commands and permissions -------------------------------------------------------
+
+
+async def test_subscribe_is_hidden_from_members_and_refused_at_run_time(room):
+    assert "subscribe" in room.staff.available_commands(room.news)
+    assert "subscribe" not in room.member.available_commands(room.news)
+    with pytest.raises(simcord.SetupError, match="default-member-permissions"):
+        await room.member.slash(room.news, "subscribe", topic="AI")
+    # A server may override the visibility: the bot still checks.
+    commands = {c.name: c for c in await room.env.bot.tree.fetch_commands()}
+    room.guild.set_command_permissions(commands["subscribe"], {room.member: True})
+    result = await room.member.slash(room.news, "subscribe", topic="AI")
+    assert result.ephemeral
+    assert "Manage Channels" in result.response.content
+    assert await room.env.bot.store.subscriptions(room.guild.id) == []
+
+
+async def test_subscribe_confirms_without_flooding_the_channel(room):
+    result = await room.staff.slash(room.news, "subscribe", topic="ai")
+    assert result.ephemeral
+    assert f"<#{room.news.id}> now gets **AI** stories with heat ≥ 100" in result.response.content
+    await room.poll(3)
+    assert posts(room.news) == []
+
+
+async def test_backfill_posts_the_hottest_at_once_oldest_first(room):
+    await room.staff.slash(room.news, "subscribe", topic="AI", backfill=2)
+    # The two hottest (300 and 150), in publication order.
+    assert posted_titles(room.news) == ["Robots learn to cook", "Vision models see more"]
+    await room.poll(2)
+    assert len(posts(room.news)) == 2
+
+
+async def test_unknown_topic_and_missing_permission_are_explained(room):
+    result = await room.staff.slash(room.news, "subscribe", topic="Gardenin")
+    assert "There is no topic" in result.response.content
+    assert "Gardening" in result.response.content
+    bot_member = room.guild.me
+    locked = room.guild.create_text_channel(
+        "locked", overwrites={bot_member: discord.PermissionOverwrite(embed_links=False)}
+    )
+    result = await room.staff.slash(room.news, "subscribe", topic="AI", channel=locked)
+    assert result.ephemeral
+    assert "missing Embed Links" in result.response.content
+    assert await room.env.bot.store.subscriptions(room.guild.id) == []
+
+
+async def test_unsubscribe_and_list(room):
+    await room.staff.slash(room.news, "subscribe", topic="AI", min_heat=200, keywords="vision")
+    await room.staff.slash(room.news, "subscribe", topic="Gardening")
+    listing = await room.staff.slash(room.news, "subscriptions")
+    (embed,) = listing.response.embeds
+    names = [f.name for f in embed.fields]
+    assert names == ["AI · active", "Gardening · active"]
+    assert "heat ≥ 200" in embed.fields[0].value and "“vision”" in embed.fields[0].value
+    choices = await room.staff.autocomplete(room.news, "unsubscribe", "topic", "")
+    assert [c["value"] for c in choices] == ["all", "AI", "Gardening"]
+    result = await room.staff.slash(room.news, "unsubscribe", topic="gardening")
+    assert "Removed **gardening**" in result.response.content
+    result = await room.staff.slash(room.news, "unsubscribe", topic="all")
+    assert "Removed all 1 subscriptions" in result.response.content
+    result = await room.staff.slash(room.news, "subscriptions")
+    assert "There are no subscriptions" in result.response.content
+
+
+# -- what gets pushed ----------------------------------------------------------------
+
+
+async def test_a_story_crossing_the_threshold_is_posted_once(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    write(archive, "cold", "A quiet day in AI", 130)
+    await room.rescan()
+    assert posted_titles(room.news) == ["A quiet day in AI"]
+    (post,) = posts(room.news)
+    assert post.embeds[0].url == "https://news.example/cold"
+    assert [b.label for row in post.components for b in row.children][:2] == ["Read", "Related"]
+    # Falls below and rises again: never posted twice.
+    write(archive, "cold", "A quiet day in AI", 40)
+    await room.rescan()
+    write(archive, "cold", "A quiet day in AI", 180)
+    await room.poll(3)
+    assert posted_titles(room.news) == ["A quiet day in AI"]
+
+
+async def test_a_new_hot_file_is_posted_and_old_stories_are_not(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    write(archive, "fresh", "Fresh AI news", 200, published="2025-12-31T23:00:00Z")
+    write(archive, "stale", "Old AI news", 200, published="2025-12-20T00:00:00Z")
+    write(archive, "hidden", "Unpublished AI news", 200, extra="")
+    (archive / "hidden.md").write_text(
+        (archive / "hidden.md").read_text().replace("published: true", "published: false")
+    )
+    await room.rescan()
+    assert posted_titles(room.news) == ["Fresh AI news"]
+
+
+async def test_two_subscriptions_of_one_channel_post_once_and_ping_both_roles(room, archive):
+    robots = room.guild.create_role("Robot fans")
+    vision = room.guild.create_role("Vision fans")
+    await room.staff.slash(room.news, "subscribe", topic="AI", mention=robots)
+    await room.staff.slash(room.news, "subscribe", topic="Robotics", mention=vision)
+    write(archive, "both", "Robots with eyes", 250, topics=("AI", "Robotics"))
+    await room.rescan()
+    (post,) = posts(room.news)
+    assert post.content == f"<@&{robots.id}> <@&{vision.id}>"
+    sent = [
+        e.json
+        for e in room.env.http_requests
+        if e.method == "POST" and e.path == f"/channels/{room.news.id}/messages"
+    ]
+    allowed = sent[-1]["allowed_mentions"]
+    assert allowed["parse"] == []  # no @everyone, no users
+    assert {str(r) for r in allowed["roles"]} == {str(robots.id), str(vision.id)}
+
+
+async def test_keyword_filters_are_whole_words(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI", keywords="robot", exclude="cook")
+    write(archive, "a", "A robot walks", 200)
+    write(archive, "b", "Robotics is big", 200)  # "robot" is not a whole word here
+    write(archive, "c", "A robot learns to cook", 200)
+    await room.rescan()
+    assert posted_titles(room.news) == ["A robot walks"]
+
+
+async def test_per_poll_cap_posts_oldest_first_and_keeps_the_rest(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    for hour in range(7):
+        write(archive, f"s{hour}", f"Story {hour}", 200, published=f"2025-12-31T1{hour}:00:00Z")
+    await room.rescan()
+    assert posted_titles(room.news) == [f"Story {h}" for h in range(5)]
+    await room.poll()
+    assert posted_titles(room.news) == [f"Story {h}" for h in range(7)]
+
+
+async def test_announcement_channel_posts_are_published(room, archive, caplog):
+    announcements = room.guild.create_news_channel("announcements")
+    await room.staff.slash(announcements, "subscribe", topic="AI")
+    write(archive, "p1", "Published news", 200)
+    await room.rescan()
+    (post,) = posts(announcements)
+    assert post.flags.value & 0b11  # crossposted (simcord sets bit 1, Discord bit 0)
+    # A refused publish (rate limit) keeps the post and is logged.
+    room.env.inject_error("POST", f"/channels/{announcements.id}/messages/*/crosspost", status=429)
+    write(archive, "p2", "Second news", 200)
+    with caplog.at_level(logging.WARNING, logger="bot.delivery"):
+        await room.rescan()
+    assert posted_titles(announcements) == ["Published news", "Second news"]
+    assert "could not publish" in caplog.text
+
+
+# -- faults ---------------------------------------------------------------------------
+
+
+async def test_403_pauses_tells_once_and_resumes_when_the_permission_is_back(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    await room.staff.slash(room.other, "subscribe", topic="AI")
+    bot = room.env.bot
+    news = bot.get_channel(room.news.id)
+    await news.set_permissions(bot.user, overwrite=discord.PermissionOverwrite(send_messages=False))
+    write(archive, "n1", "News while locked", 200)
+    await room.rescan()
+    assert posts(room.news) == []
+    assert posted_titles(room.other) == ["News while locked"]
+    listing = await room.staff.slash(room.news, "subscriptions", channel=room.news)
+    field = listing.response.embeds[0].fields[0]
+    assert field.name == "AI · paused"
+    assert "missing permission: Send Messages" in field.value
+    await room.poll(3)  # still locked: no repeated notices
+    await news.set_permissions(bot.user, overwrite=None)
+    await room.poll()
+    assert posted_titles(room.news) == ["News while locked"]
+    listing = await room.staff.slash(room.news, "subscriptions", channel=room.news)
+    assert listing.response.embeds[0].fields[0].name == "AI · active"
+
+
+async def test_injected_403_pauses_and_says_so_once(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    room.env.inject_error(
+        "POST",
+        f"/channels/{room.news.id}/messages",
+        status=403,
+        code=50013,
+        message="Missing Permissions",
+    )
+    write(archive, "n1", "Refused news", 200)
+    await room.rescan()
+    notices = [m for m in room.news.history() if not m.embeds]
+    assert len(notices) == 1 and "Its subscriptions are paused" in notices[0].content
+    await room.poll()  # the permissions look fine again: resumed and retried
+    assert posted_titles(room.news) == ["Refused news"]
+
+
+async def test_unknown_channel_deletes_its_subscriptions_and_others_carry_on(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    await room.staff.slash(room.other, "subscribe", topic="AI")
+    room.env.inject_error(
+        "POST",
+        f"/channels/{room.news.id}/messages",
+        status=404,
+        code=10003,
+        message="Unknown Channel",
+    )
+    write(archive, "n1", "Where did it go", 200)
+    await room.rescan()
+    assert posted_titles(room.other) == ["Where did it go"]
+    subs = await room.env.bot.store.subscriptions(room.guild.id)
+    assert [s.channel_id for s in subs] == [room.other.id]
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+async def test_rate_limits_and_server_errors_are_retried(room, archive, status):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    await room.staff.slash(room.other, "subscribe", topic="AI")
+    room.env.inject_error("POST", f"/channels/{room.news.id}/messages", status=status)
+    write(archive, "n1", "Try again", 200)
+    await room.rescan()
+    assert posts(room.news) == []
+    assert posted_titles(room.other) == ["Try again"]
+    await room.poll()
+    assert posted_titles(room.news) == ["Try again"]
+    await room.poll(2)
+    assert posted_titles(room.news) == ["Try again"]
+
+
+async def test_deleted_channel_and_removed_guild_forget_subscriptions(room):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    await room.staff.slash(room.other, "subscribe", topic="AI")
+    bot = room.env.bot
+    await bot.get_channel(room.news.id).delete()
+    await room.env.settle()
+    subs = await bot.store.subscriptions(room.guild.id)
+    assert [s.channel_id for s in subs] == [room.other.id]
+    await bot.get_guild(room.guild.id).leave()
+    await room.env.settle()
+    assert await bot.store.subscriptions(room.guild.id) == []
+
+
+# -- restarts --------------------------------------------------------------------------
+
+
+async def test_crash_between_send_and_record_never_posts_twice(
+    room, archive, bot_config, make_bot, monkeypatch
+):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    store = room.env.bot.store
+    real_mark = store.mark_delivery
+
+    async def crash_after_send(channel_id, story_id, state, now, **kw):
+        if state == "sent":
+            raise RuntimeError("simulated crash after Discord accepted the post")
+        return await real_mark(channel_id, story_id, state, now, **kw)
+
+    monkeypatch.setattr(store, "mark_delivery", crash_after_send)
+    write(archive, "n1", "Sent but not recorded", 200)
+    await room.rescan()
+    assert posted_titles(room.news) == ["Sent but not recorded"]
+    await room.env.restart_bot(make_bot(bot_config))
+    await room.env.bot.archive_loaded.wait()
+    await room.poll(3)
+    assert posted_titles(room.news) == ["Sent but not recorded"]
+
+
+async def test_stories_that_got_hot_while_down_are_posted_after_restart(
+    room, archive, bot_config, make_bot
+):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    write(archive, "cold", "A quiet day in AI", 400)
+    await room.env.restart_bot(make_bot(bot_config))
+    await room.env.bot.archive_loaded.wait()
+    await room.poll()
+    assert posted_titles(room.news) == ["A quiet day in AI"]
+
+
+async def test_an_ingest_by_another_process_is_picked_up(room, archive, bot_config, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    write(archive, "cli", "Ingested from cron", 300)
+    env = {
+        **os.environ,
+        "NEWS_DB": str(bot_config.db_path),
+        "NEWS_ARCHIVE": str(archive),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.pop("DISCORD_TOKEN", None)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "bot", "ingest"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 added" in done.stdout
+    await room.poll()
+    assert posted_titles(room.news) == ["Ingested from cron"]
+
+
+async def test_subscribing_again_resumes_a_paused_channel(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    await room.env.bot.store.pause_channel(
+        room.news.id, "missing permission: Send Messages", room.env.now()
+    )
+    await room.staff.slash(room.news, "subscribe", topic="AI", min_heat=150)
+    (sub,) = await room.env.bot.store.subscriptions(room.guild.id)
+    assert sub.active and sub.min_heat == 150
+
+
+# -- a replayed history of the shared corpus ------------------------------------------
+
+
+def _front_matter(path) -> dict:
+    text = path.read_text(encoding="utf-8-sig").replace("\r\n", "\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def _set_heat(path, heat: int) -> None:
+    data = path.read_bytes()
+    new = re.sub(rb"(?m)^heat: *\d+", b"heat: %d" % heat, data, count=1)
+    assert new != data or f"heat: {heat}".encode() in data
+    path.write_bytes(new)
+
+
+def _should_post(meta: dict) -> bool:
+    return (
+        "Power Apps" in (meta.get("topics") or [])
+        and meta.get("published") is not False
+        and int(meta.get("heat") or 0) >= 100
+    )
+
+
+@pytest.mark.max_age_hours(0)  # the corpus is from 2019-2021
+async def test_replayed_corpus_history_posts_exactly_the_stories_that_became_hot(
+    simcord_env, archive
+):
+    """Write the corpus in steps, with heats changing, and check every post."""
+    env = simcord_env
+    guild = env.create_guild(name="Replay")
+    news = guild.create_text_channel("news")
+    staff = guild.add_member(
+        env.create_user("sam"),
+        roles=[guild.create_role("Staff", permissions=discord.Permissions(manage_channels=True))],
+    )
+    await env.bot.archive_loaded.wait()
+    source = sorted((CORPUS / "_news").glob("*.md"))
+    first, second, third = source[:64], source[64:128], source[128:]
+    target = archive / "_news"
+    target.mkdir()
+
+    def copy(files):
+        for f in files:
+            shutil.copyfile(f, target / f.name)
+
+    async def settle_polls():
+        for _ in range(30):  # at most 5 posts per poll
+            await env.advance_time(POLL)
+
+    def urls(files) -> set[str]:
+        metas = [_front_matter(target / f.name) for f in files]
+        return {m.get("originalUrl") or m["webUrl"] for m in metas if _should_post(m)}
+
+    def posted() -> list[str]:
+        return [m.embeds[0].url for m in news.history() if m.embeds]
+
+    # 1. The archive starts with a third of the corpus; subscribing posts nothing.
+    copy(first)
+    await env.advance_time(POLL)
+    await staff.slash(news, "subscribe", topic="Power Apps")
+    await settle_polls()
+    assert posted() == []
+
+    # 2. New files arrive: the hot ones are posted.
+    copy(second)
+    await settle_polls()
+    expected = urls(second)
+    assert len(expected) >= 5
+    assert sorted(posted()) == sorted(expected)
+
+    # 3. Heats change in old files: those that cross the threshold are posted, once;
+    #    hot stories that cool down and heat up again are not posted again.
+    raised = [f for f in first if not _should_post(_front_matter(f))][::3]
+    for f in raised:
+        _set_heat(target / f.name, 150)
+    rewarmed = [f for f in second if _should_post(_front_matter(f))][:3]
+    for f in rewarmed:
+        _set_heat(target / f.name, 10)
+    await settle_polls()
+    for f in rewarmed:
+        _set_heat(target / f.name, 500)
+    await settle_polls()
+    assert urls(raised), "the replay must raise some stories over the threshold"
+    expected |= urls(raised)
+    assert sorted(posted()) == sorted(expected)
+
+    # 4. The rest arrives, and a few files disappear: only the hot new ones are posted.
+    copy(third)
+    for f in first[:5]:
+        (target / f.name).unlink()
+    await settle_polls()
+    expected |= urls(third)
+    assert sorted(posted()) == sorted(expected)
+    assert len(posted()) == len(set(posted()))  # never twice
