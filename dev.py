@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Set up the project's virtual environment and run it: the README's two commands.
 
-    python3 dev.py run     # install (first time), then start the bot
+    python3 dev.py run     # install (first time), then start the bot: connected to
+                           # Discord with DISCORD_TOKEN, else the offline playground
     python3 dev.py test    # install with the test tools, then lint and run every test
 
 Needs only Python 3.11+. Installing is skipped when pyproject.toml has not
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -43,7 +45,13 @@ def ensure_installed(extras: str) -> None:
 
 
 def run(*args: str | Path) -> int:
-    return subprocess.run([str(a) for a in args], cwd=ROOT).returncode
+    # Ctrl-C reaches the child too (same terminal): let it shut down in its own time
+    # rather than die with this process. (A Python handler, unlike SIG_IGN, is not inherited.)
+    previous = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        return subprocess.run([str(a) for a in args], cwd=ROOT).returncode
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def main(argv: list[str]) -> int:

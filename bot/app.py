@@ -17,11 +17,12 @@ from bot import errors, views
 from bot.config import Config
 from bot.ingest import IngestReport, ingest
 from bot.permissions import REQUIRED_PERMISSIONS
+from bot.pinning import Pinner
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.news", "cogs.subscriptions")
+EXTENSIONS = ("cogs.news", "cogs.subscriptions", "cogs.pins")
 
 TOKEN_HELP = """\
 No DISCORD_TOKEN is set, so the bot cannot connect to Discord.
@@ -53,11 +54,12 @@ class NewsBot(commands.Bot):
         self.archive_loaded = asyncio.Event()
         self.last_ingest: IngestReport | None = None
         self._loader: asyncio.Task | None = None
+        self.pinner = Pinner(self)  # pins story messages; keeps the pin record true
 
     async def setup_hook(self) -> None:
         self.store = await Store.open(self.config.db_path)
         self.tree.on_error = errors.on_app_command_error
-        self.add_dynamic_items(views.RelatedButton)
+        self.add_dynamic_items(views.RelatedButton, views.PinButton)
         for extension in EXTENSIONS:
             try:
                 await self.load_extension(extension)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import operator
 import os
 import re
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
+from bot import quick_yaml
 from bot.models import Coverage, Rejection, Skipped, Story
 
 try:  # libyaml is several times faster; PyYAML falls back to pure Python without it.
@@ -39,6 +41,10 @@ MAX_URL = 2_000
 
 _TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|ocid)$", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
+# Blank lines, then a '---' line (trailing whitespace allowed), on "\n"-separated text.
+_OPENING = re.compile(r"(?:[^\S\n]*\n)*---[^\S\n]*(?:\n|\Z)")
+# The line that closes the front matter: '---' or '...', trailing whitespace allowed.
+_CLOSING = re.compile(r"^(?:---|\.\.\.)[^\S\n]*$", re.MULTILINE)
 _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 
@@ -79,23 +85,29 @@ def scan_archive(root: str | os.PathLike[str]) -> Iterator[ArchiveFile]:
             continue
         seen_dirs.add((st.st_dev, st.st_ino))
         try:
-            entries = sorted(os.scandir(full_dir), key=lambda e: e.name)
+            with os.scandir(full_dir) as it:
+                entries = sorted(it, key=_entry_name)
         except OSError:
             continue
+        prefix = f"{rel_dir}/" if rel_dir else ""
         subdirs = []
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name[0] == ".":
                 continue
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             try:
                 if entry.is_dir():
-                    subdirs.append(rel)
-                elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in STORY_SUFFIXES:
+                    subdirs.append(prefix + name)
+                # name has no leading dot, so this is os.path.splitext's extension
+                elif name[name.rfind(".") :].lower() in STORY_SUFFIXES and entry.is_file():
                     est = entry.stat()
-                    yield ArchiveFile(rel, est.st_size, est.st_mtime_ns)
+                    yield ArchiveFile(prefix + name, est.st_size, est.st_mtime_ns)
             except OSError:
                 continue
         stack.extend(reversed(subdirs))
+
+
+_entry_name = operator.attrgetter("name")
 
 
 def content_hash(data: bytes) -> str:
@@ -140,8 +152,12 @@ def parse_file(
     """
     full = os.path.join(root, path)
     try:
-        with open(full, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+        with open(full, "rb", buffering=0) as fh:
+            # read(MAX_FILE_BYTES + 1) would allocate a 1 MB buffer for every 1.5 kB story.
+            want = min(os.fstat(fh.fileno()).st_size, MAX_FILE_BYTES) + 1
+            data = fh.read(want)
+            if len(data) == want and want <= MAX_FILE_BYTES:  # it grew, or st_size lied
+                data += fh.read(MAX_FILE_BYTES + 1 - want)
     except OSError as exc:
         return "", Rejection(path, f"cannot read file: {exc.strerror or exc}")
     digest = content_hash(data)
@@ -207,19 +223,23 @@ def _parse(path: str, data: bytes) -> ParseResult:
 
 
 def _front_matter(text: str) -> dict[str, Any]:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    start = 0
-    while start < len(lines) and not lines[start].strip():
-        start += 1
-    if start == len(lines) or lines[start].rstrip() != "---":
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    opening = _OPENING.match(text)
+    if opening is None:
         raise _Reject("no front matter (the file must start with a '---' line)")
-    for end in range(start + 1, len(lines)):
-        if lines[end].rstrip() in ("---", "..."):
-            break
-    else:
+    start = opening.end()
+    if start == len(text):  # the opening line is the last one
         raise _Reject("front matter is not closed by a '---' line")
+    # Only the front matter is scanned: a long body after it costs nothing.
+    closing = _CLOSING.search(text, start)
+    if closing is None:
+        raise _Reject("front matter is not closed by a '---' line")
+    source = text[start : max(start, closing.start() - 1)]
+    meta = quick_yaml.load(source)
+    if meta is not None:
+        return meta
     try:
-        meta = yaml.load("\n".join(lines[start + 1 : end]), Loader=_Loader)
+        meta = yaml.load(source, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise _Reject(f"malformed YAML: {_yaml_problem(exc)}") from None
     except (ValueError, OverflowError) as exc:  # a value YAML recognised but cannot build
@@ -256,7 +276,7 @@ def _http_url(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     url = value.strip()
-    if len(url) > MAX_URL or any(c.isspace() for c in url):
+    if len(url) > MAX_URL or _WHITESPACE.search(url):
         return None
     try:
         parts = urlsplit(url)

@@ -49,7 +49,42 @@ def story_line(story: Story) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="newsbot", description="A Discord bot for topical news.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", help="connect to Discord with DISCORD_TOKEN (the default command)")
+    commands.add_parser("run", help="connect to Discord with DISCORD_TOKEN")
+    playground = commands.add_parser(
+        "playground",
+        help="try the bot offline, in a simulated Discord shown in your browser (no token)",
+        description=(
+            'Run the real bot against a simulated Discord server "Newsroom" and open it in '
+            "a browser: #news receives the archive's hot stories as posts, #general is for "
+            "commands; you are a moderator and can switch to an ordinary member. Virtual "
+            "time runs at real speed; the archive is rescanned every --poll seconds (instead "
+            "of NEWS_POLL_SECONDS), so a hot story file dropped into the archive shows up in "
+            "#news. Uses a temporary database, never NEWS_DB. Ctrl-C stops it."
+        ),
+    )
+    playground.add_argument("--archive", help="archive directory (default: NEWS_ARCHIVE)")
+    playground.add_argument(
+        "--port", type=int, default=0, help="port on 127.0.0.1 (default 0: a free port)"
+    )
+    playground.add_argument(
+        "--no-browser", action="store_true", help="print the URL without opening a browser"
+    )
+    playground.add_argument(
+        "--channel",
+        choices=("news", "general"),
+        default="news",
+        help="the channel the page shows (news); the preview shows one channel",
+    )
+    playground.add_argument(
+        "--poll",
+        type=int,
+        default=10,
+        help="seconds between archive rescans in the playground (10)",
+    )
+    backup = commands.add_parser(
+        "backup", help="copy the database to PATH safely, even while the bot runs"
+    )
+    backup.add_argument("path", help="the backup file to write (replaced if it exists)")
     ingest_cmd = commands.add_parser("ingest", help="load the archive into the database")
     ingest_cmd.add_argument("path", nargs="?", help="archive directory (default: NEWS_ARCHIVE)")
     search = commands.add_parser("search", help="full-text search; an empty QUERY lists stories")
@@ -78,11 +113,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     config.configure_logging()
-    command = args.command or "run"
+    command = args.command
+    if command is None:  # the first run: Discord with a token, else the playground
+        if config.token:
+            print("DISCORD_TOKEN is set: connecting to Discord.", file=sys.stderr)
+            command = "run"
+        else:
+            print(
+                "No DISCORD_TOKEN (environment or .env): starting the offline playground. "
+                "Set one to run the bot in Discord (see the README).",
+                file=sys.stderr,
+            )
+            args = build_parser().parse_args(["playground"])
+            command = "playground"
     if command == "run":
         from bot.app import run_bot
 
         return run_bot(config)
+    if command == "playground":
+        from bot import playground
+
+        return playground.run(
+            config,
+            archive=Path(args.archive) if args.archive else None,
+            port=args.port,
+            open_browser=not args.no_browser,
+            channel=args.channel,
+            poll=max(1, args.poll),
+        )
+    if command == "backup":
+        return backup(config.db_path, Path(args.path))
     if command == "invite":
         from bot.app import invite_url
 
@@ -160,6 +220,27 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
                     print("  " + story_line(story))
             return 0
     raise AssertionError(command)
+
+
+def backup(db_path: Path, target: Path) -> int:
+    """`backup PATH`: SQLite's online backup, a consistent copy while the bot keeps writing."""
+    if not db_path.is_file():
+        print(f"no database at {db_path} (set NEWS_DB)", file=sys.stderr)
+        return 1
+    if target.resolve() == db_path.resolve():
+        print("the backup must be another file than the database", file=sys.stderr)
+        return 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    asyncio.run(_copy_database(db_path, target))
+    print(f"backed up {db_path} to {target}")
+    return 0
+
+
+async def _copy_database(db_path: Path, target: Path) -> None:
+    import aiosqlite
+
+    async with aiosqlite.connect(db_path) as source, aiosqlite.connect(target) as copy:
+        await source.backup(copy)
 
 
 def _no_story(story_id: str) -> int:

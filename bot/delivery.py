@@ -47,6 +47,16 @@ def _has_term(text: str, term: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text) is not None
 
 
+def wants(subscription: Subscription, story: Story) -> bool:
+    """Whether the subscription asks for the story: topic, heat and keyword filters."""
+    topic = subscription.topic.casefold()
+    return (
+        any(t.casefold() == topic for t in story.topics)
+        and story.heat >= subscription.min_heat
+        and matches_filters(story, subscription)
+    )
+
+
 def matches_filters(story: Story, subscription: Subscription) -> bool:
     """Whole-word, case-insensitive keyword filters on the title and excerpt."""
     text = f"{story.title}\n{story.excerpt}".casefold()
@@ -86,13 +96,14 @@ class Deliverer:
     async def decide(self) -> int:
         """Record a pending delivery for every (channel, story) that became due."""
         now = discord.utils.utcnow()
-        pairs, latest = await self.store.changed_candidates(self.cutoff(now))
+        recorded, filtered, latest = await self.store.record_due(self.cutoff(now), now)
         rows = [
             (sub.guild_id, sub.channel_id, story.id, "pending")
-            for sub, story in pairs
+            for sub, story in filtered
             if matches_filters(story, sub)
         ]
-        recorded = await self.store.record_deliveries(rows, now) if rows else 0
+        if rows:
+            recorded += await self.store.record_deliveries(rows, now)
         await self.store.advance_watermark(latest)
         if recorded:
             log.info("%d new deliveries due", recorded)
@@ -143,7 +154,7 @@ class Deliverer:
 
     async def _deliver_channel(self, channel_id: int, items: list[Delivery] | None) -> int:
         if items is None:
-            items = [d for d in await self.store.due_deliveries() if d.channel_id == channel_id]
+            items = await self.store.due_deliveries(channel_id=channel_id)
         if not items:
             return 0
         channel = await self._channel(channel_id)
@@ -154,6 +165,7 @@ class Deliverer:
             return 0
         now = discord.utils.utcnow()
         cutoff = self.cutoff(now)
+        subscriptions = await self.store.active_subscriptions(channel_id)
         sent = 0
         for delivery in items:
             if sent >= self.config.posts_per_poll:
@@ -162,20 +174,21 @@ class Deliverer:
                 )
                 break
             story = delivery.story
+            if not delivery.visible:
+                await self._drop(channel_id, story, "unpublished or removed from the archive")
+                continue
             if cutoff is not None and (story.published_at is None or story.published_at < cutoff):
                 await self._drop(channel_id, story, f"older than {self.config.max_age_hours}h")
                 continue
-            subs = [
-                s
-                for s in await self.store.channel_matches(channel_id, story.id)
-                if matches_filters(story, s)
-            ]
+            subs = [s for s in subscriptions if wants(s, story)]
             if not subs:
                 await self._drop(channel_id, story, "no subscription of the channel wants it")
                 continue
             if not await self._send(channel, story, subs):
                 break  # the channel failed: the rest waits for the next poll
             sent += 1
+        if sent:
+            await self.store.clear_notice(channel_id)
         return sent
 
     async def _send(self, channel, story: Story, subs: list[Subscription]) -> bool:
@@ -186,10 +199,11 @@ class Deliverer:
         )
         now = discord.utils.utcnow()
         await self.store.mark_delivery(channel.id, story.id, "sending", now)
+        pinned = await self.store.is_story_pinned(channel.guild.id, story.id)
         try:
             message = await channel.send(
                 content=content,
-                embed=embeds.story_embed(story, self.config.hot_heat),
+                embed=embeds.story_embed(story, self.config.hot_heat, pinned=pinned),
                 view=story_view(story),
                 allowed_mentions=allowed,
             )
@@ -200,7 +214,6 @@ class Deliverer:
             await self.handle_failure(channel, exc)
             return False
         await self.store.mark_delivery(channel.id, story.id, "sent", now, message_id=message.id)
-        await self.store.clear_notice(channel.id)
         log.info("posted story %s to channel %s", story.id, channel.id)
         if channel.is_news():
             try:

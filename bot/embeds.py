@@ -71,6 +71,16 @@ def safe_url(url: str | None, limit: int = URL_LIMIT) -> str | None:
     return url
 
 
+# In `[text](target)` these would end the target early (and open a link of the archive's
+# choosing) or escape our closing parenthesis; percent-encoded, the URL means the same.
+_LINK_TARGET = str.maketrans({"(": "%28", ")": "%29", "\\": "%5C", "<": "%3C", ">": "%3E"})
+
+
+def link_target(url: str) -> str:
+    """An http(s) URL made safe to put between the parentheses of a Markdown link."""
+    return url.translate(_LINK_TARGET)
+
+
 def heat_colour(heat: int, hot_heat: int) -> int:
     if heat >= 2 * hot_heat:
         return BLAZING
@@ -123,7 +133,7 @@ def story_line(story: Story, number: int | None = None) -> tuple[str, str]:
     name = truncate(f"{label}{video}{story.title}", FIELD_NAME_LIMIT)
     bits = []
     if url := safe_url(story.url):
-        bits.append(f"[Read]({url})")
+        bits.append(f"[Read]({link_target(url)})")
     if story.provider:
         bits.append(plain_truncated(story.provider, 80))
     if story.published_at:
@@ -191,7 +201,7 @@ def coverage_line(link: Coverage) -> str | None:
         return None
     title = plain_truncated(link.title, 150)
     provider = f" — {plain_truncated(link.provider, 60)}" if link.provider else ""
-    return f"• [{title}]({url}){provider}"
+    return f"• [{title}]({link_target(url)}){provider}"
 
 
 def topics_embed(

@@ -15,6 +15,8 @@ from discord import app_commands
 
 log = logging.getLogger(__name__)
 
+APOLOGY = "Sorry, something went wrong on our side. It has been logged."
+
 
 class UserError(app_commands.AppCommandError):
     """A problem the user can fix; `message` is shown to them as it is."""
@@ -65,6 +67,20 @@ async def on_app_command_error(
             options,
             exc_info=original,
         )
-        await reply_privately(
-            interaction, "Sorry, something went wrong on our side. It has been logged."
-        )
+        await reply_privately(interaction, APOLOGY)
+
+
+async def on_component_error(
+    interaction: discord.Interaction, error: Exception, item: discord.ui.Item
+) -> None:
+    """A button failed: log it like a command, and answer the click anyway."""
+    log.error(
+        "button %r (%s) failed (guild %s, channel %s, user %s)",
+        getattr(item, "label", None),
+        getattr(item, "custom_id", None),
+        interaction.guild_id,
+        interaction.channel_id,
+        interaction.user.id,
+        exc_info=error,
+    )
+    await reply_privately(interaction, APOLOGY)

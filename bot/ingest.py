@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.archive import ArchiveFile, ParseResult, parse_file, scan_archive
-from bot.models import Rejection
-from bot.store.archive_writer import ArchiveWriter, WriteCounts, epoch
+from bot.models import Rejection, Story
+from bot.store.archive_writer import ArchiveWriter, WriteCounts, epoch, fingerprint
 from bot.store.schema import connect, migrate
 
 log = logging.getLogger(__name__)
@@ -77,16 +77,12 @@ def ingest_archive(
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         migrate(conn)
         writer = ArchiveWriter(conn)
-        known = writer.known_files()
+        known = writer.known_stamps()
         files = list(scan_archive(root))
         report.scanned = len(files)
         present = {f.path for f in files}
         gone = [path for path in known if path not in present]
-        candidates = [
-            f
-            for f in files
-            if (k := known.get(f.path)) is None or (k.size, k.mtime_ns) != (f.size, f.mtime_ns)
-        ]
+        candidates = [f for f in files if known.get(f.path) != (f.size, f.mtime_ns)]
         report.unchanged = len(files) - len(candidates)
         total = len(candidates)
         if progress:
@@ -94,7 +90,7 @@ def ingest_archive(
         stamp = epoch(now)
         counts = WriteCounts()
         touched: list[ArchiveFile] = []
-        batch: list[tuple[ArchiveFile, str, ParseResult]] = []
+        batch: list[tuple[ArchiveFile, str, ParseResult, str | None]] = []
 
         def flush() -> None:
             part, _ = writer.write(batch, stamp)
@@ -103,14 +99,15 @@ def ingest_archive(
             counts.unchanged += part.unchanged
             batch.clear()
 
-        parsed = _parse_all(root, candidates, known, workers)
-        for done, (file, digest, result) in enumerate(parsed, start=1):
-            if result is None:  # same content, new mtime (a touch or a checkout)
-                touched.append(file)
+        known_hashes = writer.known_hashes([f.path for f in candidates if f.path in known])
+        parsed = _parse_all(root, candidates, known_hashes, workers)
+        for done, item in enumerate(parsed, start=1):
+            if item[2] is None:  # same content, new mtime (a touch or a checkout)
+                touched.append(item[0])
                 report.unchanged += 1
             else:
                 report.parsed += 1
-                batch.append((file, digest, result))
+                batch.append(item)
                 if len(batch) >= BATCH:
                     flush()
             if progress and (done % 100 == 0 or done == total):
@@ -124,6 +121,7 @@ def ingest_archive(
         if gone or report.parsed:
             report.removed = writer.mark_removed(stamp)
             writer.count_topics()
+            writer.count_terms()
         report.added, report.updated = counts.added, counts.updated
         report.unchanged += counts.unchanged
         report.rejected = writer.rejections()
@@ -136,10 +134,13 @@ def ingest_archive(
 
 
 def _parse_all(
-    root: str, files: list[ArchiveFile], known: dict, workers: int | None
-) -> Iterator[tuple[ArchiveFile, str, ParseResult | None]]:
-    """Yield (file, hash, result) in order; result is None when the hash is unchanged."""
-    known_hashes = {f.path: known[f.path].hash for f in files if f.path in known}
+    root: str, files: list[ArchiveFile], known_hashes: dict[str, str], workers: int | None
+) -> Iterator[tuple[ArchiveFile, str, ParseResult | None, str | None]]:
+    """Yield (file, hash, result, fingerprint) in order.
+
+    The result is None when the hash is unchanged; the fingerprint is the story's
+    (see `ArchiveWriter.write`), computed here so that the workers share that work.
+    """
     chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
     workers = workers or os.cpu_count() or 1
     if len(files) < PARALLEL_THRESHOLD or workers < 2:
@@ -161,11 +162,11 @@ def _parse_all(
 
 def _parse_chunk(
     root: str, files: Iterable[ArchiveFile], known_hashes: dict[str, str]
-) -> list[tuple[ArchiveFile, str, ParseResult | None]]:
+) -> list[tuple[ArchiveFile, str, ParseResult | None, str | None]]:
     out = []
     for file in files:
         digest, result = parse_file(root, file.path, known_hashes.get(file.path))
-        out.append((file, digest, result))
+        out.append((file, digest, result, fingerprint(result) if type(result) is Story else None))
     return out
 
 

@@ -127,3 +127,4 @@ class Delivery:
     story: Story
     state: str
     attempts: int = 0
+    visible: bool = True  # published and still in the archive

@@ -17,6 +17,9 @@ REQUIRED_PERMISSIONS = discord.Permissions(
     send_messages=True,
     embed_links=True,
     read_message_history=True,  # to find its own posts again after a crash
+    # Pinning needs Pin Messages since Discord split it from Manage Messages (Feb 2026);
+    # reading a channel's pins needs Read Message History, already asked for above.
+    pin_messages=True,
 )
 
 
@@ -24,3 +27,15 @@ def missing_post_permissions(channel: discord.abc.GuildChannel) -> list[str]:
     """Names of the permissions the bot lacks to post stories in `channel` (empty: none)."""
     perms = channel.permissions_for(channel.guild.me)
     return [label for name, label in POST_PERMISSIONS.items() if not getattr(perms, name)]
+
+
+def missing_pin_permissions(channel: discord.abc.GuildChannel) -> list[str]:
+    """Names of the permissions the bot lacks to pin messages in `channel` (empty: none)."""
+    perms = channel.permissions_for(channel.guild.me)
+    needed = {"view_channel": "View Channel", "pin_messages": "Pin Messages"}
+    return [label for name, label in needed.items() if not getattr(perms, name)]
+
+
+def can_pin(permissions: discord.Permissions) -> bool:
+    """A moderator, for pins: Pin Messages or Manage Messages in the channel."""
+    return permissions.pin_messages or permissions.manage_messages

@@ -1,7 +1,7 @@
 """Buttons and views shown under the bot's messages.
 
 Per-story buttons are `DynamicItem`s whose custom_id carries the story id
-(`news:related:ab12cd34`), so they keep working after a restart. The
+(`news:related:ab12cd34`, `news:pin:ab12cd34`), so they keep working after a restart. The
 paginator is a plain View bound to the person who asked.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot import embeds
+from bot import embeds, errors
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -45,6 +45,13 @@ class RelatedButton(discord.ui.DynamicItem[discord.ui.Button], template=f"news:r
         return cls(match["story"])
 
     async def callback(self, interaction: discord.Interaction[NewsBot]) -> None:
+        # discord.py only logs a failing DynamicItem: answer the click ourselves.
+        try:
+            await self._show_related(interaction)
+        except Exception as exc:
+            await errors.on_component_error(interaction, exc, self.item)
+
+    async def _show_related(self, interaction: discord.Interaction[NewsBot]) -> None:
         bot = interaction.client
         related = await bot.store.related(self.story_id)
         if related is None:
@@ -59,12 +66,38 @@ class RelatedButton(discord.ui.DynamicItem[discord.ui.Button], template=f"news:r
         )
 
 
-def story_view(story: Story) -> discord.ui.View:
-    """The buttons under every story embed: Read (link) and Related."""
+class PinButton(discord.ui.DynamicItem[discord.ui.Button], template=f"news:pin:{STORY_ID}"):
+    """Pins the message it is on (moderators only); on a pinned message it says Unpin."""
+
+    def __init__(self, story_id: str, pinned: bool = False) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Unpin" if pinned else "Pin",
+                emoji="📌",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"news:pin:{story_id}",
+            )
+        )
+        self.story_id = story_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match) -> PinButton:
+        return cls(match["story"], pinned=item.label == "Unpin")
+
+    async def callback(self, interaction: discord.Interaction[NewsBot]) -> None:
+        try:  # the pin logic (and its clear refusals) lives in bot/pinning.py
+            await interaction.client.pinner.toggle(interaction, self.story_id)
+        except Exception as exc:
+            await errors.on_component_error(interaction, exc, self.item)
+
+
+def story_view(story: Story, *, pinned: bool = False) -> discord.ui.View:
+    """The buttons under every story embed: Read (link), Related and Pin (Unpin if `pinned`)."""
     view = discord.ui.View(timeout=None)
     if url := embeds.safe_url(story.url, embeds.BUTTON_URL_LIMIT):
         view.add_item(discord.ui.Button(label="Read", emoji="📰", url=url))
     view.add_item(RelatedButton(story.id))
+    view.add_item(PinButton(story.id, pinned))
     return view
 
 
@@ -86,7 +119,7 @@ class Paginator(discord.ui.View):
         self.page_size = page_size
         self.total = total
         self.offset = 0
-        self.message: discord.InteractionMessage | None = None
+        self.message: discord.Message | None = None
         self._update_buttons()
 
     @property
@@ -102,6 +135,11 @@ class Paginator(discord.ui.View):
             allowed_mentions=NO_MENTIONS,
         )
         return False
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item
+    ) -> None:
+        await errors.on_component_error(interaction, error, item)
 
     @discord.ui.button(label="Previous", emoji="◀️", style=discord.ButtonStyle.secondary)
     async def previous(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
@@ -119,6 +157,10 @@ class Paginator(discord.ui.View):
             embed, self.total = await self.render(self.offset)
         self._update_buttons()
         await interaction.response.edit_message(embed=embed, view=self)
+        # Paging restarts the timeout, which may then fire after the first interaction's
+        # token expired (15 min): disable the buttons through the channel instead.
+        if interaction.message is not None:
+            self.message = interaction.message
 
     def _update_buttons(self) -> None:
         self.previous.disabled = self.offset <= 0

@@ -102,8 +102,9 @@ class News(commands.Cog):
     @app_commands.autocomplete(story=story_autocomplete)
     async def story(self, interaction: discord.Interaction, story: str) -> None:
         found = await self._story_or_error(story)
+        pinned = await self.store.is_story_pinned(interaction.guild_id, found.id)
         await interaction.response.send_message(
-            embed=embeds.story_embed(found, self.bot.config.hot_heat),
+            embed=embeds.story_embed(found, self.bot.config.hot_heat, pinned=pinned),
             view=story_view(found),
             allowed_mentions=NO_MENTIONS,
         )
@@ -158,7 +159,7 @@ class News(commands.Cog):
             if not self.bot.archive_loaded.is_set():
                 raise UserError(LOADING)
             raise UserError(
-                f"No story matches “{embeds.truncate(text, 80)}”. "
+                f"No story matches “{embeds.plain_truncated(text, 80)}”. "
                 "Pick one from the suggestions, or find it with /news query:…"
             )
         return found

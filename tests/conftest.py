@@ -73,10 +73,35 @@ def bot_config(tmp_path: Path):
 
 
 @pytest.fixture
-def simcord_bot(bot_config):
+async def bots():
+    """Every bot a test builds; their stores are closed at the end.
+
+    simcord detaches a bot without calling `close()`, so an open store would
+    keep its aiosqlite thread alive and pytest would hang on exit.
+    """
+    built: list = []
+    yield built
+    for bot in built:
+        if bot.store is not None:
+            await bot.store.close()
+
+
+@pytest.fixture
+def make_bot(bots):
+    """A fresh bot (e.g. for `env.restart_bot`), closed at the end of the test."""
     from bot.app import create_bot
 
-    return create_bot(bot_config)
+    def make(config):
+        bot = create_bot(config)
+        bots.append(bot)
+        return bot
+
+    return make
+
+
+@pytest.fixture
+def simcord_bot(bot_config, make_bot):
+    return make_bot(bot_config)
 
 
 @pytest.fixture
@@ -89,7 +114,10 @@ async def newsroom(simcord_env):
     general = guild.create_text_channel("general")
     member = guild.add_member(env.create_user("alice"))
     mods = guild.create_role(
-        "Mods", permissions=discord.Permissions(manage_messages=True, manage_channels=True)
+        "Mods",
+        permissions=discord.Permissions(
+            manage_messages=True, manage_channels=True, pin_messages=True
+        ),
     )
     moderator = guild.add_member(env.create_user("morgan"), roles=[mods])
     await env.bot.archive_loaded.wait()

@@ -504,3 +504,14 @@ async def test_replayed_corpus_history_posts_exactly_the_stories_that_became_hot
     expected |= urls(third)
     assert sorted(posted()) == sorted(expected)
     assert len(posted()) == len(set(posted()))  # never twice
+
+
+async def test_a_waiting_story_removed_from_the_archive_is_not_posted(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    for hour in range(7):
+        write(archive, f"s{hour}", f"Story {hour}", 200, published=f"2025-12-31T1{hour}:00:00Z")
+    await room.rescan()
+    assert len(posts(room.news)) == 5
+    (archive / "s6.md").unlink()
+    await room.poll(3)
+    assert posted_titles(room.news) == [f"Story {h}" for h in range(6)]

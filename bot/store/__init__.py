@@ -7,14 +7,15 @@ from pathlib import Path
 
 import aiosqlite
 
+from bot.store.pins import Pin, PinQueries
 from bot.store.schema import BUSY_TIMEOUT_MS, connect, migrate
 from bot.store.stories import StoryQueries, quote_fts
 from bot.store.subscriptions import SubscriptionQueries
 
-__all__ = ["Store", "quote_fts"]
+__all__ = ["Pin", "Store", "quote_fts"]
 
 
-class Store(StoryQueries, SubscriptionQueries):
+class Store(StoryQueries, SubscriptionQueries, PinQueries):
     """The bot's async handle on the database (one aiosqlite connection)."""
 
     def __init__(self, path: Path, db: aiosqlite.Connection) -> None:

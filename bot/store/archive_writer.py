@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bot.archive import ArchiveFile, ParseResult
 from bot.models import Rejection, Skipped, Story
 
 
-@dataclass(frozen=True, slots=True)
-class KnownFile:
+class KnownFile(NamedTuple):
+    """What the database remembers of an archive file (a tuple: 100k of them load fast)."""
+
     size: int
     mtime_ns: int
     hash: str
@@ -43,10 +45,31 @@ class ArchiveWriter:
         self.conn = conn
         self._topic_ids: dict[str, int] = {}
         self._provider_ids: dict[tuple[str, str], int] = {}
+        # New stories are staged here and inserted with one statement per batch. SQLite
+        # 3.40's FTS5 flushes its pending index data at every statement savepoint, so a
+        # row-by-row INSERT (whose trigger feeds stories_fts) wrote one FTS segment per
+        # story; one INSERT … SELECT per batch writes one segment per batch.
+        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ({', '.join(_NEW_COLUMNS)})")
 
     def known_files(self) -> dict[str, KnownFile]:
         query = "SELECT path, size, mtime_ns, hash FROM archive_files"
-        return {row[0]: KnownFile(*row[1:]) for row in self.conn.execute(query)}
+        make = KnownFile._make
+        return {path: make(rest) for path, *rest in self.conn.execute(query)}
+
+    def known_stamps(self) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns): what a rescan compares (cheaper than `known_files`)."""
+        query = "SELECT path, size, mtime_ns FROM archive_files"
+        return {path: (size, mtime) for path, size, mtime in self.conn.execute(query)}
+
+    def known_hashes(self, paths: list[str]) -> dict[str, str]:
+        """path -> content hash, for the given paths that the database knows."""
+        out: dict[str, str] = {}
+        for i in range(0, len(paths), _LOOKUP_CHUNK):
+            part = paths[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT path, hash FROM archive_files WHERE path IN ({marks})"
+            out.update(self.conn.execute(query, part))
+        return out
 
     def touch_files(self, files: list[ArchiveFile]) -> None:
         """Record a new size/mtime for files whose content hash did not change."""
@@ -62,17 +85,24 @@ class ArchiveWriter:
     def write(
         self, batch: list[tuple[ArchiveFile, str, ParseResult]], now: int
     ) -> tuple[WriteCounts, list[Rejection]]:
-        """Apply one batch of parsed files in one transaction."""
+        """Apply one batch of parsed files in one transaction.
+
+        An item may carry a fourth element, the story's `fingerprint` computed
+        beforehand (ingest does it in the worker processes).
+        """
         counts = WriteCounts()
         late_rejections: list[Rejection] = []
         with self._transaction():
-            for file, digest, result in batch:
+            plan = _BatchPlan(self, now)
+            plan.look_up([item[2] for item in batch if isinstance(item[2], Story)])
+            for item in batch:
+                file, digest, result = item[0], item[1], item[2]
                 story_url = None
                 outcome, reason = "story", None
                 if isinstance(result, Story):
-                    try:
-                        change = self._upsert_story(result, now)
-                    except sqlite3.IntegrityError:
+                    print_ = (item[3] if len(item) > 3 else None) or fingerprint(result)
+                    change = plan.upsert(result, print_)
+                    if change is None:
                         result = Rejection(file.path, f"short id {result.id} collides")
                         late_rejections.append(result)
                     else:
@@ -84,17 +114,10 @@ class ArchiveWriter:
                     story_url = self._story_url_of(file.path)
                 elif isinstance(result, Skipped):
                     outcome, reason = "skipped", result.category
-                self.conn.execute(
-                    """
-                    INSERT INTO archive_files (path, size, mtime_ns, hash, story, outcome, reason)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (path) DO UPDATE SET
-                        size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash,
-                        story = excluded.story, outcome = excluded.outcome,
-                        reason = excluded.reason
-                    """,
-                    (file.path, file.size, file.mtime_ns, digest, story_url, outcome, reason),
+                plan.files.append(
+                    (file.path, file.size, file.mtime_ns, digest, story_url, outcome, reason)
                 )
+            plan.flush()
         return counts, late_rejections
 
     def mark_removed(self, now: int) -> int:
@@ -126,6 +149,26 @@ class ArchiveWriter:
                 """
             )
 
+    def count_terms(self) -> None:
+        """Refresh `term_stats`: document counts of the index's common terms (see schema)."""
+        with self._transaction():
+            docs = self.conn.execute("SELECT count(*) FROM stories").fetchone()[0]
+            visible = self.conn.execute(
+                "SELECT count(*) FROM stories WHERE published = 1 AND removed_at IS NULL"
+            ).fetchone()[0]
+            # Rarer terms have short doclists: stories_vocab counts them quickly.
+            min_doc = max(2, docs // 500)
+            self.conn.execute("DELETE FROM term_stats")
+            self.conn.execute(
+                "INSERT INTO term_stats (term, doc)"
+                " SELECT term, doc FROM stories_vocab WHERE doc >= ?",
+                (min_doc,),
+            )
+            self.conn.execute(
+                "INSERT OR REPLACE INTO term_stats_meta (id, min_doc, visible) VALUES (1, ?, ?)",
+                (min_doc, visible),
+            )
+
     def rejections(self) -> list[Rejection]:
         query = "SELECT path, reason FROM archive_files WHERE outcome = 'rejected' ORDER BY path"
         return [Rejection(path, reason) for path, reason in self.conn.execute(query)]
@@ -144,90 +187,6 @@ class ArchiveWriter:
             "SELECT story FROM archive_files WHERE path = ?", (path,)
         ).fetchone()
         return row[0] if row else None
-
-    def _upsert_story(self, story: Story, now: int) -> str:
-        """Insert or update one story; returns 'added', 'updated' or 'unchanged'."""
-        print_ = fingerprint(story)
-        existing = self.conn.execute(
-            "SELECT rowid, fingerprint, heat, removed_at FROM stories WHERE canonical = ?",
-            (story.canonical,),
-        ).fetchone()
-        values = (
-            story.url,
-            story.title,
-            story.excerpt,
-            epoch(story.published_at),
-            story.type,
-            story.heat,
-            story.quality,
-            int(story.published),
-            self._provider_id(story),
-            story.provider,
-            story.image_url,
-            "\n".join(story.topics),
-        )
-        if existing is None:
-            rowid = self.conn.execute(
-                """
-                INSERT INTO stories (
-                    url, title, excerpt, published_at, type, heat, quality, published, provider_id,
-                    provider_name, image_url, topics_text,
-                    id, canonical, fingerprint, first_seen_at, updated_at, heat_changed_at
-                ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                (*values, story.id, story.canonical, print_, now, now, now),
-            ).lastrowid
-            change = "added"
-            heat_changed = True
-        else:
-            rowid, old_print, old_heat, removed_at = existing
-            if old_print == print_ and removed_at is None:
-                return "unchanged"
-            heat_changed = old_heat != story.heat
-            self.conn.execute(
-                """
-                UPDATE stories SET
-                    url = ?, title = ?, excerpt = ?, published_at = ?, type = ?, heat = ?,
-                    quality = ?, published = ?, provider_id = ?, provider_name = ?, image_url = ?,
-                    topics_text = ?, fingerprint = ?, updated_at = ?, removed_at = NULL,
-                    heat_changed_at = CASE WHEN heat != ? THEN ? ELSE heat_changed_at END
-                WHERE rowid = ?
-                """,
-                (*values, print_, now, story.heat, now, rowid),
-            )
-            change = "updated"
-            self.conn.execute("DELETE FROM story_topics WHERE story = ?", (rowid,))
-            self.conn.execute("DELETE FROM coverage WHERE story = ?", (rowid,))
-        if heat_changed:
-            self.conn.execute(
-                "INSERT INTO heat_history (story, at, heat) VALUES (?, ?, ?)",
-                (rowid, now, story.heat),
-            )
-        # The delivery poller reads this log past its watermark: a sequence, not a clock,
-        # so that ingests from another process (another clock) are never missed.
-        self.conn.execute("INSERT INTO story_changes (story) VALUES (?)", (rowid,))
-        visible = int(story.published)
-        published_at = epoch(story.published_at)
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO story_topics (topic, story, visible, heat, published_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [
-                (self._topic_id(name), rowid, visible, story.heat, published_at)
-                for name in story.topics
-            ],
-        )
-        self.conn.executemany(
-            """
-            INSERT INTO coverage
-                (story, position, title, url, provider, excerpt, published_at, type)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            [
-                (rowid, i, c.title, c.url, c.provider, c.excerpt, epoch(c.published_at), c.type)
-                for i, c in enumerate(story.related)
-            ],
-        )
-        return change
 
     def _topic_id(self, name: str) -> int:
         key = name.casefold()
@@ -257,6 +216,236 @@ class ArchiveWriter:
             ).fetchone()
             self._provider_ids[key] = row[0]
         return self._provider_ids[key]
+
+
+_STAGE = "temp.stage_new_stories"
+_TEXT_COLUMNS = ("title", "excerpt", "topics_text", "provider_name")
+_NEW_COLUMNS = (
+    "rowid",
+    "url",
+    "title",
+    "excerpt",
+    "published_at",
+    "type",
+    "heat",
+    "quality",
+    "published",
+    "provider_id",
+    "provider_name",
+    "image_url",
+    "topics_text",
+    "id",
+    "canonical",
+    "fingerprint",
+    "first_seen_at",
+    "updated_at",
+    "heat_changed_at",
+)
+_LOOKUP_CHUNK = 500  # canonical URLs per IN (…) lookup
+
+
+class _BatchPlan:
+    """The rows one batch writes, gathered so that each table gets one executemany.
+
+    New stories wait in the staging table until `flush`; an update (rare on a
+    cold ingest) flushes what is pending first, so statements apply in file order.
+    """
+
+    def __init__(self, writer: ArchiveWriter, now: int) -> None:
+        self.writer = writer
+        self.conn = writer.conn
+        self.now = now
+        # canonical -> (rowid, fingerprint, heat, removed_at, text columns)
+        self.known: dict[str, tuple] = {}
+        self.ids: dict[str, str] = {}  # short id -> canonical, for collision checks
+        self.next_rowid = 0
+        self.new: list[tuple] = []
+        self.topics: list[tuple] = []
+        self.coverage: list[tuple] = []
+        self.heat: list[tuple] = []
+        self.changes: list[tuple] = []
+        self.files: list[tuple] = []
+
+    def look_up(self, stories: list[Story]) -> None:
+        """One query per chunk instead of one per story (none when the table is empty)."""
+        self.next_rowid = (
+            self.conn.execute("SELECT max(rowid) FROM stories").fetchone()[0] or 0
+        ) + 1
+        if self.next_rowid == 1:
+            return
+        canonicals = list(dict.fromkeys(s.canonical for s in stories))
+        ids = list(dict.fromkeys(s.id for s in stories))
+        for i in range(0, len(canonicals), _LOOKUP_CHUNK):
+            part = canonicals[i : i + _LOOKUP_CHUNK]
+            rows = self.conn.execute(
+                "SELECT canonical, rowid, fingerprint, heat, removed_at, title, excerpt,"
+                " topics_text, provider_name FROM stories"
+                f" WHERE canonical IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for row in rows:
+                self.known[row[0]] = (row[1], row[2], row[3], row[4], row[5:])
+        for i in range(0, len(ids), _LOOKUP_CHUNK):
+            part = ids[i : i + _LOOKUP_CHUNK]
+            rows = self.conn.execute(
+                f"SELECT id, canonical FROM stories WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            )
+            self.ids.update(rows)
+
+    def upsert(self, story: Story, print_: str) -> str | None:
+        """'added', 'updated' or 'unchanged'; None when the short id is another story's."""
+        writer = self.writer
+        published_at = epoch(story.published_at)
+        topics_text = "\n".join(story.topics)
+        existing = self.known.get(story.canonical)
+        if existing is None:
+            if self.ids.get(story.id, story.canonical) != story.canonical:
+                return None
+            rowid = self.next_rowid
+            self.next_rowid += 1
+            self.new.append(
+                (
+                    rowid,
+                    story.url,
+                    story.title,
+                    story.excerpt,
+                    published_at,
+                    story.type,
+                    story.heat,
+                    story.quality,
+                    int(story.published),
+                    writer._provider_id(story),
+                    story.provider,
+                    story.image_url,
+                    topics_text,
+                    story.id,
+                    story.canonical,
+                    print_,
+                    self.now,
+                    self.now,
+                    self.now,
+                )
+            )
+            self.ids[story.id] = story.canonical
+            change = "added"
+            heat_changed = True
+        else:
+            rowid, old_print, old_heat, removed_at, old_text = existing
+            if old_print == print_ and removed_at is None:
+                return "unchanged"
+            self.flush()  # the row may still be staged; statements apply in order
+            heat_changed = old_heat != story.heat
+            text = (story.title, story.excerpt, topics_text, story.provider)
+            # Naming a text column fires the FTS update trigger (a delete and an insert in
+            # the index), so a change that leaves the text alone (heat, the common case)
+            # does not name them.
+            set_text = (
+                ""
+                if text == old_text
+                else "title = ?, excerpt = ?, topics_text = ?, provider_name = ?,"
+            )
+            self.conn.execute(
+                f"""
+                UPDATE stories SET {set_text}
+                    url = ?, published_at = ?, type = ?, heat = ?, quality = ?, published = ?,
+                    provider_id = ?, image_url = ?, fingerprint = ?, updated_at = ?,
+                    removed_at = NULL,
+                    heat_changed_at = CASE WHEN heat != ? THEN ? ELSE heat_changed_at END
+                WHERE rowid = ?
+                """,
+                (
+                    *(() if text == old_text else text),
+                    story.url,
+                    published_at,
+                    story.type,
+                    story.heat,
+                    story.quality,
+                    int(story.published),
+                    writer._provider_id(story),
+                    story.image_url,
+                    print_,
+                    self.now,
+                    story.heat,
+                    self.now,
+                    rowid,
+                ),
+            )
+            change = "updated"
+            self.conn.execute("DELETE FROM story_topics WHERE story = ?", (rowid,))
+            self.conn.execute("DELETE FROM coverage WHERE story = ?", (rowid,))
+        self.known[story.canonical] = (
+            rowid,
+            print_,
+            story.heat,
+            None,
+            (story.title, story.excerpt, topics_text, story.provider),
+        )
+        if heat_changed:
+            self.heat.append((rowid, self.now, story.heat))
+        # The delivery poller reads this log past its watermark: a sequence, not a clock,
+        # so that ingests from another process (another clock) are never missed.
+        self.changes.append((rowid,))
+        visible = int(story.published)
+        for name in story.topics:
+            self.topics.append((writer._topic_id(name), rowid, visible, story.heat, published_at))
+        for i, c in enumerate(story.related):
+            self.coverage.append(
+                (rowid, i, c.title, c.url, c.provider, c.excerpt, epoch(c.published_at), c.type)
+            )
+        return change
+
+    def flush(self) -> None:
+        """Write what the batch gathered so far, new stories first (the others refer to them)."""
+        conn = self.conn
+        if self.new:
+            columns = ", ".join(_NEW_COLUMNS)
+            conn.executemany(
+                f"INSERT INTO {_STAGE} VALUES ({', '.join('?' * len(_NEW_COLUMNS))})", self.new
+            )
+            conn.execute(
+                f"INSERT INTO stories ({columns}) SELECT {columns} FROM {_STAGE} ORDER BY rowid"
+            )
+            conn.execute(f"DELETE FROM {_STAGE}")
+            self.new.clear()
+        if self.heat:
+            conn.executemany(
+                "INSERT INTO heat_history (story, at, heat) VALUES (?, ?, ?)", self.heat
+            )
+            self.heat.clear()
+        if self.changes:
+            conn.executemany("INSERT INTO story_changes (story) VALUES (?)", self.changes)
+            self.changes.clear()
+        if self.topics:
+            conn.executemany(
+                "INSERT OR IGNORE INTO story_topics (topic, story, visible, heat, published_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                self.topics,
+            )
+            self.topics.clear()
+        if self.coverage:
+            conn.executemany(
+                """
+                INSERT INTO coverage
+                    (story, position, title, url, provider, excerpt, published_at, type)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                self.coverage,
+            )
+            self.coverage.clear()
+        if self.files:
+            conn.executemany(
+                """
+                INSERT INTO archive_files (path, size, mtime_ns, hash, story, outcome, reason)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (path) DO UPDATE SET
+                    size = excluded.size, mtime_ns = excluded.mtime_ns, hash = excluded.hash,
+                    story = excluded.story, outcome = excluded.outcome,
+                    reason = excluded.reason
+                """,
+                self.files,
+            )
+            self.files.clear()
 
 
 class _Transaction:

@@ -225,6 +225,50 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """,
         ),
     ),
+    (
+        "pins",
+        (
+            # One row per pinned story message. `story` may be a story since removed from the
+            # archive: the message stays pinned in Discord, so the record stays too.
+            """
+            CREATE TABLE pins (
+                id INTEGER PRIMARY KEY,
+                guild_id INTEGER NOT NULL,
+                channel_id INTEGER NOT NULL,
+                message_id INTEGER NOT NULL UNIQUE,
+                story INTEGER NOT NULL REFERENCES stories (rowid) ON DELETE CASCADE,
+                pinned_by INTEGER,
+                pinned_at INTEGER NOT NULL
+            )
+            """,
+            "CREATE INDEX pins_channel ON pins (channel_id, pinned_at DESC, id DESC)",
+            "CREATE INDEX pins_guild ON pins (guild_id, pinned_at DESC, id DESC)",
+            "CREATE INDEX pins_guild_story ON pins (guild_id, story)",
+            "CREATE INDEX pins_story ON pins (story)",
+        ),
+    ),
+    (
+        "term document counts",
+        (
+            # Document counts of the full-text index's common terms, with the number of
+            # visible stories, refreshed by each ingest that changes the archive: related
+            # stories rank a story's words by rarity without walking long doclists in
+            # stories_vocab. Terms below min_doc (see term_stats_meta) are not listed.
+            """
+            CREATE TABLE term_stats (
+                term TEXT PRIMARY KEY,
+                doc INTEGER NOT NULL
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE term_stats_meta (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                min_doc INTEGER NOT NULL,
+                visible INTEGER NOT NULL
+            )
+            """,
+        ),
+    ),
 ]
 
 

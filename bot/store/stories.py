@@ -288,11 +288,35 @@ class StoryQueries:
         )[:40]
         if not words:
             return []
-        total = await self._scalar(f"SELECT count(*) FROM stories s WHERE {VISIBLE}") or 1
-        marks = ",".join("?" * len(words))
-        rows = await self.db.execute_fetchall(
-            f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", words
+        meta = await self.db.execute_fetchall(
+            "SELECT min_doc, visible FROM term_stats_meta WHERE id = 1"
         )
+        if meta:
+            # Common terms' counts were kept by the last ingest; only the rarer words
+            # (short doclists, so cheap) are counted in stories_vocab.
+            min_doc, total = meta[0]
+            total = total or 1
+            marks = ",".join("?" * len(words))
+            docs = dict(
+                await self.db.execute_fetchall(
+                    f"SELECT term, doc FROM term_stats WHERE term IN ({marks})", words
+                )
+            )
+            rest = [w for w in words if w not in docs]
+            if rest and min_doc > 2:  # below min_doc, but maybe shared by 2 or more
+                marks = ",".join("?" * len(rest))
+                docs.update(
+                    await self.db.execute_fetchall(
+                        f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", rest
+                    )
+                )
+            rows = list(docs.items())
+        else:  # a database not ingested since term_stats exists
+            total = await self._scalar(f"SELECT count(*) FROM stories s WHERE {VISIBLE}") or 1
+            marks = ",".join("?" * len(words))
+            rows = await self.db.execute_fetchall(
+                f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", words
+            )
         useful = [(doc, term) for term, doc in rows if 2 <= doc <= max(2, total * 0.25)]
         return [term for _, term in sorted(useful)[:n]]
 

@@ -210,21 +210,41 @@ class SubscriptionQueries:
         )
         return [story_from_row(r) for r in rows]
 
-    async def changed_candidates(
-        self, cutoff: datetime | None
-    ) -> tuple[list[tuple[Subscription, Story]], int]:
-        """(subscription, story) pairs made due by archive changes since the last poll.
+    async def record_due(
+        self, cutoff: datetime | None, now: datetime
+    ) -> tuple[int, list[tuple[Subscription, Story]], int]:
+        """Record pending deliveries for archive changes since the last poll.
 
-        Returns the pairs (keyword filters not applied) and the change sequence to
-        pass to `advance_watermark` once they are recorded.
+        Subscriptions without keyword filters are decided here, in one statement;
+        for those with filters the (subscription, story) candidates are returned
+        for the caller to filter and record. Also returns the change sequence to
+        pass to `advance_watermark` once that is done.
         """
         watermark = int(await self.get_state(WATERMARK_KEY) or 0)
         rows = await self.db.execute_fetchall("SELECT max(seq) FROM story_changes")
         latest = rows[0][0] or 0
         if latest <= watermark:
-            return [], latest
+            return 0, [], latest
         stamp = to_epoch(cutoff)
-        query = f"""
+        matches = f"""
+            FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
+            JOIN stories s ON s.rowid = c.story
+            JOIN story_topics st ON st.story = s.rowid
+            JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
+            WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?)
+        """
+        params = (watermark, latest, stamp, stamp)
+        cursor = await self.db.execute(
+            f"""
+            INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
+            SELECT sub.channel_id, s.rowid, sub.guild_id, 'pending', ? {matches}
+              AND sub.keywords = '' AND sub.exclude = ''
+            """,
+            (to_epoch(now), *params),
+        )
+        recorded = max(0, cursor.rowcount)
+        rows = await self.db.execute_fetchall(
+            f"""
             SELECT {SUBSCRIPTION_COLUMNS}, {STORY_COLUMNS}
             FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
             JOIN stories s ON s.rowid = c.story
@@ -233,15 +253,17 @@ class SubscriptionQueries:
             JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
             JOIN topics t ON t.id = sub.topic
             WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?)
+              AND (sub.keywords != '' OR sub.exclude != '')
               AND NOT EXISTS (
                   SELECT 1 FROM deliveries d WHERE d.channel_id = sub.channel_id
                   AND d.story = s.rowid
               )
-        """
-        rows = await self.db.execute_fetchall(query, (watermark, latest, stamp, stamp))
+            """,
+            params,
+        )
         width = len(SUBSCRIPTION_COLUMNS.split(","))
         pairs = [(subscription_from_row(r[:width]), story_from_row(r[width:])) for r in rows]
-        return pairs, latest
+        return recorded, pairs, latest
 
     async def advance_watermark(self, seq: int) -> None:
         await self.set_state(WATERMARK_KEY, str(seq))
@@ -264,24 +286,28 @@ class SubscriptionQueries:
 
     # -- sending -------------------------------------------------------------------
 
-    async def due_deliveries(self, states: tuple[str, ...] = ("pending",)) -> list[Delivery]:
-        """Deliveries in `states`, by channel, oldest story first."""
+    async def due_deliveries(
+        self, states: tuple[str, ...] = ("pending",), channel_id: int | None = None
+    ) -> list[Delivery]:
+        """Deliveries in `states` (of one channel, or all), by channel, oldest story first."""
         marks = ",".join("?" * len(states))
         query = f"""
-            SELECT d.channel_id, d.guild_id, d.state, d.attempts, {STORY_COLUMNS}
+            SELECT d.channel_id, d.guild_id, d.state, d.attempts,
+                   s.published = 1 AND s.removed_at IS NULL, {STORY_COLUMNS}
             FROM deliveries d JOIN stories s ON s.rowid = d.story
             LEFT JOIN providers p ON p.id = s.provider_id
-            WHERE d.state IN ({marks})
+            WHERE d.state IN ({marks}) AND (? IS NULL OR d.channel_id = ?)
             ORDER BY d.channel_id, s.published_at, s.rowid
         """
-        rows = await self.db.execute_fetchall(query, states)
+        rows = await self.db.execute_fetchall(query, (*states, channel_id, channel_id))
         return [
             Delivery(
                 channel_id=r[0],
                 guild_id=r[1],
                 state=r[2],
                 attempts=r[3],
-                story=story_from_row(r[4:]),
+                visible=bool(r[4]),
+                story=story_from_row(r[5:]),
             )
             for r in rows
         ]
@@ -310,17 +336,16 @@ class SubscriptionQueries:
             (state, message_id, state, to_epoch(now), state, error, channel_id, story_id),
         )
 
-    async def channel_matches(self, channel_id: int, story_id: str) -> list[Subscription]:
-        """The channel's active subscriptions whose topic and heat match the story."""
-        return await self._subscriptions(
-            """
-            sub.channel_id = ? AND sub.paused_reason IS NULL AND EXISTS (
-                SELECT 1 FROM story_topics st JOIN stories s ON s.rowid = st.story
-                WHERE s.id = ? AND st.topic = sub.topic AND s.heat >= sub.min_heat
-            )
+    async def active_subscriptions(self, channel_id: int) -> list[Subscription]:
+        """The channel's active subscriptions (without the last-posted lookup: cheap)."""
+        rows = await self.db.execute_fetchall(
+            f"""
+            SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions sub JOIN topics t ON t.id = sub.topic
+            WHERE sub.channel_id = ? AND sub.paused_reason IS NULL
             """,
-            (channel_id, story_id),
+            (channel_id,),
         )
+        return [subscription_from_row(r) for r in rows]
 
     async def delivered_story(self, channel_id: int, story_id: str) -> bool:
         rows = await self.db.execute_fetchall(

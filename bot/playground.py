@@ -1,0 +1,339 @@
+"""The offline playground: the real bot in a simulated Discord, shown in a browser.
+
+`python -m bot playground` (and `python -m bot` when no token is set) builds the bot
+with `create_bot()` — the same cogs, the same SQLite store code — and attaches it to
+simcord, an in-memory Discord that runs discord.py's real machinery. It sets up a
+server "Newsroom":
+
+- `#news`, subscribed to the archive's topics by the moderator running the real
+  `/subscribe` command (from `#general`, with a backfill), so the hottest stories
+  arrive as the bot's pushed posts;
+- `#general`, where those `/subscribe` confirmations are and where commands can be typed;
+- two people: "you", a moderator (Manage Channels, Manage Messages, Pin Messages), and
+  "reader", an ordinary member; the page switches between them.
+
+simcord's preview serves one channel per session, so the page shows `#news` (its
+composer runs commands there too); `--channel general` opens `#general` instead.
+
+Virtual time runs at real speed (button timeouts feel as in Discord) and the poller
+rescans the archive every `--poll` seconds instead of NEWS_POLL_SECONDS, so a story
+file dropped into the archive shows up in `#news` within seconds if it is hot. The
+database is a temporary file: the production NEWS_DB is never touched.
+
+This module is a terminal program (like `bot/cli.py`): it prints what the person
+running it needs to read; everything else goes to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import os
+import signal
+import sys
+import tempfile
+import webbrowser
+from collections.abc import Callable
+from pathlib import Path
+
+import discord
+
+from bot.app import NewsBot, create_bot
+from bot.config import Config
+
+log = logging.getLogger(__name__)
+
+GUILD_NAME = "Newsroom"
+CHANNELS = ("news", "general")
+DEFAULT_POLL_SECONDS = 10
+TICK_SECONDS = 1.0  # virtual seconds advanced per real second: real speed
+BACKFILL = 10  # per topic, posted when #news subscribes (the most /subscribe allows)
+MAX_TOPICS = 50  # the biggest topics get a subscription; a huge archive stays quick to start
+SETTLE_SECONDS = 60.0  # a large archive's rescan may take a while
+
+MODERATOR_PERMISSIONS = discord.Permissions(
+    manage_channels=True,  # /subscribe, /unsubscribe, /subscriptions
+    manage_messages=True,  # /pin, /unpin, the Pin button
+    pin_messages=True,
+)
+
+NEWS_WELCOME = (
+    "**Welcome to the newsbot playground.** This is a simulated Discord server running "
+    "the real bot: no token, nothing leaves this computer.\n"
+    "#news follows the archive's topics, so hot stories arrive here as the bot's posts. "
+    "Type `/` below to try `/news`, `/story`, `/related`, `/topics`, and as a moderator "
+    "`/subscribe` or `/pin`. Switch between **you** (a moderator) and **reader** "
+    "(an ordinary member) to see who may do what."
+)
+GENERAL_WELCOME = (
+    "**#general** is for commands: try `/news topic:` and pick a topic, "
+    "`/news query:` with a few words, or `/topics`. The `/subscribe` replies below "
+    "are how #news was set up."
+)
+
+
+class PlaygroundUnavailable(RuntimeError):
+    """The optional `playground` packages (simcord's preview) are not installed."""
+
+
+@dataclasses.dataclass
+class Newsroom:
+    """The simulated server and the people in it."""
+
+    env: object
+    guild: object
+    news: object
+    general: object
+    moderator: object
+    member: object
+
+    @property
+    def bot(self) -> NewsBot:
+        return self.env.bot
+
+    def channel(self, name: str):
+        return {"news": self.news, "general": self.general}[name]
+
+
+def playground_config(config: Config, archive: Path | None, db_path: Path, poll: int) -> Config:
+    """The bot's configuration in the playground.
+
+    A database of its own; no token (nothing connects to Discord); no development
+    guild (the simulated server has its own id); no age limit, because an archive's
+    stories are usually older than the simulated clock's 2026-01-01.
+    """
+    return dataclasses.replace(
+        config,
+        token=None,
+        archive=archive if archive is not None else config.archive,
+        db_path=db_path,
+        poll_seconds=poll,
+        max_age_hours=0,
+        dev_guild=None,
+    )
+
+
+def build_newsroom(env) -> Newsroom:
+    guild = env.create_guild(name=GUILD_NAME)
+    news = guild.create_text_channel("news", topic="Hot stories, pushed by the bot")
+    general = guild.create_text_channel("general", topic="Type slash commands here")
+    moderators = guild.create_role("Moderators", permissions=MODERATOR_PERMISSIONS)
+    moderator = guild.add_member(env.create_user("you"), roles=[moderators])
+    member = guild.add_member(env.create_user("reader"))
+    return Newsroom(env, guild, news, general, moderator, member)
+
+
+async def subscribe_news(room: Newsroom) -> tuple[int, int]:
+    """The moderator subscribes #news to the topics with /subscribe, as a person would.
+
+    Returns (subscribed topics, topics of the archive).
+    """
+    import simcord
+
+    topics = await room.bot.store.topics(limit=100_000)
+    subscribed = 0
+    for topic in topics[:MAX_TOPICS]:
+        try:
+            await room.moderator.slash(
+                room.general, "subscribe", topic=topic.name, channel=room.news, backfill=BACKFILL
+            )
+            subscribed += 1
+        except (simcord.SetupError, simcord.BackendError) as exc:  # e.g. a name over 100 chars
+            log.warning("could not subscribe #news to %r: %s", topic.name, exc)
+    return subscribed, len(topics)
+
+
+class Clock:
+    """Moves virtual time on at real speed, so the poller and button timeouts run.
+
+    simcord runs one operation at a time, so the clock and the page's actions take
+    turns through one lock; the page is republished when the bot did something.
+    """
+
+    def __init__(self, env, preview, step: float = TICK_SECONDS) -> None:
+        self.env, self.preview, self.step = env, preview, step
+        self.lock = asyncio.Lock()
+        self._seen = -1
+        self._serialize_page_actions()
+
+    def _serialize_page_actions(self) -> None:
+        # The preview's HTTP handler runs each page action through `_action`; an action
+        # arriving mid-tick would otherwise fail as an overlapping simcord operation.
+        original = getattr(self.preview, "_action", None)
+        if original is None:  # a simcord without it: actions may rarely be refused
+            log.warning("this simcord version cannot serialise page actions with the clock")
+            return
+
+        async def serialized(*args, **kwargs):
+            async with self.lock:
+                return await original(*args, **kwargs)
+
+        self.preview._action = serialized
+
+    async def run(self) -> None:
+        import simcord
+
+        while True:
+            await asyncio.sleep(self.step)
+            async with self.lock:
+                try:
+                    await self.env.advance_time(self.step)
+                    changed = len(self.env.http_requests)
+                    if changed != self._seen:
+                        await self.preview.refresh()
+                        self._seen = len(self.env.http_requests)
+                except TimeoutError:
+                    log.warning("the bot is busy (a large archive rescan?); the clock waits")
+                except simcord.SetupError as exc:
+                    log.debug("clock tick skipped: %s", exc)
+                except Exception:  # the clock must keep going whatever one tick does
+                    log.exception("the playground's clock tick failed")
+
+
+async def serve(
+    config: Config,
+    *,
+    archive: Path | None = None,
+    port: int = 0,
+    open_browser: bool = True,
+    channel: str = "news",
+    poll: int = DEFAULT_POLL_SECONDS,
+    say: Callable[[str], None] | None = None,
+) -> int:
+    """Run the playground until Ctrl-C, SIGTERM or "End preview session" in the page."""
+    say = say or functools.partial(print, flush=True)
+    try:
+        import aiohttp  # noqa: F401 - the preview's web server, part of simcord[preview]
+        import simcord
+    except ImportError as exc:
+        raise PlaygroundUnavailable(str(exc)) from exc
+
+    with tempfile.TemporaryDirectory(prefix="newsbot-playground-") as tmp:
+        settings = playground_config(config, archive, Path(tmp) / "playground.db", poll)
+        if not settings.archive.is_dir():
+            say(f"archive not found: {settings.archive} (use --archive PATH or set NEWS_ARCHIVE)")
+            return 1
+        bot = create_bot(settings)
+        try:
+            return await _serve(bot, settings, port, open_browser, channel, say, simcord)
+        finally:
+            await _close(bot)
+
+
+async def _serve(bot, settings: Config, port, open_browser, channel, say, simcord) -> int:
+    say(f"Loading the archive {settings.archive} into a simulated Discord server ...")
+    async with simcord.run(bot, check_errors=False, settle_timeout=SETTLE_SECONDS) as env:
+        room = build_newsroom(env)
+        await bot.archive_loaded.wait()
+        await room.guild.create_webhook(room.news, "Playground").send(NEWS_WELCOME)
+        await room.guild.create_webhook(room.general, "Playground").send(GENERAL_WELCOME)
+        subscribed, topics = await subscribe_news(room)
+        # Past the next poll: the backfill beyond one poll's posts_per_poll is out too.
+        await env.advance_time(settings.poll_seconds)
+        shown = room.channel(channel)
+        async with (
+            env.preview(
+                shown, viewers=[room.moderator, room.member], layout="channel", port=port
+            ) as preview,
+            _stop_signals() as stop,
+        ):
+            clock = Clock(env, preview)
+            await preview.refresh()
+            posts = sum(1 for m in room.news.history() if m.author.id == bot.user.id)
+            other = "general" if channel == "news" else "news"
+            say(
+                f'Server "{GUILD_NAME}": #news follows {subscribed} of {topics} topics '
+                f"and holds {posts} story post{'' if posts == 1 else 's'}; you are a moderator, "
+                "reader a member."
+            )
+            say(f"Open {preview.url}")
+            say(
+                f"The page shows #{channel} (run with --channel {other} to see #{other}). "
+                f"The archive is rescanned every {settings.poll_seconds} s: a hot story file "
+                f"dropped into {settings.archive} appears in #news. Ctrl-C stops."
+            )
+            if open_browser:
+                await _open_browser(preview.url, say)
+            ticking = asyncio.create_task(clock.run(), name="playground-clock")
+            closed = asyncio.create_task(preview.wait_closed())
+            stopped = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (ticking, closed, stopped):
+                    task.cancel()
+                await asyncio.gather(ticking, closed, stopped, return_exceptions=True)
+    say("Playground stopped.")
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _stop_signals():
+    """An event set by Ctrl-C or SIGTERM, so the playground can shut down in order."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows: KeyboardInterrupt
+            pass
+    try:
+        yield stop
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+def _graphical_session() -> bool:
+    """Whether a browser window can open here.
+
+    Without a display, `webbrowser` would fall back to a console browser (lynx,
+    w3m…) that takes over the terminal; better to print the URL.
+    """
+    if os.environ.get("BROWSER") or sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+async def _open_browser(url: str, say) -> None:
+    opened = False
+    if _graphical_session():
+        try:
+            opened = await asyncio.to_thread(webbrowser.open, url)
+        except webbrowser.Error:
+            opened = False
+    if not opened:
+        say("(No browser could be opened here: open the URL above yourself.)")
+
+
+async def _close(bot: NewsBot) -> None:
+    """simcord detaches the bot without closing it: close what it opened."""
+    loader = getattr(bot, "_loader", None)
+    if loader is not None and not loader.done():
+        loader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await loader
+    if bot.store is not None:
+        await bot.store.close()
+
+
+def run(config: Config, **options) -> int:
+    """`python -m bot playground`: the blocking entry point."""
+    try:
+        return asyncio.run(serve(config, **options))
+    except KeyboardInterrupt:  # Ctrl-C while starting, or where signal handlers are unavailable
+        print("Playground stopped.", flush=True)
+        return 0
+    except PlaygroundUnavailable as exc:
+        print(
+            "The playground needs its optional packages (simcord's preview): "
+            "pip install -e '.[playground]' (python3 dev.py run installs them).\n"
+            f"({exc})",
+            file=sys.stderr,
+        )
+        return 2

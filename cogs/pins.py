@@ -1,0 +1,325 @@
+"""Moderators pin stories: `/pin`, `/unpin`, `/pinned`, the "Pin story" menu, pin events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import embeds
+from bot.autocomplete import story_choices
+from bot.errors import UserError
+from bot.permissions import can_pin, missing_post_permissions
+from bot.pinning import NOT_A_MODERATOR, STORY_GONE, story_id_of
+from bot.views import NO_MENTIONS, Paginator, story_view
+
+if TYPE_CHECKING:
+    from bot.app import NewsBot
+    from bot.models import Story
+    from bot.store import Pin
+
+log = logging.getLogger(__name__)
+
+PINS_PAGE_SIZE = 5
+LOADING = "The news archive is still loading; try again in a moment."
+
+
+async def _is_moderator(interaction: discord.Interaction) -> bool:
+    if not can_pin(interaction.permissions):
+        raise UserError(NOT_A_MODERATOR)
+    return True
+
+
+def moderators_only():
+    """Hidden from members without Pin Messages, and checked again when run.
+
+    Discord's default permissions can only require permissions, not offer a
+    choice, so the command shows for Pin Messages (the permission pinning takes
+    since Discord split it from Manage Messages); the run-time check also lets
+    in Manage Messages, e.g. when a server shows the command to such a role.
+    """
+
+    def decorator(func):
+        func = app_commands.default_permissions(pin_messages=True)(func)
+        func = app_commands.check(_is_moderator)(func)
+        return app_commands.guild_only()(func)
+
+    return decorator
+
+
+class Pins(commands.Cog):
+    def __init__(self, bot: NewsBot) -> None:
+        self.bot = bot
+        self.pin_menu = app_commands.ContextMenu(name="Pin story", callback=self.pin_story)
+        self._startup: asyncio.Task | None = None
+
+    @property
+    def store(self):
+        return self.bot.store
+
+    @property
+    def pinner(self):
+        return self.bot.pinner
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.pin_menu)
+        self._startup = asyncio.create_task(self._reconcile_at_start(), name="pins-reconcile")
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.pin_menu.name, type=self.pin_menu.type)
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+
+    async def _reconcile_at_start(self) -> None:
+        """Pins changed while the bot was away: make the record match the channels."""
+        await self.bot.wait_until_ready()
+        try:
+            await self.pinner.reconcile_all()
+        except Exception:
+            log.exception("reconciling pins at start-up failed")
+
+    # -- events: the record follows Discord -------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_guild_channel_pins_update(self, channel, last_pin) -> None:
+        await self.pinner.reconcile(channel)
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        if await self.store.remove_pins([payload.message_id]):
+            log.info("pinned message %s was deleted: forgot its pin", payload.message_id)
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        if removed := await self.store.remove_pins(payload.message_ids):
+            log.info("%d pinned messages were deleted in bulk: forgot them", len(removed))
+
+    @commands.Cog.listener()
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        await self.store.delete_channel_pins(channel.id)
+
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        await self.store.delete_guild_pins(guild.id)
+
+    # -- autocomplete -------------------------------------------------------------------
+
+    async def story_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await story_choices(self.store, current)
+
+    async def pinned_story_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        wanted = current.strip().casefold()
+        choices, seen = [], set()
+        for pin in await self.store.channel_pins(interaction.channel_id):
+            story = pin.story
+            if story.id in seen or (
+                wanted not in story.title.casefold() and not story.id.startswith(wanted)
+            ):
+                continue
+            seen.add(story.id)
+            name = embeds.choice_name(f"{embeds.truncate(story.title, 85)} · {story.id}")
+            choices.append(app_commands.Choice(name=name, value=story.id))
+        return choices[: embeds.CHOICES_LIMIT]
+
+    # -- commands -------------------------------------------------------------------------
+
+    @app_commands.command(name="pin", description="Post a story in this channel and pin it")
+    @app_commands.describe(story="The story: type words of its title or its id")
+    @app_commands.autocomplete(story=story_autocomplete)
+    @moderators_only()
+    async def pin(self, interaction: discord.Interaction, story: str) -> None:
+        found = await self._story_or_error(story)
+        channel = interaction.channel
+        if existing := await self.store.channel_pins(channel.id, found.id):
+            raise UserError(
+                f"**{embeds.plain(found.title)}** is already pinned here: {existing[0].jump_url}"
+            )
+        if missing := missing_post_permissions(channel):
+            raise UserError(
+                f"I can't post in {channel.mention}: I'm missing {', '.join(missing)}. "
+                "Grant it to my role there and try again."
+            )
+        self.pinner.check_can_pin(channel)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            message = await channel.send(
+                embed=embeds.story_embed(found, self.bot.config.hot_heat, pinned=True),
+                view=story_view(found, pinned=True),
+                allowed_mentions=NO_MENTIONS,
+            )
+        except discord.HTTPException as exc:
+            raise UserError(
+                f"Discord did not let me post in {channel.mention} ({exc.status})."
+            ) from exc
+        try:
+            await self.pinner.pin(message, found.id, interaction.user)
+        except UserError:
+            await _delete_quietly(message)  # an unpinned copy is not what was asked for
+            raise
+        await interaction.followup.send(
+            f"📌 Pinned **{embeds.plain(found.title)}** in {channel.mention}: {message.jump_url}",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @app_commands.command(name="unpin", description="Unpin a story pinned in this channel")
+    @app_commands.describe(story="One of this channel's pinned stories")
+    @app_commands.autocomplete(story=pinned_story_autocomplete)
+    @moderators_only()
+    async def unpin(self, interaction: discord.Interaction, story: str) -> None:
+        channel = interaction.channel
+        pins = await self._channel_pins_of(channel.id, story)
+        if not pins:
+            raise UserError(
+                f"No story “{embeds.plain_truncated(story, 80)}” is pinned in {channel.mention}. "
+                "See the pinned stories with /pinned."
+            )
+        self.pinner.check_can_pin(channel)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        for pin in pins:
+            await self.pinner.unpin(channel, pin.message_id, interaction.user)
+            await self.pinner.refresh_by_id(channel, pin.message_id, pin.story, pinned_here=False)
+        await interaction.followup.send(
+            f"Unpinned **{embeds.plain(pins[0].story.title)}** in {channel.mention}.",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @app_commands.command(name="pinned", description="The stories moderators pinned, newest first")
+    @app_commands.describe(channel="Only this channel's pins (default: the whole server)")
+    @app_commands.guild_only()
+    async def pinned(
+        self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
+    ) -> None:
+        guild, member = interaction.guild, interaction.user
+        if channel is not None:
+            channel = guild.get_channel(channel.id) or channel
+            if not channel.permissions_for(member).view_channel:
+                raise UserError("You can't see that channel.")
+
+        async def visible_pins() -> list[Pin]:
+            if channel is not None:
+                return await self.store.channel_pins(channel.id)
+            # Never reveal what is pinned in channels this member cannot see.
+            return [
+                pin
+                for pin in await self.store.guild_pins(guild.id)
+                if (where := guild.get_channel_or_thread(pin.channel_id)) is not None
+                and where.permissions_for(member).view_channel
+            ]
+
+        where = channel.mention if channel else "this server"
+        title = f"Pinned stories in #{channel.name}" if channel else f"Pinned stories in {guild}"
+
+        async def render(offset: int) -> tuple[discord.Embed, int]:
+            pins = await visible_pins()
+            return _pins_embed(title, pins, offset, show_channel=channel is None), len(pins)
+
+        embed, total = await render(0)
+        if total == 0:
+            raise UserError(
+                f"No stories are pinned in {where} yet. Moderators pin them with /pin "
+                "or the 📌 Pin button under a story."
+            )
+        paginator = Paginator(member, render, PINS_PAGE_SIZE, total)
+        if not paginator.needed:
+            await interaction.response.send_message(
+                embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
+        await interaction.response.send_message(
+            embed=embed, view=paginator, ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+        paginator.message = await interaction.original_response()
+
+    @moderators_only()
+    async def pin_story(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """The "Pin story" message menu: pin one of the bot's story messages where it is."""
+        story_id = story_id_of(message) if message.author.id == self.bot.user.id else None
+        if story_id is None:
+            raise UserError(
+                "That is not one of my story messages. I pin the stories I post "
+                "(/story, /pin and subscription posts)."
+            )
+        story = await self.store.story(story_id)
+        if story is None:
+            raise UserError(STORY_GONE)
+        if message.pinned:
+            raise UserError(
+                f"**{embeds.plain(story.title)}** is already pinned here: {message.jump_url}"
+            )
+        self.pinner.check_can_pin(message.channel)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.pinner.pin(message, story.id, interaction.user)
+        await self.pinner.refresh(message, story, pinned_here=True)
+        await interaction.followup.send(
+            f"📌 Pinned **{embeds.plain(story.title)}**: {message.jump_url}",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def _story_or_error(self, text: str) -> Story:
+        text = text.strip()
+        found = await self.store.story(text)
+        if found is None:  # typed words instead of choosing: take the best title match
+            matches = await self.store.find_stories(text, limit=1)
+            found = matches[0] if matches else None
+        if found is None:
+            if not self.bot.archive_loaded.is_set():
+                raise UserError(LOADING)
+            raise UserError(
+                f"No story matches “{embeds.plain_truncated(text, 80)}”. "
+                "Pick one from the suggestions, or find it with /news query:…"
+            )
+        return found
+
+    async def _channel_pins_of(self, channel_id: int, text: str) -> list[Pin]:
+        """The channel's pins of the story typed: its id, else words of its title."""
+        text = text.strip()
+        if pins := await self.store.channel_pins(channel_id, text.lower()):
+            return pins
+        wanted = text.casefold()
+        everything = await self.store.channel_pins(channel_id)
+        pins = [p for p in everything if wanted in p.story.title.casefold()]
+        ids = {p.story.id for p in pins}
+        return pins if len(ids) == 1 else []
+
+
+def _pins_embed(title: str, pins: list[Pin], offset: int, *, show_channel: bool) -> discord.Embed:
+    embed = discord.Embed(title=embeds.truncate(title, embeds.TITLE_LIMIT), colour=embeds.COLD)
+    for number, pin in enumerate(pins[offset : offset + PINS_PAGE_SIZE], start=offset + 1):
+        story = pin.story
+        who = f"<@{pin.pinned_by}>" if pin.pinned_by else "someone in Discord"
+        bits = [f"[Jump to the message]({pin.jump_url})"]
+        if show_channel:
+            bits.append(f"<#{pin.channel_id}>")
+        bits.append(f"pinned by {who} {discord.utils.format_dt(pin.pinned_at, 'R')}")
+        bits.append(f"`{story.id}`")
+        embed.add_field(
+            name=embeds.truncate(f"{number}. {story.title}", embeds.FIELD_NAME_LIMIT),
+            value=embeds.truncate(" · ".join(bits), embeds.FIELD_VALUE_LIMIT),
+            inline=False,
+        )
+    embed.set_footer(text=embeds.page_footer(offset, len(pins), PINS_PAGE_SIZE, "pin", "pins"))
+    return embeds.fit(embed)
+
+
+async def _delete_quietly(message: discord.Message) -> None:
+    try:
+        await message.delete()
+    except discord.HTTPException as exc:
+        log.info("could not delete message %s: %s", message.id, exc)
+
+
+async def setup(bot: NewsBot) -> None:
+    await bot.add_cog(Pins(bot))

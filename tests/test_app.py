@@ -1,0 +1,245 @@
+"""The wiring: intents, the command line, the invite, syncing once, the error handler."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from urllib.parse import parse_qs, urlsplit
+
+import discord
+import pytest
+import simcord
+from conftest import ROOT
+
+from bot.app import REQUIRED_PERMISSIONS, create_bot
+from bot.config import Config
+
+APP_ID = 1234567890123456789
+TOKEN = base64.b64encode(str(APP_ID).encode()).decode().rstrip("=") + ".GhIjKl.s3cr3t-t0ken-VALUE"
+
+
+def cli(*args: str, cwd, token: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    env["PYTHONPATH"] = str(ROOT)
+    if token:
+        env["DISCORD_TOKEN"] = token
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,  # a folder without .env, so only `env` is read
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+# -- intents ------------------------------------------------------------------------
+
+
+def test_create_bot_asks_for_no_privileged_intent(tmp_path):
+    bot = create_bot(Config(db_path=tmp_path / "bot.db"))
+    intents = bot.intents
+    assert not intents.members and not intents.presences and not intents.message_content
+    assert intents.guilds
+
+
+@pytest.mark.simcord(approved_intents=discord.Intents.default())
+async def test_bot_starts_without_approved_privileged_intents(newsroom):
+    assert newsroom.bot.is_ready()
+    result = await newsroom.member.slash(newsroom.channel, "topics")
+    assert result.response.embeds[0].title == "Topics"
+
+
+# -- command line -------------------------------------------------------------------
+
+
+def test_run_without_a_token_explains_how_to_get_one(tmp_path):
+    done = cli("run", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "DISCORD_TOKEN" in done.stderr
+    assert "https://discord.com/developers/applications" in done.stderr
+    assert ".env" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_invite_prints_the_oauth_url_with_the_required_permissions(tmp_path):
+    done = cli("invite", cwd=tmp_path)
+    assert done.returncode == 0
+    url = done.stdout.strip()
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.netloc) == ("https", "discord.com")
+    query = parse_qs(parts.query)
+    assert query["scope"] == ["bot applications.commands"]
+    assert query["permissions"] == [str(REQUIRED_PERMISSIONS.value)]
+    assert query["client_id"] == ["YOUR_APPLICATION_ID"]
+    assert "DISCORD_TOKEN" in done.stderr
+
+
+def test_invite_with_a_token_uses_the_application_id_and_hides_the_token(tmp_path):
+    done = cli("invite", cwd=tmp_path, token=TOKEN)
+    assert done.returncode == 0
+    assert parse_qs(urlsplit(done.stdout.strip()).query)["client_id"] == [str(APP_ID)]
+    assert "s3cr3t" not in done.stdout + done.stderr
+
+
+def test_required_permissions_are_minimal():
+    assert REQUIRED_PERMISSIONS.send_messages and REQUIRED_PERMISSIONS.embed_links
+    assert not REQUIRED_PERMISSIONS.administrator
+    assert not REQUIRED_PERMISSIONS.mention_everyone
+    assert not REQUIRED_PERMISSIONS.manage_guild
+
+
+# -- the token is never shown ---------------------------------------------------------
+
+
+def test_config_repr_hides_the_token(tmp_path):
+    config = Config(token=TOKEN, db_path=tmp_path / "bot.db")
+    assert "s3cr3t" not in repr(config) and "s3cr3t" not in str(config)
+    assert "s3cr3t" not in repr(create_bot(config).config)
+
+
+class TestWithToken:
+    @pytest.fixture
+    def bot_config(self, tmp_path):
+        return Config(token=TOKEN, archive=ROOT / "seeds", db_path=tmp_path / "bot.db")
+
+    async def test_the_token_never_reaches_the_logs(self, newsroom, caplog):
+        caplog.set_level(logging.DEBUG)
+        await newsroom.member.slash(newsroom.channel, "news")
+        await newsroom.member.slash(newsroom.channel, "story", story="nope")
+        assert caplog.records
+        assert "s3cr3t" not in caplog.text
+        assert all("s3cr3t" not in repr(r.args) for r in caplog.records)
+
+
+# -- syncing once -----------------------------------------------------------------------
+
+
+def command_puts(env) -> list[str]:
+    return [e.path for e in env.http_requests if e.method == "PUT" and e.path.endswith("/commands")]
+
+
+async def test_a_restart_with_unchanged_commands_does_not_sync_again(
+    newsroom, make_bot, bot_config
+):
+    env = newsroom.env
+    assert len(command_puts(env)) == 1
+    await env.restart_bot(make_bot(bot_config))
+    assert len(command_puts(env)) == 1
+    await newsroom.bot.archive_loaded.wait()
+    # The commands synced before still work with the new bot.
+    result = await newsroom.member.slash(newsroom.channel, "news", topic="AI")
+    assert result.response.embeds[0].title == "Hot in AI"
+
+
+async def test_a_changed_command_set_syncs_again(newsroom, make_bot, bot_config):
+    env = newsroom.env
+    bot = make_bot(bot_config)
+
+    @bot.tree.command(name="ping", description="Check that the bot answers")
+    async def ping(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("pong", ephemeral=True)
+
+    await env.restart_bot(bot)
+    assert len(command_puts(env)) == 2
+    assert "ping" in newsroom.member.available_commands(newsroom.channel)
+    assert (await newsroom.member.slash(newsroom.channel, "ping")).response.content == "pong"
+    # ... and the next restart, unchanged again, does not.
+    again = make_bot(bot_config)
+    again.tree.add_command(ping)
+    await env.restart_bot(again)
+    assert len(command_puts(env)) == 2
+
+
+DEV_GUILD = 987654321098765432
+
+
+class TestDevGuild:
+    @pytest.fixture
+    def bot_config(self, tmp_path):
+        return Config(archive=ROOT / "seeds", db_path=tmp_path / "bot.db", dev_guild=DEV_GUILD)
+
+    async def test_commands_sync_to_the_dev_guild_only(self, simcord_env):
+        env = simcord_env
+        assert command_puts(env) == [
+            f"/applications/{env.bot.application_id}/guilds/{DEV_GUILD}/commands"
+        ]
+        dev = env.create_guild(name="Dev", id=DEV_GUILD)
+        channel = dev.create_text_channel("dev")
+        member = dev.add_member(env.create_user("dana"))
+        assert set(member.available_commands(channel)) >= {"news", "related", "story", "topics"}
+        other = env.create_guild(name="Elsewhere")
+        elsewhere = other.create_text_channel("general")
+        assert other.add_member(env.create_user("eve")).available_commands(elsewhere) == ()
+
+
+# -- the error handler -------------------------------------------------------------------
+
+
+async def test_a_failing_command_apologises_privately_and_logs_the_traceback(
+    newsroom, monkeypatch, caplog
+):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("kaboom in the store")
+
+    monkeypatch.setattr(newsroom.bot.store, "stories", broken)
+    caplog.set_level(logging.ERROR)
+    result = await newsroom.member.slash(newsroom.channel, "news", sort="new")
+
+    assert result.acknowledged and result.ephemeral
+    assert result.response.content == "Sorry, something went wrong on our side. It has been logged."
+    assert result.response.embeds == []
+
+    (record,) = [r for r in caplog.records if "failed" in r.getMessage()]
+    message = record.getMessage()
+    assert "/news" in message and str(newsroom.guild.id) in message and "sort" in message
+    assert record.exc_info and record.exc_info[0] is RuntimeError
+    assert "kaboom in the store" in caplog.text and "Traceback" in caplog.text
+
+
+async def test_a_failing_button_never_leaves_the_click_unanswered(newsroom, monkeypatch, caplog):
+    story = await newsroom.member.slash(newsroom.channel, "story", story="fyjmhv5j")
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("kaboom in related")
+
+    monkeypatch.setattr(newsroom.bot.store, "related", broken)
+    caplog.set_level(logging.ERROR)
+    click = await newsroom.member.click(story.response, label="Related")
+    assert click.acknowledged and click.ephemeral
+    assert click.response.content == "Sorry, something went wrong on our side. It has been logged."
+    (record,) = [r for r in caplog.records if "kaboom" in caplog.text and r.exc_info]
+    assert "news:related:fyjmhv5j" in record.getMessage()
+
+
+async def test_a_failing_page_turn_is_answered_too(newsroom, monkeypatch, caplog):
+    make_two_pages = newsroom.bot.store.stories
+
+    async def two_pages(*args, **kwargs):
+        page = await make_two_pages(*args, **kwargs)
+        return replace(page, total=6)
+
+    monkeypatch.setattr(newsroom.bot.store, "stories", two_pages)
+    listing = await newsroom.member.slash(newsroom.channel, "news")
+    assert listing.response.embeds[0].footer.text == "Page 1 of 2 · 6 stories"
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("kaboom while paging")
+
+    monkeypatch.setattr(newsroom.bot.store, "stories", broken)
+    caplog.set_level(logging.ERROR)
+    click = await newsroom.member.click(listing.response, label="Next")
+    assert click.ephemeral and "went wrong" in click.response.content
+    assert listing.response.embeds[0].footer.text.startswith("Page 1 of 2")
+    assert "kaboom while paging" in caplog.text and "'Next'" in caplog.text
+    simcord.assert_error(newsroom.env, RuntimeError, contains="kaboom while paging")
+
+
+async def test_user_errors_are_shown_as_they_are(newsroom):
+    result = await newsroom.member.slash(newsroom.channel, "news", topic="Nope")
+    assert result.ephemeral and result.response.content.startswith("There is no topic “Nope”")
+    assert newsroom.env.errors == []
