@@ -1,10 +1,16 @@
-"""Autocomplete choices shared by the cogs (at most 25, names of at most 100 characters)."""
+"""Story and topic options shared by the cogs: autocomplete choices (at most 25, names of
+at most 100 characters) and turning what was typed into a story.
+"""
 
 from __future__ import annotations
 
 from discord import app_commands
 
 from bot import embeds
+from bot.errors import UserError
+from bot.models import Story
+
+LOADING = "The news archive is still loading; try again in a moment."
 
 
 async def topic_choices(store, current: str) -> list[app_commands.Choice[str]]:
@@ -26,3 +32,20 @@ async def story_choices(store, current: str) -> list[app_commands.Choice[str]]:
         )
         for s in stories
     ]
+
+
+async def resolve_story(bot, text: str) -> Story:
+    """The story a `story:` option names: a short id, else the best match of title words."""
+    text = text.strip()
+    found = await bot.store.story(text)
+    if found is None:  # typed words instead of choosing: take the best title match
+        matches = await bot.store.find_stories(text, limit=1)
+        found = matches[0] if matches else None
+    if found is None:
+        if not bot.archive_loaded.is_set():
+            raise UserError(LOADING)
+        raise UserError(
+            f"No story matches “{embeds.plain_truncated(text, 80)}”. "
+            "Pick one from the suggestions, or find it with /news query:…"
+        )
+    return found

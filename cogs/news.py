@@ -11,19 +11,17 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import embeds
-from bot.autocomplete import story_choices, topic_choices
+from bot.autocomplete import LOADING, resolve_story, story_choices, topic_choices
 from bot.errors import UserError
 from bot.views import NO_MENTIONS, Paginator, story_view
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
-    from bot.models import Story
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 5
 TOPICS_PAGE_SIZE = 20
-LOADING = "The news archive is still loading; try again in a moment."
 
 
 class Sort(Enum):
@@ -101,7 +99,7 @@ class News(commands.Cog):
     @app_commands.describe(story="The story: type words of its title or its id")
     @app_commands.autocomplete(story=story_autocomplete)
     async def story(self, interaction: discord.Interaction, story: str) -> None:
-        found = await self._story_or_error(story)
+        found = await resolve_story(self.bot, story)
         pinned = await self.store.is_story_pinned(interaction.guild_id, found.id)
         await interaction.response.send_message(
             embed=embeds.story_embed(found, self.bot.config.hot_heat, pinned=pinned),
@@ -113,7 +111,7 @@ class News(commands.Cog):
     @app_commands.describe(story="The story: type words of its title or its id")
     @app_commands.autocomplete(story=story_autocomplete)
     async def related(self, interaction: discord.Interaction, story: str) -> None:
-        found = await self._story_or_error(story)
+        found = await resolve_story(self.bot, story)
         related = await self.store.related(found.id)
         await interaction.response.send_message(
             embed=embeds.related_embed(related, self.bot.config.hot_heat),
@@ -148,21 +146,6 @@ class News(commands.Cog):
             embed=embed, view=paginator, allowed_mentions=NO_MENTIONS
         )
         paginator.message = await interaction.original_response()
-
-    async def _story_or_error(self, text: str) -> Story:
-        text = text.strip()
-        found = await self.store.story(text)
-        if found is None:  # typed words instead of choosing: take the best title match
-            matches = await self.store.find_stories(text, limit=1)
-            found = matches[0] if matches else None
-        if found is None:
-            if not self.bot.archive_loaded.is_set():
-                raise UserError(LOADING)
-            raise UserError(
-                f"No story matches “{embeds.plain_truncated(text, 80)}”. "
-                "Pick one from the suggestions, or find it with /news query:…"
-            )
-        return found
 
     async def _unknown_topic(self, topic: str) -> str:
         if not self.bot.archive_loaded.is_set():

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import embeds
-from bot.autocomplete import story_choices
+from bot.autocomplete import resolve_story, story_choices
 from bot.errors import UserError
 from bot.permissions import can_pin, missing_post_permissions
 from bot.pinning import NOT_A_MODERATOR, STORY_GONE, story_id_of
@@ -19,13 +19,11 @@ from bot.views import NO_MENTIONS, Paginator, story_view
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
-    from bot.models import Story
     from bot.store import Pin
 
 log = logging.getLogger(__name__)
 
 PINS_PAGE_SIZE = 5
-LOADING = "The news archive is still loading; try again in a moment."
 
 
 async def _is_moderator(interaction: discord.Interaction) -> bool:
@@ -136,7 +134,7 @@ class Pins(commands.Cog):
     @app_commands.autocomplete(story=story_autocomplete)
     @moderators_only()
     async def pin(self, interaction: discord.Interaction, story: str) -> None:
-        found = await self._story_or_error(story)
+        found = await resolve_story(self.bot, story)
         channel = interaction.channel
         if existing := await self.store.channel_pins(channel.id, found.id):
             raise UserError(
@@ -267,21 +265,6 @@ class Pins(commands.Cog):
         )
 
     # -- helpers ----------------------------------------------------------------------------
-
-    async def _story_or_error(self, text: str) -> Story:
-        text = text.strip()
-        found = await self.store.story(text)
-        if found is None:  # typed words instead of choosing: take the best title match
-            matches = await self.store.find_stories(text, limit=1)
-            found = matches[0] if matches else None
-        if found is None:
-            if not self.bot.archive_loaded.is_set():
-                raise UserError(LOADING)
-            raise UserError(
-                f"No story matches “{embeds.plain_truncated(text, 80)}”. "
-                "Pick one from the suggestions, or find it with /news query:…"
-            )
-        return found
 
     async def _channel_pins_of(self, channel_id: int, text: str) -> list[Pin]:
         """The channel's pins of the story typed: its id, else words of its title."""
