@@ -23,6 +23,8 @@ STORY_FROM = "stories s LEFT JOIN providers p ON p.id = s.provider_id"
 SEARCH_RANK = "bm25(stories_fts, 10.0, 4.0, 3.0, 2.0) * (1.0 + min(s.heat, 1000) / 250.0)"
 
 MAX_QUERY_TERMS = 16
+# Related stories: at most about this many stories matching the chosen terms get scored.
+RELATED_MATCH_BUDGET = 2_000
 SHORT_ID = re.compile(r"^[a-z2-7]{8}$")
 _WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(
@@ -245,8 +247,21 @@ class StoryQueries:
 
     async def _similar(self, story: Story, limit: int) -> list[Story]:
         """Similar stories: shared significant terms (FTS), shared topics, closeness in time."""
-        terms = await self._significant_terms(story.title, 6)
-        terms += [t for t in await self._significant_terms(story.excerpt, 4) if t not in terms]
+        chosen = await self._significant_terms(story.title, 6, with_docs=True)
+        seen = {term for _, term in chosen}
+        chosen += [
+            (doc, term)
+            for doc, term in await self._significant_terms(story.excerpt, 4, with_docs=True)
+            if term not in seen
+        ]
+        # FTS5 scores every story matching any term: the rarest terms, up to a budget of
+        # matches, keep that bounded (the common terms barely move bm25 anyway).
+        terms, budget = [], 0
+        for doc, term in sorted(chosen):
+            if terms and budget + doc > RELATED_MATCH_BUDGET:
+                break
+            terms.append(term)
+            budget += doc
         if terms:
             query = f"""
                 SELECT {STORY_COLUMNS}, bm25(stories_fts, 10.0, 4.0, 3.0, 1.0) FROM stories_fts
@@ -279,7 +294,7 @@ class StoryQueries:
         scored.sort(key=lambda item: (-item[0], -item[1], item[2]))
         return [item[3] for item in scored[:limit]]
 
-    async def _significant_terms(self, text: str, n: int) -> list[str]:
+    async def _significant_terms(self, text: str, n: int, with_docs: bool = False) -> list:
         """The story's rarest words that other stories share: what makes it distinctive."""
         words = list(
             dict.fromkeys(
@@ -318,7 +333,8 @@ class StoryQueries:
                 f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", words
             )
         useful = [(doc, term) for term, doc in rows if 2 <= doc <= max(2, total * 0.25)]
-        return [term for _, term in sorted(useful)[:n]]
+        best = sorted(useful)[:n]
+        return best if with_docs else [term for _, term in best]
 
     async def _coverage(self, rowid: int) -> list[Coverage]:
         rows = await self.db.execute_fetchall(
