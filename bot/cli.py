@@ -176,7 +176,8 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
             else:
                 for story in page.stories:
                     print(story_line(story))
-                print(f"({len(page.stories)} of {page.total})")
+                more = "+" if page.total_is_estimate else ""
+                print(f"({len(page.stories)} of {page.total}{more})")
             return 0
         if command == "topics":
             topics = await store.topics(limit=10_000)

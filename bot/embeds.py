@@ -147,7 +147,14 @@ def story_line(story: Story, number: int | None = None) -> tuple[str, str]:
 
 
 def story_list_embed(
-    title: str, stories: list[Story], *, offset: int, total: int, page_size: int, hot_heat: int
+    title: str,
+    stories: list[Story],
+    *,
+    offset: int,
+    total: int,
+    page_size: int,
+    hot_heat: int,
+    total_is_estimate: bool = False,
 ) -> discord.Embed:
     """One page of a list of stories (`/news`)."""
     embed = discord.Embed(
@@ -157,16 +164,25 @@ def story_list_embed(
     for number, story in enumerate(stories[:FIELDS_PER_EMBED], start=offset + 1):
         name, value = story_line(story, number)
         embed.add_field(name=name, value=value, inline=False)
-    embed.set_footer(text=page_footer(offset, total, page_size))
+    embed.set_footer(text=page_footer(offset, total, page_size, estimate=total_is_estimate))
     return fit(embed)
 
 
 def page_footer(
-    offset: int, total: int, page_size: int, singular: str = "story", plural: str = "stories"
+    offset: int,
+    total: int,
+    page_size: int,
+    singular: str = "story",
+    plural: str = "stories",
+    *,
+    estimate: bool = False,
 ) -> str:
+    """`Page 2 of 7 · 31 stories`; with `estimate` (more than `total`): `of 100+ · 500+`."""
     pages = max(1, -(-total // page_size))
     page = offset // page_size + 1
-    return f"Page {page} of {pages} · {total} {singular if total == 1 else plural}"
+    more = "+" if estimate else ""
+    noun = singular if total == 1 and not estimate else plural
+    return f"Page {page} of {pages}{more} · {total}{more} {noun}"
 
 
 def related_embed(related: Related, hot_heat: int = 100, *, limit: int = 10) -> discord.Embed:

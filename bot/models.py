@@ -75,12 +75,17 @@ class TopicCount:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of stories plus the total, so replies can say "page 2 of 7"."""
+    """One page of stories plus the total, so replies can say "page 2 of 7".
+
+    `total_is_estimate`: there are more than `total` matches, but only `total` of them
+    can be paged through (a search of a large archive ranks a bounded set): "1000+".
+    """
 
     stories: list[Story]
     total: int
     offset: int
     limit: int
+    total_is_estimate: bool = False
 
     @property
     def has_next(self) -> bool:

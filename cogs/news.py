@@ -87,6 +87,7 @@ class News(commands.Cog):
                 total=page.total,
                 page_size=PAGE_SIZE,
                 hot_heat=self.bot.config.hot_heat,
+                total_is_estimate=page.total_is_estimate,
             )
             return embed, page.total
 

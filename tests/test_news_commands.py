@@ -603,3 +603,33 @@ class TestHostileArchive:
         assert not result.ephemeral, "a suggested topic is always found"
         stories = await autocomplete(newsroom, "story", "story", "hostile")
         assert len(stories) == 6
+
+
+# -- a search matching more stories than the search ranks -----------------------------
+
+
+class TestSearchAboveTheCap:
+    @pytest.fixture
+    def bot_config(self, tmp_path, monkeypatch):
+        monkeypatch.setattr("bot.store.stories.SEARCH_CAP", 10)
+        files = {
+            f"busy-{i:02d}.md": story_file(
+                title=f"Busy market day {i:02d}", url=f"https://example.com/busy/{i}", heat=60 + i
+            )
+            for i in range(25)
+        }
+        archive = write_archive(tmp_path / "archive", files)
+        return Config(archive=archive, db_path=tmp_path / "bot.db", hot_heat=100)
+
+    async def test_footer_says_there_are_more(self, newsroom):
+        result = await newsroom.member.slash(newsroom.channel, "news", query="market")
+        footer = result.response.embeds[0].footer.text
+        assert footer == "Page 1 of 2+ · 10+ stories"
+        assert [b[3] for b in buttons(result.response)] == [True, False]
+        await newsroom.member.click(result.response, label="Next")
+        assert result.response.embeds[0].footer.text == "Page 2 of 2+ · 10+ stories"
+        assert len(field_names(result)) == 5
+        assert [b[3] for b in buttons(result.response)] == [False, True]
+        exact = await newsroom.member.slash(newsroom.channel, "news", query="market day 07")
+        assert exact.response.embeds[0].footer.text == "Page 1 of 1 · 1 story"
+        check_everything_sent(newsroom.env)

@@ -414,3 +414,67 @@ async def test_related_excludes_itself_and_duplicates(seed_store: Store):
         "Minneapolis bans police facial recognition",
         "Parler videos archived by researchers",
     ]
+
+
+# -- search on an archive larger than the search cap ------------------------------------
+
+
+@pytest.fixture
+async def crowded_store(store: Store, archive: Path, monkeypatch) -> Store:
+    """40 stories that all say "common" (8 of them in Wildlife), 3 of which say "zebra".
+
+    The search cap is lowered to 10 so that "common" matches more than it.
+    """
+    monkeypatch.setattr("bot.store.stories.SEARCH_CAP", 10)
+    for i in range(40):
+        rare = " zebra" if i in (3, 17, 31) else ""
+        (archive / f"2025-12-{i % 28 + 1:02d}-story-{i:02d}.md").write_text(
+            story_file(
+                title=f"Common story{rare} number {i}",
+                url=f"https://example.com/common/{i}",
+                heat=10 + i,
+                topics=("Wildlife",) if i % 5 == 0 else ("Markets",),
+                published=f"2025-12-{i % 28 + 1:02d}T10:00:00Z",
+            )
+        )
+    await ingest(store, archive, NOW)
+    return store
+
+
+async def test_search_of_a_common_word_ranks_a_bounded_set(crowded_store: Store):
+    first = await crowded_store.search("common", limit=4)
+    assert (first.total, first.total_is_estimate, first.has_next) == (10, True, True)
+    assert all("Common story" in s.title for s in first.stories)
+    heats = [s.heat for s in first.stories]
+    assert heats == sorted(heats, reverse=True)  # equal relevance: hotter first
+    pages = [first] + [await crowded_store.search("common", limit=4, offset=o) for o in (4, 8)]
+    seen = [s.id for page in pages for s in page.stories]
+    assert len(seen) == len(set(seen)) == 10  # the 10 ranked stories, each once
+    assert not pages[-1].has_next
+    newest = await crowded_store.search("common", sort="new", limit=10)
+    assert (newest.total, newest.total_is_estimate) == (10, True)
+    dates = [s.published_at for s in newest.stories]
+    assert dates == sorted(dates, reverse=True)
+
+
+async def test_search_drops_a_very_common_word_next_to_a_rare_one(crowded_store: Store):
+    page = await crowded_store.search("common zebra")
+    assert (page.total, page.total_is_estimate) == (3, False)
+    assert sorted(s.title for s in page.stories) == [
+        "Common story zebra number 17",
+        "Common story zebra number 3",
+        "Common story zebra number 31",
+    ]
+    assert ids(await crowded_store.search("zebra")) == ids(page)
+
+
+async def test_search_within_a_topic_above_the_cap(crowded_store: Store, monkeypatch):
+    bounded = await crowded_store.search("common", "wildlife", limit=20)
+    assert (bounded.total, bounded.total_is_estimate) == (8, False)
+    assert all(s.topics == ("Wildlife",) for s in bounded.stories)
+    monkeypatch.setattr("bot.store.stories.SEARCH_CAP", 1_000)  # the exact path
+    exact = await crowded_store.search("common", "wildlife", limit=20)
+    assert sorted(ids(bounded)) == sorted(ids(exact)) and exact.total == 8
+    assert [s.heat for s in bounded.stories] == sorted(
+        (s.heat for s in bounded.stories), reverse=True
+    )

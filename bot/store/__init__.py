@@ -14,6 +14,8 @@ from bot.store.subscriptions import SubscriptionQueries
 
 __all__ = ["Pin", "Store", "quote_fts"]
 
+MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: the OS page cache backs it
+
 
 class Store(StoryQueries, SubscriptionQueries, PinQueries):
     """The bot's async handle on the database (one aiosqlite connection)."""
@@ -30,6 +32,8 @@ class Store(StoryQueries, SubscriptionQueries, PinQueries):
         await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await db.execute("PRAGMA foreign_keys = ON")
         await db.execute("PRAGMA synchronous = NORMAL")
+        # Searches read scattered story rows: mapped pages skip a copy per page read.
+        await db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         return cls(path, db)
 
     async def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import unicodedata
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -21,6 +22,23 @@ STORY_FROM = "stories s LEFT JOIN providers p ON p.id = s.provider_id"
 # bm25 weights: title, excerpt, topics, provider. bm25 is negative (lower is better), so
 # multiplying by a factor that grows with heat lifts hot stories among equally good matches.
 SEARCH_RANK = "bm25(stories_fts, 10.0, 4.0, 3.0, 2.0) * (1.0 + min(s.heat, 1000) / 250.0)"
+# The same within a topic when FTS5 also matches the topic's name in the topics column
+# (see `search`): that column gets no weight, so the name, found in every candidate,
+# does not favour stories with few topics; ties go to the hotter story.
+SEARCH_RANK_IN_TOPIC = (
+    "bm25(stories_fts, 10.0, 4.0, 0.0, 2.0) * (1.0 + min(s.heat, 1000) / 250.0),"
+    " s.heat DESC, s.rowid DESC"
+)
+# FTS5 computes bm25 for every match before sorting, so a search matching tens of
+# thousands of stories would take ~100 ms (BENCHMARKS.md). At most SEARCH_CAP matches
+# are counted and ranked: with more, the newest SEARCH_CAP (rowids follow arrival) are
+# ranked and paged, and the total is an estimate ("500+").
+SEARCH_CAP = 500
+# A query word in more than this share of the visible stories, and in more than
+# SEARCH_CAP of them, is left out when the query has rarer words: like a stop word it
+# adds almost nothing to bm25 (nothing at all above 50%), but bm25 walks its whole
+# doclist. Of a query made only of such words, the rarest is kept.
+SEARCH_COMMON_SHARE = 0.20
 
 MAX_QUERY_TERMS = 16
 # Related stories: at most about this many stories matching the chosen terms get scored.
@@ -39,12 +57,16 @@ def quote_fts(text: str, prefix: bool = False) -> str:
     Only word characters survive, so `AND`, `OR`, `NOT`, quotes, `*`, `(`, `-`
     and column filters are plain words or nothing: MATCH can never fail.
     """
-    words = _WORD.findall(text.casefold())[:MAX_QUERY_TERMS]
-    meaningful = [w for w in words if w not in STOPWORDS] or words
-    terms = [f'"{w}"' for w in meaningful]
+    terms = [f'"{w}"' for w in query_words(text)]
     if prefix:  # autocomplete: every word may still be unfinished
         terms = [f"{t}*" for t in terms]
     return " ".join(terms)
+
+
+def query_words(text: str) -> list[str]:
+    """The words of a query that FTS5 matches: stop words only if there is nothing else."""
+    words = _WORD.findall(text.casefold())[:MAX_QUERY_TERMS]
+    return [w for w in words if w not in STOPWORDS] or words
 
 
 def from_epoch(value: int | None) -> datetime | None:
@@ -150,37 +172,62 @@ class StoryQueries:
 
         Text without a single word lists stories instead (never an error).
         """
-        match = quote_fts(text)
-        if not match:
+        words = query_words(text)
+        if not words:
             return await self.stories(
                 topic, sort, min_heat=min_heat, since=since, until=until, limit=limit, offset=offset
             )
+        words, at_most = await self._search_words(words)
+        match = " ".join(f'"{w}"' for w in words)
         where = ["stories_fts MATCH ?", VISIBLE]
         params: list = [match]
+        rank = SEARCH_RANK
         if topic is not None:
-            topic_id = await self._topic_id(topic)
-            if topic_id is None:
+            found = await self.db.execute_fetchall(
+                "SELECT id, name FROM topics WHERE key = ?", (topic.strip().casefold(),)
+            )
+            if not found:
                 return Page([], 0, offset, limit)
+            topic_id, name = found[0]
+            # On the FTS5 row, not on `s`: the topic and visibility (copied into
+            # story_topics) are checked before the story's row is read.
             where.append(
-                "EXISTS (SELECT 1 FROM story_topics st WHERE st.story = s.rowid AND st.topic = ?)"
+                "EXISTS (SELECT 1 FROM story_topics st"
+                " WHERE st.story = stories_fts.rowid AND st.topic = ? AND st.visible = 1)"
             )
             params.append(topic_id)
+            if at_most > SEARCH_CAP and (narrow := _topic_term(name)):
+                # Many stories have the words: FTS5 intersects them with (a word of) the
+                # topic's name in the topics column, so mostly the topic's matches are
+                # visited; EXISTS still checks the topic itself.
+                params[0] = f"{match} AND topics_text : {narrow}"
+                rank = SEARCH_RANK_IN_TOPIC
         self._date_filters(where, params, min_heat, since, until)
-        condition = " AND ".join(where)
-        order = SEARCH_RANK if sort == "hot" else "s.published_at DESC, s.rowid DESC"
+        # The newest SEARCH_CAP + 1 matches at most: the exact count up to the cap, and
+        # where the newest SEARCH_CAP start if there are more.
+        total, oldest = (
+            await self.db.execute_fetchall(
+                f"""SELECT count(*), min(r) FROM (
+                    SELECT stories_fts.rowid AS r FROM stories_fts
+                    JOIN stories s ON s.rowid = stories_fts.rowid
+                    WHERE {" AND ".join(where)} ORDER BY stories_fts.rowid DESC LIMIT ?)""",
+                (*params, SEARCH_CAP + 1),
+            )
+        )[0]
+        estimate = total > SEARCH_CAP
+        if estimate:
+            where.append("stories_fts.rowid > ?")
+            params.append(oldest)
+            total = SEARCH_CAP
+        order = rank if sort == "hot" else "s.published_at DESC, s.rowid DESC"
         query = f"""
             SELECT {STORY_COLUMNS} FROM stories_fts
             JOIN stories s ON s.rowid = stories_fts.rowid
             LEFT JOIN providers p ON p.id = s.provider_id
-            WHERE {condition} ORDER BY {order} LIMIT ? OFFSET ?
+            WHERE {" AND ".join(where)} ORDER BY {order} LIMIT ? OFFSET ?
         """
         rows = await self.db.execute_fetchall(query, (*params, limit, offset))
-        total = await self._scalar(
-            f"""SELECT count(*) FROM stories_fts JOIN stories s ON s.rowid = stories_fts.rowid
-                WHERE {condition}""",
-            params,
-        )
-        return Page([story_from_row(r) for r in rows], total, offset, limit)
+        return Page([story_from_row(r) for r in rows], total, offset, limit, estimate)
 
     async def find_stories(self, text: str, limit: int = 25) -> list[Story]:
         """Autocomplete for a story option: by short id, else by words of the title."""
@@ -336,6 +383,35 @@ class StoryQueries:
         best = sorted(useful)[:n]
         return best if with_docs else [term for _, term in best]
 
+    async def _search_words(self, words: list[str]) -> tuple[list[str], int]:
+        """The words worth matching and how many stories the rarest is in (-1: unknown).
+
+        Document counts come from `term_stats` (kept by ingest); a word missing there is
+        rarer than its `min_doc`, so it counts as 0.
+        """
+        folded = [_fold(w) for w in words]
+        marks = ",".join("?" * len(folded))
+        rows = await self.db.execute_fetchall(
+            f"""SELECT NULL, visible FROM term_stats_meta WHERE id = 1
+                UNION ALL SELECT term, doc FROM term_stats WHERE term IN ({marks})""",
+            folded,
+        )
+        visible = [doc for term, doc in rows if term is None]
+        if not visible:  # a database not ingested since term_stats exists
+            return words, -1
+        counts = {term: doc for term, doc in rows if term is not None}
+        docs = [counts.get(f, 0) for f in folded]
+        common = max(SEARCH_COMMON_SHARE * visible[0], SEARCH_CAP)
+        rarest = min(docs)
+        if len(words) > 1 and max(docs) > common:
+            # Keep the rarer words; if every word is common, the rarest one.
+            keep = max(rarest, common)
+            words = [w for w, doc in zip(words, docs, strict=True) if doc <= keep]
+            words = list(dict.fromkeys(words))
+            if rarest > common:
+                words = words[:1]
+        return words, rarest
+
     async def _coverage(self, rowid: int) -> list[Coverage]:
         rows = await self.db.execute_fetchall(
             """
@@ -403,6 +479,28 @@ def _closeness(a: Story, b: Story) -> float:
         return 0.0
     days = abs((a.published_at - b.published_at).total_seconds()) / 86400
     return math.exp(-days / 30)
+
+
+def _topic_term(name: str) -> str | None:
+    """An FTS5 term found in the topics column of every story of the topic `name`.
+
+    An ASCII name's longest word (unicode61 splits ASCII exactly as `[a-z0-9]+`: one
+    word is cheaper than a phrase); otherwise the whole name as a quoted phrase.
+    """
+    if name.isascii():
+        words = re.findall(r"[a-z0-9]+", name.lower())
+        return f'"{max(words, key=len)}"' if words else None
+    if not any(c.isalnum() for c in name):
+        return None
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _fold(word: str) -> str:
+    """A word as the FTS5 index spells it (`unicode61 remove_diacritics 2`), near enough."""
+    if word.isascii():
+        return word
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _like_escape(text: str) -> str:
