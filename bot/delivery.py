@@ -318,7 +318,7 @@ class Deliverer:
 
 def _carries(message: discord.Message, story: Story) -> bool:
     return any(
-        embed.url == story.url or (embed.footer.text and f"id {story.id}" in embed.footer.text)
+        embed.url == story.url or embeds.footer_story_id(embed, full_story=True) == story.id
         for embed in message.embeds
     )
 

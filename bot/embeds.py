@@ -91,6 +91,18 @@ def heat_colour(heat: int, hot_heat: int) -> int:
     return COLD
 
 
+# Parses what `story_footer` writes: the bot finds its own story posts again by it.
+_STORY_FOOTER = re.compile(r"^🔥 heat -?\d+ · id (?P<story>[a-z2-7]{8})(?: · 📌 pinned)?$")
+_FOOTER_ID = re.compile(r"(?:^|· )id (?P<story>[a-z2-7]{8})(?= ·|$)")
+
+
+def footer_story_id(embed: discord.Embed, *, full_story: bool = False) -> str | None:
+    """The story id an embed's footer names; with `full_story`, only a story's own embed."""
+    text = embed.footer.text or ""
+    match = (_STORY_FOOTER.match if full_story else _FOOTER_ID.search)(text)
+    return match["story"] if match else None
+
+
 def story_footer(story: Story, pinned: bool = False) -> str:
     parts = [f"🔥 heat {story.heat}", f"id {story.id}"]
     if pinned:

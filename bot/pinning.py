@@ -35,8 +35,6 @@ MISSING_ACCESS = {50001, 50013}
 
 # How the bot marks its story messages: the buttons' custom ids and the embed footer.
 _CUSTOM_ID = re.compile(r"^news:(?:related|pin):(?P<story>[a-z2-7]{8})$")
-_FOOTER_ID = re.compile(r"(?:^|· )id (?P<story>[a-z2-7]{8})(?= ·|$)")
-_STORY_FOOTER = re.compile(r"^🔥 heat -?\d+ · id (?P<story>[a-z2-7]{8})(?: · 📌 pinned)?$")
 
 NOT_A_MODERATOR = (
     "Only moderators can pin or unpin stories: that takes the Pin Messages "
@@ -54,15 +52,14 @@ def story_id_of(message: discord.Message) -> str | None:
             ):
                 return match["story"]
     for embed in message.embeds:
-        if embed.footer.text and (match := _FOOTER_ID.search(embed.footer.text)):
-            return match["story"]
+        if story_id := embeds.footer_story_id(embed):
+            return story_id
     return None
 
 
 def is_story_embed(embed: discord.Embed, story_id: str) -> bool:
     """Whether `embed` is the full embed of that story (not, say, its /related list)."""
-    match = _STORY_FOOTER.match(embed.footer.text or "")
-    return match is not None and match["story"] == story_id
+    return embeds.footer_story_id(embed, full_story=True) == story_id
 
 
 class Pinner:
