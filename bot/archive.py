@@ -45,6 +45,9 @@ _WHITESPACE = re.compile(r"\s+")
 _OPENING = re.compile(r"(?:[^\S\n]*\n)*---[^\S\n]*(?:\n|\Z)")
 # The line that closes the front matter: '---' or '...', trailing whitespace allowed.
 _CLOSING = re.compile(r"^(?:---|\.\.\.)[^\S\n]*$", re.MULTILINE)
+# An http(s) URL whose netloc is a plain host name (no userinfo, port or brackets) and that
+# has no "?" at all: urlsplit gives scheme, netloc (= hostname) and path + fragment exactly so.
+_SIMPLE_URL = re.compile(r"([Hh][Tt][Tt][Pp][Ss]?)://([A-Za-z0-9.-]+)([/#][^?\t\n\r]*)?\Z")
 _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 
@@ -71,40 +74,66 @@ def scan_archive(root: str | os.PathLike[str]) -> Iterator[ArchiveFile]:
     followed once (a cycle is never walked twice) and only story suffixes
     are considered: topic files such as `_data/topics/*.yaml` are not stories.
     """
+    for path, (size, mtime_ns) in scan_stamps(root).items():
+        yield ArchiveFile(path, size, mtime_ns)
+
+
+def scan_stamps(root: str | os.PathLike[str]) -> dict[str, tuple[int, int]]:
+    """`scan_archive` as a dict path -> (size, mtime_ns), in the same order.
+
+    A rescan compares it with what the database knows (one dict comparison
+    when nothing changed), so it builds no object per file. Each folder is
+    opened once and its entries are stat'ed relative to that descriptor.
+    """
     root = os.fspath(root)
+    out: dict[str, tuple[int, int]] = {}
     seen_dirs: set[tuple[int, int]] = set()
     stack = [""]
     while stack:
         rel_dir = stack.pop()
         full_dir = os.path.join(root, rel_dir) if rel_dir else root
         try:
-            st = os.stat(full_dir)
+            fd = os.open(full_dir, _DIR_FLAGS) if _SCANDIR_FD else None
         except OSError:
             continue
-        if (st.st_dev, st.st_ino) in seen_dirs:
-            continue
-        seen_dirs.add((st.st_dev, st.st_ino))
         try:
-            with os.scandir(full_dir) as it:
-                entries = sorted(it, key=_entry_name)
-        except OSError:
-            continue
-        prefix = f"{rel_dir}/" if rel_dir else ""
-        subdirs = []
-        for entry in entries:
-            name = entry.name
-            if name[0] == ".":
-                continue
             try:
-                if entry.is_dir():
-                    subdirs.append(prefix + name)
-                # name has no leading dot, so this is os.path.splitext's extension
-                elif name[name.rfind(".") :].lower() in STORY_SUFFIXES and entry.is_file():
-                    est = entry.stat()
-                    yield ArchiveFile(prefix + name, est.st_size, est.st_mtime_ns)
+                st = os.stat(full_dir) if fd is None else os.fstat(fd)
             except OSError:
                 continue
+            if (st.st_dev, st.st_ino) in seen_dirs:
+                continue
+            seen_dirs.add((st.st_dev, st.st_ino))
+            try:
+                with os.scandir(full_dir if fd is None else fd) as it:
+                    entries = sorted(it, key=_entry_name)
+            except OSError:
+                continue
+            prefix = f"{rel_dir}/" if rel_dir else ""
+            subdirs = []
+            for entry in entries:
+                name = entry.name
+                if name[0] == ".":
+                    continue
+                try:
+                    if entry.is_dir():
+                        subdirs.append(prefix + name)
+                    # name has no leading dot, so this is os.path.splitext's extension
+                    elif name[name.rfind(".") :].lower() in STORY_SUFFIXES and entry.is_file():
+                        est = entry.stat()
+                        out[prefix + name] = (est.st_size, est.st_mtime_ns)
+                except OSError:
+                    continue
+        finally:
+            if fd is not None:
+                os.close(fd)
         stack.extend(reversed(subdirs))
+    return out
+
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+# With a descriptor, DirEntry.stat() is an fstatat relative to it: no walk of the full path.
+_SCANDIR_FD = os.scandir in os.supports_fd
 
 
 _entry_name = operator.attrgetter("name")
@@ -116,7 +145,17 @@ def content_hash(data: bytes) -> str:
 
 def canonical_url(url: str) -> str:
     """Normalise a story URL so that trivially different spellings are one story."""
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    simple = _SIMPLE_URL.match(url)
+    if simple is not None:
+        # What the general path below gives for an http(s) URL with a plain host, no
+        # userinfo, no port and no query (the common case), without urlsplit & co.
+        scheme, host, path = simple.groups()
+        path = (path or "").partition("#")[0] or "/"
+        if len(path) > 1 and path.endswith("/"):
+            path = path.rstrip("/") or "/"
+        return f"{scheme.lower()}://{host.lower()}{path}"
+    parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if parts.port and not (
@@ -139,7 +178,8 @@ def canonical_url(url: str) -> str:
 def short_id(canonical: str) -> str:
     """Eight characters of base32 (a-z, 2-7) from the canonical URL: easy to type, stable."""
     digest = hashlib.sha1(canonical.encode()).digest()
-    return base64.b32encode(digest).decode("ascii")[:8].lower()
+    # base32 encodes 5 bytes as 8 characters: the first 5 bytes are the first 8 characters.
+    return base64.b32encode(digest[:5]).decode("ascii").lower()
 
 
 def parse_file(
@@ -278,6 +318,8 @@ def _http_url(value: Any) -> str | None:
     url = value.strip()
     if len(url) > MAX_URL or _WHITESPACE.search(url):
         return None
+    if _SIMPLE_URL.match(url):  # urlsplit would accept it: http(s), a host, no port
+        return url
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
