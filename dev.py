@@ -45,13 +45,23 @@ def ensure_installed(extras: str) -> None:
 
 
 def run(*args: str | Path) -> int:
-    # Ctrl-C reaches the child too (same terminal): let it shut down in its own time
-    # rather than die with this process. (A Python handler, unlike SIG_IGN, is not inherited.)
-    previous = signal.signal(signal.SIGINT, lambda *_: None)
+    """Run a command in the project; Ctrl-C and SIGTERM are passed on, not fatal to us.
+
+    On a terminal, Ctrl-C reaches the child directly; a signal sent to this process
+    alone (a service manager, `kill`) is forwarded, so the bot shuts down cleanly.
+    """
+    child = subprocess.Popen([str(a) for a in args], cwd=ROOT)
+
+    def forward(signum, _frame) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return subprocess.run([str(a) for a in args], cwd=ROOT).returncode
+        return child.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str]) -> int:
