@@ -207,7 +207,11 @@ async def serve(
     say = say or functools.partial(print, flush=True)
     try:
         import aiohttp  # noqa: F401 - the preview's web server, part of simcord[preview]
-        import simcord
+
+        # simcord probes discord.py with a client of its own on import; its warnings
+        # (no guilds intent, no voice libraries) are about that probe, not this bot.
+        with _quiet("discord.state", "discord.client"):
+            import simcord
     except ImportError as exc:
         raise PlaygroundUnavailable(str(exc)) from exc
 
@@ -268,6 +272,19 @@ async def _serve(bot, settings: Config, port, open_browser, channel, say, simcor
                 await asyncio.gather(ticking, closed, stopped, return_exceptions=True)
     say("Playground stopped.")
     return 0
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str):
+    """Only errors from `loggers` while the block runs."""
+    saved = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 @contextlib.asynccontextmanager
