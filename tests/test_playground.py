@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from bot import cli
+from tests.conftest import story_file
 
 HOT = [
     ("Solar kites light up a mountain village", ("Energy", "Climate")),
@@ -39,13 +40,12 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 def story_text(title: str, topics: tuple[str, ...], heat: int) -> str:
     slug = "-".join(title.lower().split())
-    topic_lines = "".join(f"  - {t}\n" for t in topics)
-    return (
-        f'---\ncategory: news\ntitle: "{title}"\nexcerpt: "What happened: {title.lower()}."\n'
-        f"publishedDateTime: 2021-03-01T09:00:00Z\n"
-        f'originalUrl: "https://news.example.com/{slug}"\ntype: article\nheat: {heat}\n'
-        f"published: true\nprovider:\n  name: Example News\n  domain: example.com\n"
-        f"topics:\n{topic_lines}---\n"
+    return story_file(
+        title=title,
+        url=f"https://news.example.com/{slug}",
+        heat=heat,
+        topics=topics,
+        published="2021-03-01T09:00:00Z",
     )
 
 
