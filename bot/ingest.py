@@ -91,6 +91,13 @@ def ingest_archive(
                 for path, stamp in stamps.items()
                 if known.get(path) != stamp
             ]
+        # A story filed twice shows its last-written file: when that file goes, the
+        # other file's text must show again, so it is read again too.
+        reread = {p for p in writer.sibling_paths(gone) if p in stamps} if gone else set()
+        candidates += [
+            ArchiveFile(path, *stamps[path])
+            for path in sorted(reread - {f.path for f in candidates})
+        ]
         report.unchanged = len(stamps) - len(candidates)
         total = len(candidates)
         if progress:
@@ -107,7 +114,9 @@ def ingest_archive(
             counts.unchanged += part.unchanged
             batch.clear()
 
-        known_hashes = writer.known_hashes([f.path for f in candidates if f.path in known])
+        known_hashes = writer.known_hashes(
+            [f.path for f in candidates if f.path in known and f.path not in reread]
+        )
         parsed = _parse_all(root, candidates, known_hashes, workers)
         for done, item in enumerate(parsed, start=1):
             if item[2] is None:  # same content, new mtime (a touch or a checkout)

@@ -255,6 +255,19 @@ async def test_same_story_in_two_files_is_one_story(archive: Path, store: Store)
     assert (await store.story(STORY_ID)) is not None
 
 
+async def test_when_the_shown_copy_goes_the_other_copy_shows(archive: Path, store: Store):
+    write(archive / "a.md", story_file(title="First copy"), 1)
+    write(archive / "sub/b.md", story_file(title="Second copy"), 1)
+    await ingest(store, archive, NOW)
+    assert (await store.story(STORY_ID)).title == "Second copy"  # the last file read
+
+    (archive / "sub/b.md").unlink()
+    report = await ingest(store, archive, LATER)
+
+    assert (report.removed, report.updated) == (0, 1)
+    assert (await store.story(STORY_ID)).title == "First copy"
+
+
 async def test_edited_url_makes_a_new_story_and_hides_the_old(archive: Path, store: Store):
     write(archive / "a.md", story_file(), 1)
     await ingest(store, archive, NOW)

@@ -77,6 +77,20 @@ class ArchiveWriter:
         with self._transaction():
             self.conn.executemany(query, [(f.size, f.mtime_ns, f.path) for f in files])
 
+    def sibling_paths(self, paths: list[str]) -> list[str]:
+        """Other files carrying a story that one of `paths` carries (the same URL twice)."""
+        out: list[str] = []
+        for i in range(0, len(paths), _LOOKUP_CHUNK):
+            part = paths[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(part))
+            query = f"""
+                SELECT path FROM archive_files
+                WHERE story IN (SELECT story FROM archive_files WHERE path IN ({marks}))
+                  AND path NOT IN ({marks})
+            """
+            out.extend(path for (path,) in self.conn.execute(query, part + part))
+        return out
+
     def forget_files(self, paths: list[str]) -> None:
         query = "DELETE FROM archive_files WHERE path = ?"
         with self._transaction():
