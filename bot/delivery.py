@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HISTORY_TO_RECONCILE = 50
+CHANNELS_AT_ONCE = 8
 MISSING_ACCESS = {50001, 50013}
 UNKNOWN_CHANNEL = 10003
 
@@ -135,9 +136,16 @@ class Deliverer:
             by_channel[delivery.channel_id].append(delivery)
         paused = {channel for _, channel, _ in await self.store.paused_channels()}
         # Channels are independent: a slow or failing one never holds up the others.
+        # A few at a time, so a burst across many channels stays within Discord's limits.
+        slots = asyncio.Semaphore(CHANNELS_AT_ONCE)
+
+        async def deliver(channel_id: int, items: list[Delivery]) -> None:
+            async with slots:
+                await self.deliver_channel(channel_id, items)
+
         await asyncio.gather(
             *(
-                self.deliver_channel(channel_id, items)
+                deliver(channel_id, items)
                 for channel_id, items in by_channel.items()
                 if channel_id not in paused
             )
