@@ -25,10 +25,10 @@ import discord
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.config import Config
 from bot.delivery import Deliverer
-from bot.ingest import ingest
-from bot.store import Store
+from core.config import Config
+from core.ingest import ingest
+from core.store import Store
 
 STORY = """---
 title: "Story {n} about robots"

@@ -4,7 +4,7 @@
                                  [--db PATH] [--seed N] [--profile FILE]
 
 1. The synthetic archive of `--stories` stories (`bench/generate.py`, under `--workdir`,
-   reused while present) is ingested with `bot.ingest.ingest_archive` into a temporary
+   reused while present) is ingested with `core.ingest.ingest_archive` into a temporary
    database (or `--db`), outside the measured part.
 2. The real bot, `create_bot(Config(archive=…, db_path=…))`, runs in simcord (the offline
    simulated Discord, `simcord.run(bot)`); its own start-up ingest is then an unchanged rescan.
@@ -61,9 +61,9 @@ sys.path.insert(0, str(HERE))
 from run import ensure_archive, machine, percentile, remove_db  # noqa: E402
 
 from bot.app import create_bot  # noqa: E402
-from bot.config import Config  # noqa: E402
-from bot.ingest import ingest_archive  # noqa: E402
 from bot.views import PAGE_TIMEOUT  # noqa: E402
+from core.config import Config  # noqa: E402
+from core.ingest import ingest_archive  # noqa: E402
 
 TARGET_P99_MS = 25.0
 SIMCORD_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # simcord's virtual clock starts here

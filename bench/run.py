@@ -6,7 +6,7 @@ For each size: generate the archive (once; reused while present), then
 
 * parse-only: read every file, split the front matter, `yaml.load` it with
   CSafeLoader, single core: the floor of what ingest has to do;
-* cold ingest: `bot.ingest.ingest_archive` into an empty database;
+* cold ingest: `core.ingest.ingest_archive` into an empty database;
 * rescan: the same call again on the unchanged archive;
 * query latency through the async `Store` (aiosqlite), after a warm-up:
   topic pages, full-text search and related stories.
@@ -38,9 +38,9 @@ sys.path.insert(0, str(HERE))
 
 from generate import generate  # noqa: E402
 
-from bot.archive import scan_archive  # noqa: E402
-from bot.ingest import ingest_archive  # noqa: E402
-from bot.store import Store  # noqa: E402
+from core.archive import scan_archive  # noqa: E402
+from core.ingest import ingest_archive  # noqa: E402
+from core.store import Store  # noqa: E402
 
 TARGETS = {
     "ingest_vs_parse": 1.5,  # ingest rate ≥ 1.5x the single-core parse-only rate

@@ -14,11 +14,11 @@ import discord
 from discord.ext import commands
 
 from bot import errors, views
-from bot.config import Config
-from bot.ingest import IngestReport, ingest
 from bot.permissions import REQUIRED_PERMISSIONS
 from bot.pinning import Pinner
-from bot.store import Store
+from core.config import Config
+from core.ingest import IngestReport, ingest
+from core.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from discord import app_commands
 
 from bot import embeds
 from bot.errors import UserError
-from bot.models import Story
+from core.models import Story
 
 LOADING = "The news archive is still loading; try again in a moment."
 

@@ -6,14 +6,13 @@ import argparse
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-import discord
-
-from bot.config import Config, ConfigError
-from bot.ingest import IngestReport, ingest
-from bot.models import Coverage, Story
-from bot.store import Store
+from core.config import Config, ConfigError
+from core.ingest import IngestReport, ingest
+from core.models import Coverage, Story
+from core.store import Store
 
 
 def story_json(story: Story) -> dict:
@@ -164,7 +163,7 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
             if not archive.is_dir():
                 print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
                 return 1
-            report = await ingest(store, archive, discord.utils.utcnow(), _progress_bar())
+            report = await ingest(store, archive, datetime.now(UTC), _progress_bar())
             _print_report(report)
             return 0
         if command == "search":

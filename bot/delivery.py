@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import embeds
-from bot.models import Delivery, Story, Subscription
 from bot.permissions import missing_post_permissions
 from bot.views import story_view
+from core.models import Delivery, Story, Subscription
 
 if TYPE_CHECKING:
     from bot.app import NewsBot

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import discord
 
-from bot.models import Coverage, Related, Story, TopicCount
+from core.models import Coverage, Related, Story, TopicCount
 
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096

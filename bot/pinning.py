@@ -23,8 +23,8 @@ from bot.views import story_view
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
-    from bot.models import Story
-    from bot.store import Pin
+    from core.models import Story
+    from core.store import Pin
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ from pathlib import Path
 import discord
 
 from bot.app import NewsBot, create_bot
-from bot.config import Config
+from core.config import Config
 
 log = logging.getLogger(__name__)
 

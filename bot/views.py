@@ -17,7 +17,7 @@ from bot import embeds, errors
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
-    from bot.models import Story
+    from core.models import Story
 
 log = logging.getLogger(__name__)
 

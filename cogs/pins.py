@@ -19,7 +19,7 @@ from bot.views import NO_MENTIONS, Paginator, story_view
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
-    from bot.store import Pin
+    from core.store import Pin
 
 log = logging.getLogger(__name__)
 

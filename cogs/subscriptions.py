@@ -13,9 +13,9 @@ from bot import embeds
 from bot.autocomplete import topic_choices
 from bot.delivery import Deliverer, parse_terms
 from bot.errors import UserError
-from bot.models import Subscription
 from bot.permissions import missing_post_permissions
 from bot.views import NO_MENTIONS, Paginator
+from core.models import Subscription
 
 if TYPE_CHECKING:
     from bot.app import NewsBot

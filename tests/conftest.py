@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.ingest import ingest
-from bot.store import Store
+from core.ingest import ingest
+from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -67,7 +67,7 @@ async def corpus_store(store: Store) -> Store:
 @pytest.fixture
 def bot_config(tmp_path: Path):
     """The bot's configuration for one test: its own database, the seed archive."""
-    from bot.config import Config
+    from core.config import Config
 
     return Config(archive=SEEDS, db_path=tmp_path / "bot.db", hot_heat=100)
 

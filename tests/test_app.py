@@ -16,7 +16,7 @@ import simcord
 from conftest import ROOT
 
 from bot.app import REQUIRED_PERMISSIONS, create_bot
-from bot.config import Config
+from core.config import Config
 
 APP_ID = 1234567890123456789
 TOKEN = base64.b64encode(str(APP_ID).encode()).decode().rstrip("=") + ".GhIjKl.s3cr3t-t0ken-VALUE"

@@ -13,7 +13,7 @@ from conftest import CORPUS, SEEDS, story_file
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.archive import (
+from core.archive import (
     MAX_EXCERPT,
     MAX_FILE_BYTES,
     MAX_HEAT,
@@ -26,7 +26,7 @@ from bot.archive import (
     scan_archive,
     short_id,
 )
-from bot.models import Rejection, Skipped, Story
+from core.models import Rejection, Skipped, Story
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 SEED_FILE = SEEDS / "000_370428515c238e8f.txt"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from bot.config import Config, ConfigError
+from core.config import Config, ConfigError
 
 KEYS = (
     "DISCORD_TOKEN",

@@ -9,8 +9,8 @@ import discord
 import pytest
 
 from bot import embeds
-from bot.models import Coverage, Related, Story, TopicCount
 from bot.views import story_view
+from core.models import Coverage, Related, Story, TopicCount
 
 # A masked link whose opening bracket is not escaped: `[text](target)`.
 MASKED_LINK = re.compile(r"(?<!\\)\[(?:\\.|[^\\\]])*\]\(([^)]*)\)")

@@ -12,11 +12,11 @@ import pytest
 from conftest import CORPUS, NOW, SEEDS, story_file
 from test_archive import HOSTILE, HOSTILE_OUTCOMES
 
-import bot.ingest
-from bot.archive import canonical_url, short_id
-from bot.ingest import ingest, ingest_archive
-from bot.models import Rejection
-from bot.store import Store
+import core.ingest
+from core.archive import canonical_url, short_id
+from core.ingest import ingest, ingest_archive
+from core.models import Rejection
+from core.store import Store
 
 LATER = NOW + timedelta(hours=1)
 LATEST = NOW + timedelta(hours=2)
@@ -97,8 +97,8 @@ def test_second_ingest_of_the_corpus_changes_nothing_and_parses_nothing(tmp_path
 
 def test_parallel_parse_gives_the_same_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     ingest_archive(tmp_path / "serial.db", CORPUS, NOW, workers=1)
-    monkeypatch.setattr(bot.ingest, "PARALLEL_THRESHOLD", 10)
-    monkeypatch.setattr(bot.ingest, "CHUNK", 50)
+    monkeypatch.setattr(core.ingest, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(core.ingest, "CHUNK", 50)
     report = ingest_archive(tmp_path / "parallel.db", CORPUS, NOW, workers=2)
 
     assert (report.parsed, report.added, report.updated) == (192, 191, 1)

@@ -33,7 +33,7 @@ import simcord  # noqa: E402
 import yaml  # noqa: E402
 from conftest import CORPUS, buttons, story_file  # noqa: E402
 
-from bot.config import Config  # noqa: E402
+from core.config import Config  # noqa: E402
 
 # A masked link whose opening bracket is not escaped: `[text](target)`.
 MASKED_LINK = re.compile(r"(?<!\\)\[(?:\\.|[^\\\]])*\]\(([^)]*)\)")
@@ -611,7 +611,7 @@ class TestHostileArchive:
 class TestSearchAboveTheCap:
     @pytest.fixture
     def bot_config(self, tmp_path, monkeypatch):
-        monkeypatch.setattr("bot.store.stories.SEARCH_CAP", 10)
+        monkeypatch.setattr("core.store.stories.SEARCH_CAP", 10)
         files = {
             f"busy-{i:02d}.md": story_file(
                 title=f"Busy market day {i:02d}", url=f"https://example.com/busy/{i}", heat=60 + i

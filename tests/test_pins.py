@@ -10,8 +10,8 @@ import discord
 import pytest
 import simcord
 
-from bot.config import Config
 from bot.permissions import REQUIRED_PERMISSIONS
+from core.config import Config
 from tests.conftest import buttons, story_file
 
 TITLES = [f"Story number {n}" for n in range(1, 8)]

@@ -337,8 +337,8 @@ async def test_backup_copies_the_database(tmp_path):
     import sqlite3
     from datetime import UTC, datetime
 
-    from bot.ingest import ingest
-    from bot.store import Store
+    from core.ingest import ingest
+    from core.store import Store
 
     db = tmp_path / "news.db"
     async with await Store.open(db) as store:

@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import archive, quick_yaml
-from bot.archive import parse_story, scan_archive
+from core import archive, quick_yaml
+from core.archive import parse_story, scan_archive
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "power-apps" / "_news"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import NOW, SEEDS, story_file
 
-from bot.ingest import ingest
-from bot.models import Page
-from bot.store import Store, quote_fts
+from core.ingest import ingest
+from core.models import Page
+from core.store import Store, quote_fts
 
 SEED_ID = "fyjmhv5j"
 # Corpus stories with `published: false`: never shown anywhere.
@@ -425,7 +425,7 @@ async def crowded_store(store: Store, archive: Path, monkeypatch) -> Store:
 
     The search cap is lowered to 10 so that "common" matches more than it.
     """
-    monkeypatch.setattr("bot.store.stories.SEARCH_CAP", 10)
+    monkeypatch.setattr("core.store.stories.SEARCH_CAP", 10)
     for i in range(40):
         rare = " zebra" if i in (3, 17, 31) else ""
         (archive / f"2025-12-{i % 28 + 1:02d}-story-{i:02d}.md").write_text(
@@ -472,7 +472,7 @@ async def test_search_within_a_topic_above_the_cap(crowded_store: Store, monkeyp
     bounded = await crowded_store.search("common", "wildlife", limit=20)
     assert (bounded.total, bounded.total_is_estimate) == (8, False)
     assert all(s.topics == ("Wildlife",) for s in bounded.stories)
-    monkeypatch.setattr("bot.store.stories.SEARCH_CAP", 1_000)  # the exact path
+    monkeypatch.setattr("core.store.stories.SEARCH_CAP", 1_000)  # the exact path
     exact = await crowded_store.search("common", "wildlife", limit=20)
     assert sorted(ids(bounded)) == sorted(ids(exact)) and exact.total == 8
     assert [s.heat for s in bounded.stories] == sorted(

@@ -17,7 +17,7 @@ import pytest
 import simcord
 import yaml
 
-from bot.config import Config
+from core.config import Config
 from tests.conftest import CORPUS, ROOT, story_file
 
 POLL = 60

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.models import Delivery, Story, Subscription
-from bot.store.stories import (
+from core.models import Delivery, Story, Subscription
+from core.store.stories import (
     STORY_COLUMNS,
     VISIBLE,
     from_epoch,

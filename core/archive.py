@@ -21,8 +21,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
-from bot import quick_yaml
-from bot.models import Coverage, Rejection, Skipped, Story
+from core import quick_yaml
+from core.models import Coverage, Rejection, Skipped, Story
 
 try:  # libyaml is several times faster; PyYAML falls back to pure Python without it.
     _Loader: type = yaml.CSafeLoader

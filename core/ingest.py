@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from bot.archive import ArchiveFile, ParseResult, parse_file, scan_stamps
-from bot.models import Coverage, Rejection, Story
-from bot.store.archive_writer import ArchiveWriter, WriteCounts, epoch, fingerprint
-from bot.store.schema import connect, migrate
+from core.archive import ArchiveFile, ParseResult, parse_file, scan_stamps
+from core.models import Coverage, Rejection, Story
+from core.store.archive_writer import ArchiveWriter, WriteCounts, epoch, fingerprint
+from core.store.schema import connect, migrate
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import aiosqlite
 
-from bot.store.pins import Pin, PinQueries
-from bot.store.schema import BUSY_TIMEOUT_MS, connect, migrate
-from bot.store.stories import StoryQueries, quote_fts
-from bot.store.subscriptions import SubscriptionQueries
+from core.store.pins import Pin, PinQueries
+from core.store.schema import BUSY_TIMEOUT_MS, connect, migrate
+from core.store.stories import StoryQueries, quote_fts
+from core.store.subscriptions import SubscriptionQueries
 
 __all__ = ["Pin", "Store", "quote_fts"]
 

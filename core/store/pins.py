@@ -8,8 +8,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.models import Story
-from bot.store.stories import STORY_COLUMNS, from_epoch, story_from_row, to_epoch
+from core.models import Story
+from core.store.stories import STORY_COLUMNS, from_epoch, story_from_row, to_epoch
 
 PIN_COLUMNS = "pin.guild_id, pin.channel_id, pin.message_id, pin.pinned_by, pin.pinned_at"
 PIN_FROM = """

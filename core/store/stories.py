@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import aiosqlite
 
-from bot.models import Coverage, Page, Related, Story, TopicCount
+from core.models import Coverage, Page, Related, Story, TopicCount
 
 VISIBLE = "s.published = 1 AND s.removed_at IS NULL"
 STORY_COLUMNS = """

@@ -12,8 +12,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from bot.archive import ArchiveFile, ParseResult
-from bot.models import Rejection, Skipped, Story
+from core.archive import ArchiveFile, ParseResult
+from core.models import Rejection, Skipped, Story
 
 
 class KnownFile(NamedTuple):
