@@ -14,6 +14,7 @@ from test_archive import HOSTILE, HOSTILE_OUTCOMES
 
 import core.ingest
 from core.archive import canonical_url, short_id
+from core.config import Config
 from core.ingest import ingest, ingest_archive
 from core.models import Rejection
 from core.store import Store
@@ -345,6 +346,22 @@ async def test_hostile_files_are_rejected_while_good_files_load(archive: Path, s
     assert (await store.story(SEED_ID)).heat == 179
     assert (await store.stories()).total == good + 1
     assert f"{len(expected_rejected)} rejected" in report.summary()
+
+
+async def test_the_shipped_seeds_all_load_and_most_are_hot(store: Store):
+    """seeds/ is what a newcomer's first run shows: every file a story, and a lively #news."""
+    files = sorted(p.name for p in SEEDS.iterdir())
+
+    report = await ingest(store, SEEDS, NOW)
+
+    assert report.rejected == []
+    assert report.added == len(files) >= 15  # no two files share a URL
+    assert (await store.story(SEED_ID)).heat == 179
+    hot = await store.stories(min_heat=Config().hot_heat, limit=100)
+    assert hot.total >= 12  # the seed and at least 11 sample stories
+    assert hot.total < len(files)  # a few lukewarm ones show the threshold at work
+    topics = {t.name: t.count for t in await store.topics()}
+    assert topics["Computer Vision"] >= 4 and topics["AI"] >= 2 and len(topics) >= 5
 
 
 async def test_skipped_files_are_counted(archive: Path, store: Store):

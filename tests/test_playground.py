@@ -347,8 +347,10 @@ async def test_backup_copies_the_database(tmp_path):
         # While the store is open, as with a running bot (the CLI runs it in a thread here,
         # since it starts its own event loop).
         assert await asyncio.to_thread(cli.backup, db, copy) == 0
+    story_files = len(list((ROOT / "seeds").iterdir()))
+    assert story_files > 1
     with sqlite3.connect(copy) as conn:
-        assert conn.execute("SELECT count(*) FROM stories").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM stories").fetchone()[0] == story_files
 
 
 # -- in a real browser --------------------------------------------------------------------
