@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,7 +21,10 @@ import discord
 from bot import embeds
 from bot.permissions import missing_post_permissions
 from bot.views import story_view
+from core.filters import Qualification, matches_filters, parse_terms, qualify, wants
 from core.models import Delivery, Story, Subscription
+
+__all__ = ["Deliverer", "matches_filters", "parse_terms", "wants"]
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -33,37 +35,6 @@ HISTORY_TO_RECONCILE = 50
 CHANNELS_AT_ONCE = 8
 MISSING_ACCESS = {50001, 50013}
 UNKNOWN_CHANNEL = 10003
-
-
-def parse_terms(text: str | None) -> tuple[str, ...]:
-    """Keyword terms as typed: comma-separated phrases, or else space-separated words."""
-    if not text:
-        return ()
-    parts = text.split(",") if "," in text else text.split()
-    terms = [" ".join(p.split()).casefold() for p in parts]
-    return tuple(dict.fromkeys(t for t in terms if t))[:20]
-
-
-def _has_term(text: str, term: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text) is not None
-
-
-def wants(subscription: Subscription, story: Story) -> bool:
-    """Whether the subscription asks for the story: topic, heat and keyword filters."""
-    topic = subscription.topic.casefold()
-    return (
-        any(t.casefold() == topic for t in story.topics)
-        and story.heat >= subscription.min_heat
-        and matches_filters(story, subscription)
-    )
-
-
-def matches_filters(story: Story, subscription: Subscription) -> bool:
-    """Whole-word, case-insensitive keyword filters on the title and excerpt."""
-    text = f"{story.title}\n{story.excerpt}".casefold()
-    if any(not _has_term(text, term) for term in subscription.keywords):
-        return False
-    return not any(_has_term(text, term) for term in subscription.exclude)
 
 
 class Deliverer:
@@ -110,14 +81,23 @@ class Deliverer:
             log.info("%d new deliveries due", recorded)
         return recorded
 
-    async def start_subscription(self, subscription: Subscription, backfill: int) -> int:
-        """No flood: what already qualifies is marked seen, except the `backfill` hottest."""
+    async def start_subscription(
+        self, subscription: Subscription, backfill: int = 0
+    ) -> tuple[Qualification, int]:
+        """No flood: what already qualifies is marked seen, except the `backfill` hottest.
+
+        Also run when a paused subscription resumes. Returns what qualified (and why the
+        rest did not) and how many stories are now due.
+        """
         now = discord.utils.utcnow()
-        stories = [
-            s
-            for s in await self.store.qualifying_stories(subscription, self.cutoff(now))
-            if matches_filters(s, subscription)
-        ]
+        qualification = qualify(
+            await self.store.topic_stories(subscription.topic),
+            subscription,
+            self.cutoff(now),
+            await self.store.channel_story_ids(subscription.channel_id, subscription.topic),
+        )
+        if not subscription.active:
+            backfill = 0  # a paused subscription posts nothing
         rows = [
             (
                 subscription.guild_id,
@@ -125,10 +105,10 @@ class Deliverer:
                 s.id,
                 "pending" if i < backfill else "seen",
             )
-            for i, s in enumerate(stories)
+            for i, s in enumerate(qualification.stories)
         ]
         await self.store.record_deliveries(rows, now)
-        return min(backfill, len(stories))
+        return qualification, min(backfill, len(qualification.stories))
 
     async def deliver_all(self) -> None:
         by_channel: dict[int, list[Delivery]] = defaultdict(list)

@@ -39,3 +39,17 @@ def missing_pin_permissions(channel: discord.abc.GuildChannel) -> list[str]:
 def can_pin(permissions: discord.Permissions) -> bool:
     """A moderator, for pins: Pin Messages or Manage Messages in the channel."""
     return permissions.pin_messages or permissions.manage_messages
+
+
+def can_manage_subscriptions(member: discord.Member, channel: discord.abc.GuildChannel) -> bool:
+    """Staff, for subscriptions: Manage Channels in the channel the subscription posts in.
+
+    Checked in the target channel, not where the command is typed: Manage Channels in
+    one channel (an overwrite) must not reach another channel's subscriptions.
+    """
+    return channel.permissions_for(member).manage_channels
+
+
+def can_ping(member: discord.Member, channel: discord.abc.GuildChannel, role: discord.Role) -> bool:
+    """Whether `member` may make the bot ping `role` in `channel`: as they could themselves."""
+    return role.mentionable or channel.permissions_for(member).mention_everyone

@@ -175,3 +175,67 @@ class Paginator(discord.ui.View):
                 await self.message.edit(view=self)
             except discord.HTTPException as exc:  # deleted, or the token expired
                 log.debug("could not disable page buttons: %s", exc)
+
+
+CONFIRM_TIMEOUT = 60.0
+
+
+class Confirmation(discord.ui.View):
+    """Confirm / Cancel for a destructive command; only the person who ran it can answer.
+
+    `action` runs on Confirm and returns the message to show; the buttons are then
+    disabled (also on Cancel and on timeout, which changes nothing).
+    """
+
+    def __init__(
+        self, owner: discord.abc.User, action: Callable[[], Awaitable[str]], command: str
+    ) -> None:
+        super().__init__(timeout=CONFIRM_TIMEOUT)
+        self.owner = owner
+        self.action = action
+        self.command = command
+        self.message: discord.Message | None = None
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.owner.id:
+            return True
+        await interaction.response.send_message(
+            f"Only {self.owner.mention} can answer this; run {self.command} yourself.",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+        return False
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item
+    ) -> None:
+        await errors.on_component_error(interaction, error, item)
+
+    @discord.ui.button(label="Confirm", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self._finish()
+        outcome = await self.action()
+        await interaction.response.edit_message(
+            content=outcome, view=self, allowed_mentions=NO_MENTIONS
+        )
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self._finish()
+        await interaction.response.edit_message(
+            content="Cancelled: nothing was removed.", view=self, allowed_mentions=NO_MENTIONS
+        )
+
+    def _finish(self) -> None:
+        self.stop()
+        for item in self.children:
+            if isinstance(item, discord.ui.Button):
+                item.disabled = True
+
+    async def on_timeout(self) -> None:
+        self._finish()
+        if self.message is not None:
+            try:
+                await self.message.edit(content="Timed out: nothing was removed.", view=self)
+            except discord.HTTPException as exc:  # deleted, or the token expired
+                log.debug("could not disable confirmation buttons: %s", exc)

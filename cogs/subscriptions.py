@@ -11,10 +11,11 @@ from discord.ext import commands, tasks
 
 from bot import embeds
 from bot.autocomplete import topic_choices
-from bot.delivery import Deliverer, parse_terms
+from bot.delivery import Deliverer
 from bot.errors import UserError
-from bot.permissions import missing_post_permissions
-from bot.views import NO_MENTIONS, Paginator
+from bot.permissions import can_manage_subscriptions, can_ping, missing_post_permissions
+from bot.views import NO_MENTIONS, Confirmation, Paginator
+from core.filters import Qualification, parse_terms
 from core.models import Subscription
 
 if TYPE_CHECKING:
@@ -24,14 +25,16 @@ log = logging.getLogger(__name__)
 
 ALL = "all"
 SUBSCRIPTIONS_PAGE_SIZE = 8
+MATCHES = ("all", "any")  # keywords: a story needs all of them, or any one
+CLEARABLE = ("keywords", "exclude", "mention", "all filters")
 
 
 def staff_only():
-    """Hidden from members without Manage Channels, and checked again when run."""
+    """Hidden from members without Manage Channels; each command checks it again when run,
+    in the channel it changes (see `_target_channel`), not where it is typed."""
 
     def decorator(func):
         func = app_commands.default_permissions(manage_channels=True)(func)
-        func = app_commands.checks.has_permissions(manage_channels=True)(func)
         return app_commands.guild_only()(func)
 
     return decorator
@@ -106,10 +109,17 @@ class Subscriptions(commands.Cog):
         topic="The topic to follow",
         channel="Where to post (default: this channel)",
         min_heat="Post stories at least this hot (default: the bot's hot heat)",
-        keywords="Only stories with all these words (comma-separated for phrases)",
+        keywords="Only stories with these words (comma-separated for phrases)",
+        match="Whether a story needs all the keywords or any of them (default: all)",
         exclude="Never stories with any of these words",
         mention="A role to ping with each post",
+        clear="Remove a filter of an existing subscription",
+        paused="Pause the subscription (True) or resume it (False)",
         backfill="Also post this many of the hottest current stories now (default 0)",
+    )
+    @app_commands.choices(
+        match=[app_commands.Choice(name=m, value=m) for m in MATCHES],
+        clear=[app_commands.Choice(name=c, value=c) for c in CLEARABLE],
     )
     @app_commands.autocomplete(topic=topic_autocomplete)
     @staff_only()
@@ -120,8 +130,11 @@ class Subscriptions(commands.Cog):
         channel: discord.TextChannel | None = None,
         min_heat: app_commands.Range[int, 0, 1000] | None = None,
         keywords: app_commands.Range[str, 1, 300] | None = None,
+        match: str | None = None,
         exclude: app_commands.Range[str, 1, 300] | None = None,
         mention: discord.Role | None = None,
+        clear: str | None = None,
+        paused: bool | None = None,
         backfill: app_commands.Range[int, 0, 10] = 0,
     ) -> None:
         target = self._target_channel(interaction, channel)
@@ -130,39 +143,84 @@ class Subscriptions(commands.Cog):
                 f"I can't post in {target.mention}: I'm missing {', '.join(missing)}. "
                 "Grant it to my role there and try again."
             )
-        if mention is not None and mention.is_default():
-            raise UserError("I don't ping @everyone; pick a role instead.")
+        clearing = _clearing(clear)
+        for name, value in (("keywords", keywords), ("exclude", exclude), ("mention", mention)):
+            if value is not None and name in clearing:
+                raise UserError(f"Pick either `{name}:` or `clear:{clear}`, not both.")
+        if mention is not None:
+            if mention.is_default():
+                raise UserError("I don't ping @everyone; pick a role instead.")
+            if not can_ping(interaction.user, target, mention):
+                raise UserError(
+                    f"You can't ping {mention.mention} in {target.mention}: it is not "
+                    "mentionable and you lack Mention Everyone there."
+                )
         topic_name = await self.store.topic_name(topic)
         if topic_name is None:
             close = await self.store.closest_topics(topic)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise UserError(f"There is no topic “{embeds.plain_truncated(topic, 80)}”.{hint}")
+        before = await self.store.subscription(target.id, topic_name)
+        now = discord.utils.utcnow()
+
+        def kept(name: str, given, default):
+            """An option left out keeps its value; `clear:` empties it."""
+            if given is not None:
+                return given
+            if name in clearing:
+                return default
+            return getattr(before, name) if before else default
+
+        paused_by, paused_by_at = (
+            (before.paused_by, before.paused_by_at) if before else (None, None)
+        )
+        if paused is False:
+            paused_by, paused_by_at = None, None
+        elif paused and paused_by is None:
+            paused_by, paused_by_at = interaction.user.id, now
         subscription = await self.store.subscribe(
             guild_id=interaction.guild_id,
             channel_id=target.id,
             topic=topic_name,
-            min_heat=self.bot.config.hot_heat if min_heat is None else min_heat,
-            keywords=parse_terms(keywords),
-            exclude=parse_terms(exclude),
-            mention_role_id=mention.id if mention else None,
+            min_heat=kept("min_heat", min_heat, self.bot.config.hot_heat),
+            keywords=kept("keywords", parse_terms(keywords) if keywords else None, ()),
+            exclude=kept("exclude", parse_terms(exclude) if exclude else None, ()),
+            match_any=kept("match_any", None if match is None else match == "any", False),
+            mention_role_id=kept("mention_role_id", mention.id if mention else None, None),
+            paused_by=paused_by,
+            paused_by_at=paused_by_at,
             created_by=interaction.user.id,
-            now=discord.utils.utcnow(),
+            now=now,
         )
         await self.store.clear_notice(target.id)
-        backfilled = await self.deliverer.start_subscription(subscription, backfill)
-        lines = [
-            f"✅ {target.mention} now gets **{embeds.plain(topic_name)}** stories "
-            f"with heat ≥ {subscription.min_heat}."
-        ]
-        lines += _filter_lines(subscription)
+        qualification, backfilled = await self.deliverer.start_subscription(subscription, backfill)
+        where = f"**{embeds.plain(topic_name)}** in {target.mention}"
+        if before is None:
+            lines = [
+                f"✅ {target.mention} now gets **{embeds.plain(topic_name)}** stories "
+                f"with heat ≥ {subscription.min_heat}."
+            ]
+            lines += _filter_lines(subscription)
+            if not subscription.active:
+                lines.append("⏸ Paused: nothing is posted until you resume it (`paused:False`).")
+        elif changes := _changes(before, subscription):
+            lines = [f"Updated {where}: " + "; ".join(changes) + "."]
+        else:
+            lines = [f"Nothing changed for {where}."]
+        if before is not None and before.paused_reason:
+            lines.append(f"Resumed after: {embeds.plain(before.paused_reason)}.")
+        if subscription.active:
+            lines.append(self._outlook(topic_name, subscription, qualification, backfilled))
+            if before is not None and before.paused_by is not None:
+                lines.append(
+                    "Stories that came while it was paused are marked as seen, not posted; "
+                    "new hot stories are."
+                )
         if mention is not None and not mention.mentionable:
             lines.append(
                 f"Note: {mention.mention} is not mentionable, so Discord will not ping it "
                 "unless you make it mentionable."
             )
-        if backfilled:
-            noun = "story" if backfilled == 1 else "stories"
-            lines.append(f"Posting the {backfilled} hottest current {noun} now.")
         await interaction.response.send_message(
             "\n".join(lines), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
@@ -183,17 +241,41 @@ class Subscriptions(commands.Cog):
         channel: discord.TextChannel | None = None,
     ) -> None:
         target = self._target_channel(interaction, channel)
-        everything = topic.strip().casefold() == ALL
-        removed = await self.store.unsubscribe(target.id, None if everything else topic)
+        if topic.strip().casefold() == ALL:
+            subs = await self.store.channel_subscriptions(target.id)
+            if not subs:
+                raise UserError(f"{target.mention} has no subscriptions.")
+            if len(subs) > 1:
+                await self._confirm_unsubscribe_all(interaction, target, len(subs))
+                return
+            topic = subs[0].topic
+        removed = await self.store.unsubscribe(target.id, topic)
         if not removed:
             raise UserError(
                 f"{target.mention} has no subscription to “{embeds.plain_truncated(topic, 80)}”. "
                 "See them with /subscriptions."
             )
-        what = f"all {removed} subscriptions" if everything else f"**{embeds.plain(topic)}**"
         await interaction.response.send_message(
-            f"Removed {what} from {target.mention}.", ephemeral=True, allowed_mentions=NO_MENTIONS
+            f"Removed **{embeds.plain(topic)}** from {target.mention}.",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
         )
+
+    async def _confirm_unsubscribe_all(
+        self, interaction: discord.Interaction, target: discord.TextChannel, count: int
+    ) -> None:
+        async def remove_all() -> str:
+            removed = await self.store.unsubscribe(target.id, None)
+            return f"Removed all {removed} subscriptions from {target.mention}."
+
+        view = Confirmation(interaction.user, remove_all, "/unsubscribe")
+        await interaction.response.send_message(
+            f"Remove all {count} subscriptions of {target.mention}?",
+            view=view,
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+        view.message = await interaction.original_response()
 
     @app_commands.command(name="subscriptions", description="The server's topic subscriptions")
     @app_commands.describe(channel="Only this channel's subscriptions")
@@ -201,17 +283,25 @@ class Subscriptions(commands.Cog):
     async def subscriptions(
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
+        note = None
         if channel is not None:
             self._target_channel(interaction, channel)
-        subs = await self.store.subscriptions(interaction.guild_id, channel.id if channel else None)
+            subs = await self.store.subscriptions(interaction.guild_id, channel.id)
+        else:
+            every = await self.store.subscriptions(interaction.guild_id)
+            subs = [s for s in every if self._manages(interaction, s.channel_id)]
+            note = "Showing the channels where you can manage subscriptions."
+            if hidden := len(every) - len(subs):
+                note += f" ({hidden} more in other channels.)"
         if not subs:
-            where = channel.mention if channel else "this server"
+            where = channel.mention if channel else "the channels you manage"
             raise UserError(f"There are no subscriptions in {where}. Add one with /subscribe.")
 
         async def render(offset: int) -> tuple[discord.Embed, int]:
             page = subs[offset : offset + SUBSCRIPTIONS_PAGE_SIZE]
             embed = discord.Embed(
                 title=f"Subscriptions{f' of #{channel.name}' if channel else ''}",
+                description=note,
                 colour=embeds.COLD,
             )
             for sub in page:
@@ -240,24 +330,118 @@ class Subscriptions(commands.Cog):
     def _target_channel(
         self, interaction: discord.Interaction, channel: discord.abc.GuildChannel | None
     ) -> discord.TextChannel:
-        """The channel option (same guild only), else the channel the command was run in."""
+        """The channel option (same guild only), else the channel the command was run in.
+
+        The caller must be able to manage subscriptions there (Manage Channels in it).
+        """
         if channel is not None and channel.guild.id != interaction.guild_id:
-            raise UserError("That channel belongs to another server.")
+            raise UserError("That channel is not in this server.")
         target = channel or interaction.channel
         if not isinstance(target, discord.TextChannel):
             raise UserError("Subscriptions post in text or announcement channels; pick one.")
         # Resolved channel options are partial: use the cached channel for permissions.
-        return interaction.guild.get_channel(target.id) or target
+        target = interaction.guild.get_channel(target.id) or target
+        if not can_manage_subscriptions(interaction.user, target):
+            raise UserError(
+                f"You need the Manage Channels permission in {target.mention} "
+                "to manage its subscriptions."
+            )
+        return target
+
+    def _manages(self, interaction: discord.Interaction, channel_id: int) -> bool:
+        channel = interaction.guild.get_channel(channel_id)
+        if channel is None:  # not cached (or gone): server-wide Manage Channels decides
+            return interaction.user.guild_permissions.manage_channels
+        return can_manage_subscriptions(interaction.user, channel)
+
+    def _outlook(
+        self,
+        topic: str,
+        subscription: Subscription,
+        qualification: Qualification,
+        backfilled: int,
+    ) -> str:
+        """What happens now: how many current stories qualify, and if none, why."""
+        count = len(qualification.stories)
+        if count:
+            noun = "story qualifies" if count == 1 else "stories qualify"
+            if backfilled:
+                posted = "story" if backfilled == 1 else "stories"
+                return (
+                    f"{count} current {noun}: posting the {backfilled} hottest {posted} now; "
+                    "from now on, each story that becomes hot."
+                )
+            return (
+                f"{count} current {noun}; they are not posted (`backfill:` posts some now). "
+                "From now on, each story that becomes hot is."
+            )
+        if not qualification.total:
+            return f"No current story qualifies: {embeds.plain(topic)} has no stories now."
+        reasons = [
+            (qualification.too_old, f"older than {self.bot.config.max_age_hours} h"),
+            (qualification.too_cold, f"below heat {subscription.min_heat}"),
+            (qualification.without_keywords, "without the keywords"),
+            (qualification.excluded, "excluded by a keyword"),
+            (qualification.already_here, "already posted here"),
+        ]
+        parts = [f"{n} {'is' if n == 1 else 'are'} {why}" for n, why in reasons if n]
+        parts[0] = (
+            f"{parts[0].split(' ', 1)[0]} of {embeds.plain(topic)}'s {qualification.total} "
+            f"{'story' if qualification.total == 1 else 'stories'} " + parts[0].split(" ", 1)[1]
+        )
+        return "No current story qualifies: " + ", ".join(parts) + "."
+
+
+def _clearing(clear: str | None) -> set[str]:
+    """The fields `clear:` empties (names as in `Subscription`, plus the option names)."""
+    if clear is None:
+        return set()
+    if clear == "all filters":
+        return {"keywords", "exclude", "mention", "mention_role_id"}
+    if clear == "mention":
+        return {"mention", "mention_role_id"}
+    return {clear}
 
 
 def _state(sub: Subscription) -> str:
     return "active" if sub.active else "paused"
 
 
+def _terms(terms: tuple[str, ...]) -> str:
+    return ", ".join(terms) if terms else "(none)"
+
+
+def _changes(before: Subscription, after: Subscription) -> list[str]:
+    """What an edit changed, as "min heat 100 → 150", in the order of the options."""
+
+    def role(role_id):
+        return f"<@&{role_id}>" if role_id else "(none)"
+
+    compared = [
+        ("min heat", before.min_heat, after.min_heat, str),
+        ("keywords", before.keywords, after.keywords, _terms),
+        ("match", before.match_any, after.match_any, lambda a: "any" if a else "all"),
+        ("exclude", before.exclude, after.exclude, _terms),
+        ("mention", before.mention_role_id, after.mention_role_id, role),
+    ]
+    changes = [
+        f"{name} {show(old)} → {show(new)}"
+        if name == "min heat"
+        else f"{name}: {show(old)} → {show(new)}"
+        for name, old, new, show in compared
+        if old != new
+    ]
+    changes = [embeds.plain(c) if not c.startswith("mention") else c for c in changes]
+    if (before.paused_by is None) != (after.paused_by is None):
+        changes.append("paused" if after.paused_by else "resumed")
+    return changes
+
+
 def _filter_lines(sub: Subscription) -> list[str]:
     lines = []
     if sub.keywords:
-        lines.append("Only with: " + ", ".join(f"“{k}”" for k in sub.keywords))
+        need = "any" if sub.match_any else "all"
+        lines.append(f"Only with {need} of: " + ", ".join(f"“{k}”" for k in sub.keywords))
     if sub.exclude:
         lines.append("Never with: " + ", ".join(f"“{k}”" for k in sub.exclude))
     return [embeds.plain(line) for line in lines]
@@ -268,8 +452,11 @@ def _describe(sub: Subscription) -> str:
     lines += _filter_lines(sub)
     if sub.mention_role_id:
         lines.append(f"Mentions <@&{sub.mention_role_id}>")
-    if not sub.active:
-        lines.append(f"⏸ Paused: {embeds.plain(sub.paused_reason or '')}")
+    if sub.paused_by is not None:
+        since = f" ({discord.utils.format_dt(sub.paused_by_at, 'R')})" if sub.paused_by_at else ""
+        lines.append(f"⏸ Paused by <@{sub.paused_by}>{since}")
+    if sub.paused_reason:
+        lines.append(f"⏸ Paused: {embeds.plain(sub.paused_reason)}")
     if sub.last_story:
         when = (
             f" ({discord.utils.format_dt(sub.last_posted_at, 'R')})" if sub.last_posted_at else ""

@@ -117,10 +117,14 @@ class Subscription:
     created_at: datetime | None = None
     last_story: str | None = None  # title of the last story posted for it
     last_posted_at: datetime | None = None
+    match_any: bool = False  # keywords: any of them is enough (default: all of them)
+    paused_by: int | None = None  # a person paused it (apart from `paused_reason`)
+    paused_by_at: datetime | None = None  # when that person paused it
 
     @property
     def active(self) -> bool:
-        return self.paused_reason is None
+        """Posting: neither paused by someone nor by the bot (a missing permission)."""
+        return self.paused_reason is None and self.paused_by is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,8 +156,9 @@ async def test_unsubscribe_and_list(room):
     assert [c["value"] for c in choices] == ["all", "AI", "Gardening"]
     result = await room.staff.slash(room.news, "unsubscribe", topic="gardening")
     assert "Removed **gardening**" in result.response.content
+    # `all` with one subscription left removes it without asking.
     result = await room.staff.slash(room.news, "unsubscribe", topic="all")
-    assert "Removed all 1 subscriptions" in result.response.content
+    assert "Removed **AI**" in result.response.content
     result = await room.staff.slash(room.news, "subscriptions")
     assert "There are no subscriptions" in result.response.content
 
@@ -194,8 +195,8 @@ async def test_a_new_hot_file_is_posted_and_old_stories_are_not(room, archive):
 
 
 async def test_two_subscriptions_of_one_channel_post_once_and_ping_both_roles(room, archive):
-    robots = room.guild.create_role("Robot fans")
-    vision = room.guild.create_role("Vision fans")
+    robots = room.guild.create_role("Robot fans", mentionable=True)
+    vision = room.guild.create_role("Vision fans", mentionable=True)
     await room.staff.slash(room.news, "subscribe", topic="AI", mention=robots)
     await room.staff.slash(room.news, "subscribe", topic="Robotics", mention=vision)
     write(archive, "both", "Robots with eyes", 250, topics=("AI", "Robotics"))
@@ -515,3 +516,65 @@ async def test_a_waiting_story_removed_from_the_archive_is_not_posted(room, arch
     (archive / "s6.md").unlink()
     await room.poll(3)
     assert posted_titles(room.news) == [f"Story {h}" for h in range(6)]
+
+
+# -- permissions where the change lands (issue 9) ---------------------------------------
+
+
+@pytest.fixture
+def own_channel_staff(room):
+    """A member with Manage Channels only in #own, through the channel's overwrite."""
+    user = room.guild.add_member(room.env.create_user("olga"))
+    own = room.guild.create_text_channel(
+        "own", overwrites={user: discord.PermissionOverwrite(manage_channels=True)}
+    )
+    return user, own
+
+
+async def test_manage_channels_in_one_channel_does_not_reach_another(room, own_channel_staff):
+    olga, own = own_channel_staff
+    store = room.env.bot.store
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    refused = [
+        await olga.slash(own, "unsubscribe", topic="AI", channel=room.news),
+        await olga.slash(own, "unsubscribe", topic="all", channel=room.news),
+        await olga.slash(own, "subscribe", topic="Gardening", channel=room.other),
+        await olga.slash(own, "subscriptions", channel=room.news),
+    ]
+    for result in refused:
+        assert result.ephemeral
+        assert f"Manage Channels permission in <#{room.news.id}>" in result.response.content or (
+            f"Manage Channels permission in <#{room.other.id}>" in result.response.content
+        )
+    subs = await store.subscriptions(room.guild.id)
+    assert [(s.channel_id, s.topic) for s in subs] == [(room.news.id, "AI")]
+    # In her own channel she may.
+    done = await olga.slash(own, "subscribe", topic="Gardening")
+    assert f"<#{own.id}> now gets **Gardening**" in done.response.content
+    # The listing shows only what she can manage, and says so.
+    listing = await olga.slash(own, "subscriptions")
+    (embed,) = listing.response.embeds
+    assert [f.name for f in embed.fields] == ["Gardening · active"]
+    assert "Showing the channels where you can manage subscriptions" in embed.description
+    assert "1 more in other channels" in embed.description
+
+
+async def test_mention_needs_the_right_to_ping_that_role_there(room, own_channel_staff):
+    olga, own = own_channel_staff
+    quiet = room.guild.create_role("Quiet")  # not mentionable
+    loud = room.guild.create_role("Loud", mentionable=True)
+    refused = await olga.slash(own, "subscribe", topic="AI", mention=quiet)
+    assert "You can't ping" in refused.response.content
+    assert await room.env.bot.store.subscriptions(room.guild.id) == []
+    done = await olga.slash(own, "subscribe", topic="AI", mention=loud)
+    assert "now gets **AI**" in done.response.content
+    # With Mention Everyone in the channel, a role that is not mentionable is allowed too.
+    pinger = room.guild.add_member(room.env.create_user("pia"))
+    shouty = room.guild.create_text_channel(
+        "shouty",
+        overwrites={
+            pinger: discord.PermissionOverwrite(manage_channels=True, mention_everyone=True)
+        },
+    )
+    done = await pinger.slash(shouty, "subscribe", topic="Gardening", mention=quiet)
+    assert "now gets **Gardening**" in done.response.content

@@ -269,6 +269,17 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """,
         ),
     ),
+    (
+        "subscription keyword matching and pausing by staff",
+        (
+            # 1: a story needs any of the keywords, 0: all of them (as before).
+            "ALTER TABLE subscriptions ADD COLUMN match_any INTEGER NOT NULL DEFAULT 0",
+            # Who paused the subscription, and when; apart from paused_reason, which is
+            # the bot's own pause (a missing permission) and lifts by itself.
+            "ALTER TABLE subscriptions ADD COLUMN paused_by INTEGER",
+            "ALTER TABLE subscriptions ADD COLUMN paused_by_at INTEGER",
+        ),
+    ),
 ]
 
 

@@ -18,8 +18,10 @@ from core.store.stories import (
 WATERMARK_KEY = "delivery_watermark"
 SUBSCRIPTION_COLUMNS = """
     sub.id, sub.guild_id, sub.channel_id, t.name, sub.min_heat, sub.keywords, sub.exclude,
-    sub.mention_role_id, sub.paused_reason, sub.created_at
+    sub.mention_role_id, sub.paused_reason, sub.created_at, sub.match_any, sub.paused_by,
+    sub.paused_by_at
 """
+SUBSCRIPTION_WIDTH = len(SUBSCRIPTION_COLUMNS.split(","))
 
 
 def subscription_from_row(row, last_story=None, last_posted_at=None) -> Subscription:
@@ -36,6 +38,9 @@ def subscription_from_row(row, last_story=None, last_posted_at=None) -> Subscrip
         created_at=from_epoch(row[9]),
         last_story=last_story,
         last_posted_at=from_epoch(last_posted_at),
+        match_any=bool(row[10]),
+        paused_by=row[11],
+        paused_by_at=from_epoch(row[12]),
     )
 
 
@@ -56,12 +61,16 @@ class SubscriptionQueries:
         keywords: tuple[str, ...] = (),
         exclude: tuple[str, ...] = (),
         mention_role_id: int | None = None,
+        match_any: bool = False,
+        paused_by: int | None = None,
+        paused_by_at: datetime | None = None,
         created_by: int | None = None,
         now: datetime,
     ) -> Subscription | None:
-        """Create or update the channel's subscription to `topic` (and resume it).
+        """Create or replace the channel's subscription to `topic`, with exactly these values.
 
-        Returns None when the topic does not exist.
+        Lifts the bot's own pause (a missing permission: staff say it is fixed); a pause
+        by staff is `paused_by`. Returns None when the topic does not exist.
         """
         rows = await self.db.execute_fetchall(
             "SELECT id FROM topics WHERE key = ?", (topic.strip().casefold(),)
@@ -71,12 +80,14 @@ class SubscriptionQueries:
         await self.db.execute(
             """
             INSERT INTO subscriptions (guild_id, channel_id, topic, min_heat, keywords, exclude,
-                                       mention_role_id, created_by, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       mention_role_id, match_any, paused_by, paused_by_at,
+                                       created_by, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (channel_id, topic) DO UPDATE SET
                 min_heat = excluded.min_heat, keywords = excluded.keywords,
                 exclude = excluded.exclude, mention_role_id = excluded.mention_role_id,
-                paused_reason = NULL, paused_at = NULL
+                match_any = excluded.match_any, paused_by = excluded.paused_by,
+                paused_by_at = excluded.paused_by_at, paused_reason = NULL, paused_at = NULL
             """,
             (
                 guild_id,
@@ -86,6 +97,9 @@ class SubscriptionQueries:
                 "\n".join(keywords),
                 "\n".join(exclude),
                 mention_role_id,
+                int(match_any),
+                paused_by,
+                to_epoch(paused_by_at),
                 created_by,
                 to_epoch(now),
             ),
@@ -94,6 +108,13 @@ class SubscriptionQueries:
             "sub.channel_id = ? AND sub.topic = ?", (channel_id, rows[0][0])
         )
         return subs[0]
+
+    async def subscription(self, channel_id: int, topic: str) -> Subscription | None:
+        """The channel's subscription to `topic` (any spelling of its name), if any."""
+        subs = await self._subscriptions(
+            "sub.channel_id = ? AND t.key = ?", (channel_id, topic.strip().casefold())
+        )
+        return subs[0] if subs else None
 
     async def unsubscribe(self, channel_id: int, topic: str | None) -> int:
         """Remove the channel's subscription to `topic`, or all of them (None)."""
@@ -186,6 +207,29 @@ class SubscriptionQueries:
 
     # -- deciding what is due ------------------------------------------------------
 
+    async def topic_stories(self, topic: str) -> list[Story]:
+        """Every visible story of a topic, hottest first: what a subscription chooses from."""
+        query = f"""
+            SELECT {STORY_COLUMNS} FROM story_topics st
+            JOIN stories s ON s.rowid = st.story LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE st.topic = (SELECT id FROM topics WHERE key = ?) AND st.visible = 1
+            ORDER BY st.heat DESC, st.published_at DESC
+        """
+        rows = await self.db.execute_fetchall(query, (topic.strip().casefold(),))
+        return [story_from_row(r) for r in rows]
+
+    async def channel_story_ids(self, channel_id: int, topic: str) -> set[str]:
+        """Ids of the topic's stories the channel already has a delivery of (any state)."""
+        rows = await self.db.execute_fetchall(
+            """
+            SELECT s.id FROM deliveries d JOIN stories s ON s.rowid = d.story
+            JOIN story_topics st ON st.story = d.story
+            WHERE d.channel_id = ? AND st.topic = (SELECT id FROM topics WHERE key = ?)
+            """,
+            (channel_id, topic.strip().casefold()),
+        )
+        return {r[0] for r in rows}
+
     async def qualifying_stories(
         self, subscription: Subscription, cutoff: datetime | None
     ) -> list[Story]:
@@ -231,7 +275,7 @@ class SubscriptionQueries:
             JOIN stories s ON s.rowid = c.story
             JOIN story_topics st ON st.story = s.rowid
             JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
-            WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?)
+            WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?) AND sub.paused_by IS NULL
         """
         params = (watermark, latest, stamp, stamp)
         cursor = await self.db.execute(
@@ -252,7 +296,7 @@ class SubscriptionQueries:
             JOIN story_topics st ON st.story = s.rowid
             JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
             JOIN topics t ON t.id = sub.topic
-            WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?)
+            WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?) AND sub.paused_by IS NULL
               AND (sub.keywords != '' OR sub.exclude != '')
               AND NOT EXISTS (
                   SELECT 1 FROM deliveries d WHERE d.channel_id = sub.channel_id
@@ -261,7 +305,7 @@ class SubscriptionQueries:
             """,
             params,
         )
-        width = len(SUBSCRIPTION_COLUMNS.split(","))
+        width = SUBSCRIPTION_WIDTH
         pairs = [(subscription_from_row(r[:width]), story_from_row(r[width:])) for r in rows]
         return recorded, pairs, latest
 
@@ -341,7 +385,7 @@ class SubscriptionQueries:
         rows = await self.db.execute_fetchall(
             f"""
             SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions sub JOIN topics t ON t.id = sub.topic
-            WHERE sub.channel_id = ? AND sub.paused_reason IS NULL
+            WHERE sub.channel_id = ? AND sub.paused_reason IS NULL AND sub.paused_by IS NULL
             """,
             (channel_id,),
         )
@@ -376,8 +420,8 @@ class SubscriptionQueries:
         out = []
         for row in rows:
             last_title, last_at = None, None
-            if row[10]:
-                last_title, _, stamp = row[10].rpartition("\n")
+            if last := row[SUBSCRIPTION_WIDTH]:
+                last_title, _, stamp = last.rpartition("\n")
                 last_at = int(stamp) if stamp.isdigit() else None
             out.append(subscription_from_row(row, last_title, last_at))
         return out
