@@ -18,7 +18,7 @@ import simcord
 import yaml
 
 from core.config import Config
-from tests.conftest import CORPUS, ROOT, story_file
+from tests.conftest import CORPUS, ROOT, buttons, story_file
 
 POLL = 60
 
@@ -578,3 +578,173 @@ async def test_mention_needs_the_right_to_ping_that_role_there(room, own_channel
     )
     done = await pinger.slash(shouty, "subscribe", topic="Gardening", mention=quiet)
     assert "now gets **Gardening**" in done.response.content
+
+
+# -- subscriptions that never surprise (issue 10) -------------------------------------
+
+
+async def test_subscribing_again_edits_and_says_what_changed(room):
+    robots = room.guild.create_role("Robot fans", mentionable=True)
+    await room.staff.slash(room.news, "subscribe", topic="AI", keywords="robots", mention=robots)
+    result = await room.staff.slash(room.news, "subscribe", topic="AI", min_heat=150)
+    assert result.response.content.startswith(
+        f"Updated **AI** in <#{room.news.id}>: min heat 100 → 150."
+    )
+    (sub,) = await room.env.bot.store.subscriptions(room.guild.id)
+    # Options left out keep their values.
+    assert sub.min_heat == 150 and sub.keywords == ("robots",)
+    assert sub.mention_role_id == robots.id
+    result = await room.staff.slash(room.news, "subscribe", topic="AI", min_heat=150)
+    assert result.response.content.startswith(f"Nothing changed for **AI** in <#{room.news.id}>.")
+    result = await room.staff.slash(room.news, "subscribe", topic="AI", clear="all filters")
+    assert "keywords: robots → (none)" in result.response.content
+    assert f"mention: <@&{robots.id}> → (none)" in result.response.content
+    (sub,) = await room.env.bot.store.subscriptions(room.guild.id)
+    assert sub.keywords == () and sub.mention_role_id is None and sub.min_heat == 150
+    both = await room.staff.slash(
+        room.news, "subscribe", topic="AI", keywords="x", clear="keywords"
+    )
+    assert "Pick either `keywords:` or `clear:keywords`" in both.response.content
+
+
+async def test_subscribe_says_how_many_stories_qualify_and_why_none_do(room):
+    result = await room.staff.slash(room.news, "subscribe", topic="AI", min_heat=200)
+    # AI has 4 stories: 300 qualifies; 150, 120 and 20 are below 200.
+    assert "1 current story qualifies" in result.response.content
+    result = await room.staff.slash(room.news, "subscribe", topic="AI", min_heat=400)
+    assert "No current story qualifies: 4 of AI's 4 stories are below heat 400." in (
+        result.response.content
+    )
+
+
+@pytest.mark.max_age_hours(1)
+async def test_subscribe_counts_stories_too_old_to_post(room):
+    result = await room.staff.slash(room.news, "subscribe", topic="AI", backfill=3)
+    assert "No current story qualifies: 4 of AI's 4 stories are older than 1 h." in (
+        result.response.content
+    )
+    assert posts(room.news) == []
+
+
+def _story(title, heat, hours_ago, excerpt=""):
+    from datetime import timedelta
+
+    from core.models import Story
+    from tests.conftest import NOW
+
+    return Story(
+        id=title[:8].ljust(8, "a"),
+        url=f"https://news.example/{title}",
+        title=title,
+        excerpt=excerpt,
+        heat=heat,
+        topics=("AI",),
+        published_at=NOW - timedelta(hours=hours_ago),
+    )
+
+
+def test_qualify_counts_each_story_under_the_first_reason_it_fails():
+    from datetime import timedelta
+
+    from core.filters import qualify
+    from core.models import Subscription
+    from tests.conftest import NOW
+
+    stories = [
+        _story("Old robots", 500, 100),
+        _story("Cold robots", 50, 1),
+        _story("Hot cats", 500, 1),
+        _story("Hot robots and cats", 400, 1, excerpt="cats everywhere"),
+        _story("Hot robots", 300, 2),
+        _story("Hotter robots", 600, 2),
+    ]
+    sub = Subscription(
+        id=1, guild_id=1, channel_id=1, topic="AI", min_heat=100,
+        keywords=("robots",), exclude=("cats",),
+    )  # fmt: skip
+    result = qualify(stories, sub, NOW - timedelta(hours=72), already_here={"Hot robo"})
+    assert (result.total, result.too_old, result.too_cold) == (6, 1, 1)
+    assert (result.without_keywords, result.excluded, result.already_here) == (1, 1, 1)
+    assert [s.title for s in result.stories] == ["Hotter robots"]
+    # match any: one of the keywords is enough.
+    anyone = dataclasses.replace(sub, keywords=("robots", "cats"), exclude=(), match_any=True)
+    assert len(qualify(stories, anyone, None).stories) == 5
+    every = dataclasses.replace(anyone, match_any=False)
+    assert [s.title for s in qualify(stories, every, None).stories] == ["Hot robots and cats"]
+
+
+async def test_keywords_match_any_or_all(room, archive):
+    result = await room.staff.slash(
+        room.news, "subscribe", topic="AI", keywords="robot, vision", match="any"
+    )
+    assert "Only with any of: “robot”, “vision”" in result.response.content
+    write(archive, "a", "A robot walks", 200)
+    write(archive, "b", "Vision for all", 200)
+    write(archive, "c", "Chips only", 200)
+    await room.rescan()
+    assert sorted(posted_titles(room.news)) == ["A robot walks", "Vision for all"]
+    result = await room.staff.slash(room.news, "subscribe", topic="AI", match="all")
+    assert "match: any → all" in result.response.content
+    listing = await room.staff.slash(room.news, "subscriptions")
+    assert "Only with all of: “robot”, “vision”" in listing.response.embeds[0].fields[0].value
+
+
+async def test_pause_posts_nothing_and_resume_does_not_flood(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    result = await room.staff.slash(room.news, "subscribe", topic="AI", paused=True)
+    assert "paused" in result.response.content
+    write(archive, "p1", "News while paused", 200)
+    await room.rescan()
+    assert posts(room.news) == []
+    # Both pauses show: by staff, and the bot's own (a missing permission).
+    await room.env.bot.store.pause_channel(
+        room.news.id, "missing permission: Send Messages", room.env.now()
+    )
+    field = (await room.staff.slash(room.news, "subscriptions")).response.embeds[0].fields[0]
+    assert field.name == "AI · paused"
+    assert f"Paused by <@{room.staff.id}>" in field.value
+    assert "Paused: missing permission: Send Messages" in field.value
+    await room.poll()  # the permission is fine: the bot's pause lifts, the staff's stays
+    field = (await room.staff.slash(room.news, "subscriptions")).response.embeds[0].fields[0]
+    assert "Paused by" in field.value and "missing permission" not in field.value
+    assert posts(room.news) == []
+    result = await room.staff.slash(room.news, "subscribe", topic="AI", paused=False)
+    assert "resumed" in result.response.content
+    assert "came while it was paused are marked as seen" in result.response.content
+    await room.poll(2)
+    assert posts(room.news) == []
+    write(archive, "p2", "News after resuming", 200)
+    await room.rescan()
+    assert posted_titles(room.news) == ["News after resuming"]
+
+
+async def test_unsubscribe_all_asks_first_and_only_the_caller_answers(room):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    await room.staff.slash(room.news, "subscribe", topic="Gardening")
+    store = room.env.bot.store
+    ask = await room.staff.slash(room.news, "unsubscribe", topic="all")
+    assert ask.ephemeral and "Remove all 2 subscriptions" in ask.response.content
+    assert len(await store.subscriptions(room.guild.id)) == 2
+    cancel = await room.staff.click(ask.response, label="Cancel")
+    assert "nothing was removed" in cancel.response.content
+    assert all(disabled for *_, disabled in buttons(cancel.response))
+    assert len(await store.subscriptions(room.guild.id)) == 2
+    # Timing out changes nothing and disables the buttons.
+    ask = await room.staff.slash(room.news, "unsubscribe", topic="all")
+    await room.env.advance_time(120)
+    assert ask.response.content == "Timed out: nothing was removed."
+    assert all(disabled for *_, disabled in buttons(ask.response))
+    assert len(await store.subscriptions(room.guild.id)) == 2
+    ask = await room.staff.slash(room.news, "unsubscribe", topic="all")
+    other = room.guild.add_member(room.env.create_user("otto"), roles=[])
+    try:
+        refused = await other.click(ask.response, label="Confirm")
+    except simcord.SetupError:  # Discord shows an ephemeral message only to the caller
+        pass
+    else:
+        assert "Only <@" in refused.response.content
+    assert len(await store.subscriptions(room.guild.id)) == 2
+    done = await room.staff.click(ask.response, label="Confirm")
+    assert f"Removed all 2 subscriptions from <#{room.news.id}>" in done.response.content
+    assert all(disabled for *_, disabled in buttons(done.response))
+    assert await store.subscriptions(room.guild.id) == []
