@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.archive import ArchiveUnreadable
 from core.config import Config, ConfigError
 from core.ingest import IngestReport, ingest
 from core.models import Coverage, Story
@@ -163,7 +164,11 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
             if not archive.is_dir():
                 print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
                 return 1
-            report = await ingest(store, archive, datetime.now(UTC), _progress_bar())
+            try:
+                report = await ingest(store, archive, datetime.now(UTC), _progress_bar())
+            except ArchiveUnreadable as exc:
+                print(f"{exc} (nothing was changed)", file=sys.stderr)
+                return 1
             _print_report(report)
             return 0
         if command == "search":
@@ -254,6 +259,8 @@ def _print_json(value) -> None:
 
 def _print_report(report: IngestReport) -> None:
     print(report.summary())
+    for folder in report.unreadable:
+        print(f"  cannot read folder {folder}: its stories are kept as they were")
     for rejection in report.rejected:
         print(f"  rejected {rejection.path}: {rejection.reason}")
 
