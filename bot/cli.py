@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -154,7 +155,25 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 0
-    return asyncio.run(_archive_command(command, args, config))
+    try:
+        return asyncio.run(_archive_command(command, args, config))
+    except sqlite3.DatabaseError as exc:
+        print(database_problem(config.db_path, exc), file=sys.stderr)
+        return 1
+
+
+def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
+    """One line naming the database file, what is wrong and what to do."""
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        advice = "it is damaged: restore it from a backup (see the README, Data and backups)"
+    elif "readonly" in text or "read-only" in text or "unable to open" in text:
+        advice = "it cannot be written: give the bot's user write access to it and its folder"
+    elif "full" in text:
+        advice = "the disk is full: free some space, then run the command again"
+    else:
+        advice = "check the file, or restore it from a backup"
+    return f"database {db_path}: {text}; {advice}"
 
 
 async def _archive_command(command: str, args: argparse.Namespace, config: Config) -> int:
