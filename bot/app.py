@@ -16,6 +16,7 @@ from discord.ext import commands
 from bot import errors, views
 from bot.permissions import REQUIRED_PERMISSIONS
 from bot.pinning import Pinner
+from core.archive import ArchiveUnreadable
 from core.config import Config
 from core.ingest import IngestReport, ingest
 from core.store import Store
@@ -80,6 +81,9 @@ class NewsBot(commands.Bot):
             for rejection in report.rejected:
                 log.warning("rejected %s: %s", rejection.path, rejection.reason)
             return report
+        except ArchiveUnreadable as exc:
+            log.error("%s; the stories stay as they were", exc)
+            return None
         except Exception:
             log.exception("loading the archive %s failed", self.config.archive)
             return None

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.archive import ArchiveUnreadable
 from core.config import Config, ConfigError
 from core.ingest import IngestReport, ingest
 from core.models import Coverage, Story
@@ -153,7 +155,25 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 0
-    return asyncio.run(_archive_command(command, args, config))
+    try:
+        return asyncio.run(_archive_command(command, args, config))
+    except sqlite3.DatabaseError as exc:
+        print(database_problem(config.db_path, exc), file=sys.stderr)
+        return 1
+
+
+def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
+    """One line naming the database file, what is wrong and what to do."""
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        advice = "it is damaged: restore it from a backup (see the README, Data and backups)"
+    elif "readonly" in text or "read-only" in text or "unable to open" in text:
+        advice = "it cannot be written: give the bot's user write access to it and its folder"
+    elif "full" in text:
+        advice = "the disk is full: free some space, then run the command again"
+    else:
+        advice = "check the file, or restore it from a backup"
+    return f"database {db_path}: {text}; {advice}"
 
 
 async def _archive_command(command: str, args: argparse.Namespace, config: Config) -> int:
@@ -163,7 +183,11 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
             if not archive.is_dir():
                 print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
                 return 1
-            report = await ingest(store, archive, datetime.now(UTC), _progress_bar())
+            try:
+                report = await ingest(store, archive, datetime.now(UTC), _progress_bar())
+            except ArchiveUnreadable as exc:
+                print(f"{exc} (nothing was changed)", file=sys.stderr)
+                return 1
             _print_report(report)
             return 0
         if command == "search":
@@ -254,6 +278,8 @@ def _print_json(value) -> None:
 
 def _print_report(report: IngestReport) -> None:
     print(report.summary())
+    for folder in report.unreadable:
+        print(f"  cannot read folder {folder}: its stories are kept as they were")
     for rejection in report.rejected:
         print(f"  rejected {rejection.path}: {rejection.reason}")
 

@@ -3,9 +3,16 @@
 One poll: rescan the archive → resume channels whose permissions are back →
 reconcile sends whose outcome was never recorded → decide what became due →
 send it, channel by channel. A delivery is recorded before its send
-('pending', then 'sending') and marked 'sent' with the message id only once
-Discord accepted it; a crash in between is reconciled against the channel's
-recent messages before anything is sent again.
+('pending', then 'sending', with the time the send started) and marked 'sent'
+with the message id only once Discord accepted it; a crash in between is
+reconciled against every message of the channel since that send started,
+before anything is sent again.
+
+A story whose file is missing from the archive keeps its pending deliveries:
+a checkout or a sync can take a file away for one rescan, and the story is
+posted when it is back. They wait until the story is older than
+`NEWS_MAX_AGE_HOURS` (then they are dropped like any stale story); with no age
+limit they wait for as long as the file is missing.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HISTORY_TO_RECONCILE = 50
+# Reconciliation reads the channel from this long before the send started (clock skew).
+RECONCILE_MARGIN = timedelta(minutes=2)
 CHANNELS_AT_ONCE = 8
 MISSING_ACCESS = {50001, 50013}
 UNKNOWN_CHANNEL = 10003
@@ -57,13 +65,15 @@ class Deliverer:
         return now - timedelta(hours=self.config.max_age_hours)
 
     async def poll(self, rescan: bool = True) -> None:
-        """One round of the poller; one failing step never stops the others."""
+        """One round of the poller; one failing step is logged and never stops the others."""
+        steps = [self.resume_channels, self.reconcile, self.decide, self.deliver_all]
         if rescan:
-            await self.bot.load_archive()
-        await self.resume_channels()
-        await self.reconcile()
-        await self.decide()
-        await self.deliver_all()
+            steps.insert(0, self.bot.load_archive)
+        for step in steps:
+            try:
+                await step()
+            except Exception:
+                log.exception("poll step %s failed; carrying on with the others", step.__name__)
 
     async def decide(self) -> int:
         """Record a pending delivery for every (channel, story) that became due."""
@@ -162,11 +172,14 @@ class Deliverer:
                 )
                 break
             story = delivery.story
-            if not delivery.visible:
-                await self._drop(channel_id, story, "unpublished or removed from the archive")
-                continue
             if cutoff is not None and (story.published_at is None or story.published_at < cutoff):
                 await self._drop(channel_id, story, f"older than {self.config.max_age_hours}h")
+                continue
+            if not story.published:
+                await self._drop(channel_id, story, "unpublished in the archive")
+                continue
+            if delivery.removed:  # its file is missing: it waits, it may come back
+                log.debug("story %s waits for its file to come back", story.id)
                 continue
             subs = [s for s in subscriptions if wants(s, story)]
             if not subs:
@@ -269,8 +282,15 @@ class Deliverer:
         channel = await self._channel(delivery.channel_id)
         if channel is None:
             return
+        # Every message since the send started, however busy the channel was since: newest
+        # first, paged back until the page that reaches the start (`after` without oldest_first).
+        started = (delivery.started_at or now - timedelta(days=1)) - RECONCILE_MARGIN
         try:
-            async for message in channel.history(limit=HISTORY_TO_RECONCILE):
+            async for message in channel.history(
+                limit=None,
+                after=started,
+                oldest_first=False,
+            ):
                 if message.author.id == self.bot.user.id and _carries(message, story):
                     await self.store.mark_delivery(
                         channel.id, story.id, "sent", now, message_id=message.id

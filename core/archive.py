@@ -8,11 +8,14 @@ processes. `parse_story` never raises: every file becomes a `Story`, a
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
+import logging
 import math
 import operator
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -53,6 +56,12 @@ _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 
 ParseResult = Story | Rejection | Skipped
 
+log = logging.getLogger(__name__)
+
+
+class ArchiveUnreadable(Exception):
+    """The archive folder itself cannot be read; the message is one line."""
+
 
 class _Reject(Exception):
     """Raised inside the parser to turn a file into a `Rejection`."""
@@ -70,65 +79,95 @@ class ArchiveFile:
 def scan_archive(root: str | os.PathLike[str]) -> Iterator[ArchiveFile]:
     """Yield the candidate story files under `root`, in a stable order.
 
-    Hidden files and folders (`.git`) are skipped, symlinked folders are
-    followed once (a cycle is never walked twice) and only story suffixes
-    are considered: topic files such as `_data/topics/*.yaml` are not stories.
+    Hidden files and folders (`.git`) are skipped, symlinked folders inside the
+    archive are followed once (a cycle is never walked twice), links that lead
+    outside it are not, and only story suffixes are considered: topic files
+    such as `_data/topics/*.yaml` are not stories.
     """
     for path, (size, mtime_ns) in scan_stamps(root).items():
         yield ArchiveFile(path, size, mtime_ns)
 
 
-def scan_stamps(root: str | os.PathLike[str]) -> dict[str, tuple[int, int]]:
+def scan_stamps(
+    root: str | os.PathLike[str], unreadable: list[str] | None = None
+) -> dict[str, tuple[int, int]]:
     """`scan_archive` as a dict path -> (size, mtime_ns), in the same order.
 
     A rescan compares it with what the database knows (one dict comparison
     when nothing changed), so it builds no object per file. Each folder is
     opened once and its entries are stat'ed relative to that descriptor.
+
+    Raises `ArchiveUnreadable` when `root` cannot be listed. A subfolder that
+    cannot be listed is logged and appended to `unreadable` (its files are then
+    unknown, not gone). A story-named entry that is not a regular file (a FIFO)
+    is included: reading it rejects it with a reason.
     """
     root = os.fspath(root)
+    real_root = os.path.realpath(root)
     out: dict[str, tuple[int, int]] = {}
     seen_dirs: set[tuple[int, int]] = set()
     stack = [""]
     while stack:
         rel_dir = stack.pop()
         full_dir = os.path.join(root, rel_dir) if rel_dir else root
-        try:
-            fd = os.open(full_dir, _DIR_FLAGS) if _SCANDIR_FD else None
-        except OSError:
-            continue
+        fd = None
         try:
             try:
+                fd = os.open(full_dir, _DIR_FLAGS) if _SCANDIR_FD else None
                 st = os.stat(full_dir) if fd is None else os.fstat(fd)
-            except OSError:
+                with os.scandir(full_dir if fd is None else fd) as it:
+                    entries = sorted(it, key=_entry_name)
+            except OSError as exc:
+                if not rel_dir:
+                    raise ArchiveUnreadable(
+                        f"cannot read the archive folder {root}: {exc.strerror or exc}"
+                    ) from None
+                log.warning("cannot read archive folder %s: %s", rel_dir, exc.strerror or exc)
+                if unreadable is not None:
+                    unreadable.append(rel_dir)
                 continue
             if (st.st_dev, st.st_ino) in seen_dirs:
                 continue
             seen_dirs.add((st.st_dev, st.st_ino))
-            try:
-                with os.scandir(full_dir if fd is None else fd) as it:
-                    entries = sorted(it, key=_entry_name)
-            except OSError:
-                continue
-            prefix = f"{rel_dir}/" if rel_dir else ""
-            subdirs = []
-            for entry in entries:
-                name = entry.name
-                if name[0] == ".":
-                    continue
-                try:
-                    if entry.is_dir():
-                        subdirs.append(prefix + name)
-                    # name has no leading dot, so this is os.path.splitext's extension
-                    elif name[name.rfind(".") :].lower() in STORY_SUFFIXES and entry.is_file():
-                        est = entry.stat()
-                        out[prefix + name] = (est.st_size, est.st_mtime_ns)
-                except OSError:
-                    continue
+            # With a descriptor, entry.stat() is relative to it: keep it open meanwhile.
+            subdirs = _scan_entries(entries, rel_dir, full_dir, real_root, out)
         finally:
             if fd is not None:
                 os.close(fd)
         stack.extend(reversed(subdirs))
     return out
+
+
+def _scan_entries(
+    entries: list[os.DirEntry], rel_dir: str, full_dir: str, real_root: str, out: dict
+) -> list[str]:
+    """Record one folder's story files in `out`; returns its subfolders to walk."""
+    prefix = f"{rel_dir}/" if rel_dir else ""
+    subdirs = []
+    for entry in entries:
+        name = entry.name
+        if name[0] == ".":
+            continue
+        # name has no leading dot, so this is os.path.splitext's extension
+        is_story = name[name.rfind(".") :].lower() in STORY_SUFFIXES
+        try:
+            if entry.is_symlink() and (is_story or entry.is_dir()):
+                target = os.path.realpath(os.path.join(full_dir, name))
+                if not _inside(target, real_root):
+                    log.warning("not following %s%s: it links outside the archive", prefix, name)
+                    continue
+            if entry.is_dir():
+                subdirs.append(prefix + name)
+            elif is_story:
+                est = entry.stat()
+                out[prefix + name] = (est.st_size, est.st_mtime_ns)
+        except OSError:
+            continue
+    return subdirs
+
+
+def _inside(path: str, real_root: str) -> bool:
+    return path == real_root or path.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
@@ -192,18 +231,48 @@ def parse_file(
     """
     full = os.path.join(root, path)
     try:
-        with open(full, "rb", buffering=0) as fh:
+        try:
+            fd = os.open(full, _READ_FLAGS)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            # A symlink: read only when it resolves inside the archive.
+            full = os.path.realpath(full)
+            if not _inside(full, os.path.realpath(root)):
+                return "", Rejection(path, "links to a file outside the archive")
+            fd = os.open(full, _READ_FLAGS)
+        try:
+            st = os.fstat(fd)
+            # Never read a FIFO or a device: it could block the ingest for ever.
+            if not stat.S_ISREG(st.st_mode):
+                return "", Rejection(path, "not a regular file")
             # read(MAX_FILE_BYTES + 1) would allocate a 1 MB buffer for every 1.5 kB story.
-            want = min(os.fstat(fh.fileno()).st_size, MAX_FILE_BYTES) + 1
-            data = fh.read(want)
-            if len(data) == want and want <= MAX_FILE_BYTES:  # it grew, or st_size lied
-                data += fh.read(MAX_FILE_BYTES + 1 - want)
+            data = _read_up_to(fd, min(st.st_size, MAX_FILE_BYTES) + 1)
+            if len(data) > st.st_size and len(data) <= MAX_FILE_BYTES:  # it grew
+                data += _read_up_to(fd, MAX_FILE_BYTES + 1 - len(data))
+        finally:
+            os.close(fd)
     except OSError as exc:
         return "", Rejection(path, f"cannot read file: {exc.strerror or exc}")
     digest = content_hash(data)
     if digest == known_hash:
         return digest, None
     return digest, parse_story(path, data)
+
+
+# Non-blocking: opening a FIFO swapped in after the scan returns at once (then fstat rejects it).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _read_up_to(fd: int, size: int) -> bytes:
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def parse_story(path: str, data: bytes) -> ParseResult:

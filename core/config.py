@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,41 @@ class Config:
         logging.basicConfig(
             level=self.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
         )
+        redact_secrets_in_logs(self.token)
+
+
+# Interaction and webhook tokens sit in request URLs, which discord.py logs at DEBUG.
+_TOKEN_IN_URL = re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/\s?'\"]+")
+_secrets: set[str] = set()
+
+
+def redact_secrets_in_logs(token: str | None = None) -> None:
+    """Rewrite every log record, of every logger and handler, without tokens.
+
+    Installed as the record factory, so it holds for handlers added later too
+    (pytest's, a journal's). Installing it again only adds `token`.
+    """
+    if token:
+        _secrets.add(token)
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "redacts", False):
+        return
+
+    def make_record(*args, **kwargs) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it when emitting
+            return record
+        clean = _TOKEN_IN_URL.sub(r"\1[redacted]", message)
+        for secret in _secrets:
+            clean = clean.replace(secret, "[redacted]")
+        if clean != message:
+            record.msg, record.args = clean, None
+        return record
+
+    make_record.redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(make_record)
 
 
 def _int(get, name: str, default: int | None, low: int, high: int) -> int | None:

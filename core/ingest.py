@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import operator
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -48,6 +49,7 @@ class IngestReport:
     parsed: int = 0
     skipped: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # folders whose stories were kept
     seconds: float = 0.0
 
     @property
@@ -69,7 +71,11 @@ def ingest_archive(
     progress: Progress | None = None,
     workers: int | None = None,
 ) -> IngestReport:
-    """Bring the database in line with the archive at `root`. Synchronous: run it in a thread."""
+    """Bring the database in line with the archive at `root`. Synchronous: run it in a thread.
+
+    Raises `ArchiveUnreadable` (and changes nothing) when `root` cannot be listed. The
+    files of a subfolder that cannot be listed are kept as they were, not removed.
+    """
     started = time.perf_counter()
     root = os.fspath(root)
     report = IngestReport()
@@ -79,7 +85,10 @@ def ingest_archive(
         migrate(conn)
         writer = ArchiveWriter(conn)
         known = writer.known_stamps()
-        stamps = scan_stamps(root)
+        stamps = scan_stamps(root, report.unreadable)
+        for folder in report.unreadable:  # unknown is not gone: keep what we knew
+            prefix = folder + "/"
+            stamps.update((p, known[p]) for p in known if p.startswith(prefix) and p not in stamps)
         report.scanned = len(stamps)
         if stamps == known:  # the common rescan: one comparison in C, no per-file work
             gone: list[str] = []
@@ -166,7 +175,12 @@ def _parse_all(
         return
     # spawn, not fork: the bot calls this from a thread beside a running event loop.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         jobs = pool.map(
             _parse_chunk_packed,
             [root] * len(chunks),
@@ -175,6 +189,21 @@ def _parse_all(
         )
         for chunk, results in zip(chunks, jobs, strict=True):
             yield from map(_unpack, chunk, results)
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a worker: exit once the ingest process is gone, so `kill -9` leaves no orphans.
+
+    (A worker blocked on its job queue never sees the parent die otherwise: each
+    worker holds the queue's write end too.)
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _parse_chunk(

@@ -137,3 +137,5 @@ class Delivery:
     state: str
     attempts: int = 0
     visible: bool = True  # published and still in the archive
+    removed: bool = False  # its file is missing from the archive (it may come back)
+    started_at: datetime | None = None  # when the last send of it started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from core.archive import (
     MAX_HEAT,
     MAX_TITLE,
     MAX_TOPICS,
+    ArchiveUnreadable,
     canonical_url,
     content_hash,
     parse_file,
@@ -562,9 +564,43 @@ def test_scan_survives_a_directory_symlink_cycle(archive: Path, tmp_path: Path):
     paths = [f.path for f in scan_archive(archive)]
 
     # Each real folder is walked once (under the first name met); the cycle back to the
-    # root is not followed, and the folder outside the archive is read through its link.
-    assert paths == ["alias/a.md", "linked/b.md"]
+    # root is not followed, nor is the link to a folder outside the archive.
+    assert paths == ["alias/a.md"]
 
 
-def test_scan_of_a_missing_folder_is_empty(tmp_path: Path):
-    assert list(scan_archive(tmp_path / "nope")) == []
+def test_scan_never_follows_links_out_of_the_archive(archive: Path, tmp_path: Path, caplog):
+    (archive / "a.md").write_text(story_file())
+    (archive / "machine").symlink_to("/", target_is_directory=True)
+    (archive / "passwd.md").symlink_to("/etc/passwd")
+    (archive / "inside.md").symlink_to(archive / "a.md")
+
+    with caplog.at_level(logging.WARNING, logger="core.archive"):
+        paths = [f.path for f in scan_archive(archive)]
+
+    assert paths == ["a.md", "inside.md"]  # a link that stays inside is a story file
+    warnings = caplog.text
+    assert "not following machine: it links outside the archive" in warnings
+    assert "not following passwd.md: it links outside the archive" in warnings
+
+
+def test_a_link_swapped_in_after_the_scan_is_not_read(archive: Path, tmp_path: Path):
+    secret = tmp_path / "secret.md"
+    secret.write_text(story_file(title="Not for the archive"))
+    (archive / "a.md").symlink_to(secret)
+    _, result = parse_file(os.fspath(archive), "a.md")
+    assert result == Rejection("a.md", "links to a file outside the archive")
+    (archive / "b.md").write_text(story_file(title="Inside"))
+    (archive / "c.md").symlink_to(archive / "b.md")
+    assert parse_file(os.fspath(archive), "c.md")[1].title == "Inside"
+
+
+def test_a_fifo_is_a_candidate_so_that_reading_rejects_it(archive: Path):
+    # Reading it is tested in a subprocess with a time limit (test_ingest.py): a
+    # regression there would block.
+    os.mkfifo(archive / "pipe.md")
+    assert [f.path for f in scan_archive(archive)] == ["pipe.md"]
+
+
+def test_scan_of_a_missing_folder_fails_instead_of_emptying_the_archive(tmp_path: Path):
+    with pytest.raises(ArchiveUnreadable, match=r"cannot read the archive folder .*nope"):
+        list(scan_archive(tmp_path / "nope"))

@@ -14,6 +14,7 @@ import pytest
 from conftest import CORPUS, ROOT, SEEDS
 from test_archive import HOSTILE
 
+from bot import cli
 from bot.cli import build_parser
 
 STORY_KEYS = {"id", "title", "url", "provider", "published", "heat", "topics", "type", "excerpt"}
@@ -218,3 +219,37 @@ def test_every_subcommand_and_option_has_help():
     assert {"newsbot search", "newsbot ingest", "newsbot topics", "newsbot story"} <= names
     assert "newsbot search --limit" in names
     assert [n for n, text in entries if not (text and text.strip())] == []
+
+
+# -- database problems, answered in one line ---------------------------------------------
+
+
+def test_a_corrupt_database_is_named_in_one_line(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "news.db"
+    db.write_bytes(b"this is not a database, just garbage bytes " * 100)
+    monkeypatch.setenv("NEWS_DB", str(db))
+    assert cli.main(["search", "robots"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"database {db}: file is not a database; it is damaged: restore")
+
+
+def test_a_full_database_is_named_in_one_line(tmp_path, monkeypatch, capsys):
+    import core.ingest
+
+    db = tmp_path / "news.db"
+    monkeypatch.setenv("NEWS_DB", str(db))
+    monkeypatch.setenv("NEWS_ARCHIVE", str(CORPUS))
+    real_connect = core.ingest.connect
+
+    def connect_to_a_full_disk(path):
+        conn = real_connect(path)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages + 5}")  # SQLite's real SQLITE_FULL
+        return conn
+
+    monkeypatch.setattr(core.ingest, "connect", connect_to_a_full_disk)
+    assert cli.main(["ingest"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"database {db}: database or disk is full; the disk is full" in err

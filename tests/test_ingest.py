@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, NOW, SEEDS, story_file
+from conftest import CORPUS, NOW, ROOT, SEEDS, story_file
 from test_archive import HOSTILE, HOSTILE_OUTCOMES
 
 import core.ingest
@@ -371,3 +376,158 @@ async def test_skipped_files_are_counted(archive: Path, store: Store):
     report = await ingest(store, archive, NOW)
 
     assert (report.added, report.skipped, report.rejected) == (1, 1, [])
+
+
+# -- an archive that fights back: FIFOs, unreadable folders, killed ingests ------------
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def open_tmp():
+    """A temporary folder that an unprivileged user may use too (tmp_path is root's only)."""
+    path = Path(tempfile.mkdtemp(prefix="newsbot-"))
+    path.chmod(0o755)
+    yield path
+    for folder, dirs, _ in os.walk(path):  # give back what a test took away
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
+    shutil.rmtree(path)
+
+
+def run_cli(args, db, archive, *, unprivileged=False, code="", timeout=60):
+    """`python -m bot ARGS` in a subprocess; as an unprivileged user when asked.
+
+    Root reads a chmod 000 folder anyway, so as root the command runs as `nobody`
+    (owning the files) and the permission really stops it.
+    """
+    env = {**os.environ, "NEWS_DB": str(db), "NEWS_ARCHIVE": str(archive), "PYTHONPATH": str(ROOT)}
+    env.pop("DISCORD_TOKEN", None)
+    user = None
+    if unprivileged and os.geteuid() == 0:
+        user = NOBODY
+        for folder, dirs, files in os.walk(db.parent):
+            for name in [*dirs, *files]:
+                os.lchown(os.path.join(folder, name), NOBODY, NOBODY)
+        os.chown(db.parent, NOBODY, NOBODY)
+    start = f"{code}\nimport sys\nfrom bot.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", start, *args],
+        env=env,
+        cwd=db.parent,
+        user=user,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def visible_titles(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        query = "SELECT title FROM stories WHERE removed_at IS NULL ORDER BY title"
+        return [title for (title,) in conn.execute(query)]
+
+
+def test_fifos_in_the_archive_are_rejected_without_blocking(open_tmp):
+    archive = open_tmp / "archive"
+    archive.mkdir()
+    (archive / "good.md").write_text(story_file(title="Good"), encoding="utf-8")
+    (archive / "swapped.md").write_text(story_file(title="Swapped", url="https://e.com/s"))
+    os.mkfifo(archive / "pipe.md")
+    # swapped.md becomes a FIFO between the scan and the read.
+    swap = (
+        "import os, core.ingest as ingest\n"
+        "scan = ingest.scan_stamps\n"
+        "def scan_then_swap(root, unreadable=None):\n"
+        "    stamps = scan(root, unreadable)\n"
+        "    os.remove(os.path.join(root, 'swapped.md'))\n"
+        "    os.mkfifo(os.path.join(root, 'swapped.md'))\n"
+        "    return stamps\n"
+        "ingest.scan_stamps = scan_then_swap\n"
+    )
+    done = run_cli(["ingest"], open_tmp / "news.db", archive, code=swap, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "rejected pipe.md: not a regular file" in done.stdout
+    assert "rejected swapped.md: not a regular file" in done.stdout
+    assert visible_titles(open_tmp / "news.db") == ["Good"]
+
+
+def test_an_unreadable_archive_fails_the_ingest_and_changes_nothing(open_tmp):
+    archive, db = open_tmp / "archive", open_tmp / "news.db"
+    archive.mkdir()
+    (archive / "a.md").write_text(story_file(title="Kept"), encoding="utf-8")
+    assert run_cli(["ingest"], db, archive).returncode == 0
+    archive.chmod(0)
+
+    done = run_cli(["ingest"], db, archive, unprivileged=True)
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"cannot read the archive folder {archive}: Permission denied (nothing was changed)"
+    ]
+    assert visible_titles(db) == ["Kept"]
+
+
+def test_an_unreadable_subfolder_keeps_its_stories(open_tmp):
+    archive, db = open_tmp / "archive", open_tmp / "news.db"
+    (archive / "locked").mkdir(parents=True)
+    (archive / "top.md").write_text(story_file(title="Top"), encoding="utf-8")
+    (archive / "locked" / "a.md").write_text(story_file(title="Locked", url="https://e.com/l"))
+    assert run_cli(["ingest"], db, archive).returncode == 0
+    (archive / "locked").chmod(0)
+
+    done = run_cli(["ingest"], db, archive, unprivileged=True)
+
+    assert done.returncode == 0, done.stderr
+    assert "0 removed" in done.stdout
+    assert "cannot read folder locked: its stories are kept as they were" in done.stdout
+    assert "cannot read archive folder locked: Permission denied" in done.stderr
+    assert visible_titles(db) == ["Locked", "Top"]
+
+
+def test_killing_the_ingest_leaves_no_worker_processes(open_tmp):
+    archive, db = open_tmp / "archive", open_tmp / "news.db"
+    generate = [sys.executable, str(ROOT / "bench" / "generate.py"), str(archive)]
+    subprocess.run([*generate, "--stories", "3000"], check=True, capture_output=True)
+    env = {**os.environ, "NEWS_DB": str(db), "NEWS_ARCHIVE": str(archive), "PYTHONPATH": str(ROOT)}
+    force_workers = (
+        "import sys, core.ingest as ingest\n"
+        "ingest.PARALLEL_THRESHOLD = 1\n"
+        "from bot.cli import main\n"
+        "sys.exit(main(['ingest']))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", force_workers], env=env, cwd=open_tmp)
+    try:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 30
+        while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            workers = children(proc.pid)
+            time.sleep(0.01)
+        assert len(workers) >= 2, "the ingest never started its workers"
+        time.sleep(0.5)  # let them start their work
+        workers |= children(proc.pid)
+        proc.kill()
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 5
+    while (alive := {pid for pid in workers if running(pid)}) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"orphaned workers: {alive}"
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):  # a thread that just ended
+            found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing

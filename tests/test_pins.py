@@ -6,12 +6,16 @@ member) and morgan (a moderator: Pin Messages and Manage Messages).
 
 from __future__ import annotations
 
+import logging
+import re
+
 import discord
 import pytest
 import simcord
+from discord.http import Route
 
 from bot.permissions import REQUIRED_PERMISSIONS
-from core.config import Config
+from core.config import Config, redact_secrets_in_logs
 from tests.conftest import buttons, story_file
 
 TITLES = [f"Story number {n}" for n in range(1, 8)]
@@ -418,3 +422,42 @@ async def test_unpinning_a_message_that_is_gone(newsroom, ids):
     result = await mod.slash(channel, "unpin", story=ids[TITLES[0]])
     assert "no longer exists" in said(result)
     assert await newsroom.bot.store.channel_pins(channel.id) == []
+
+
+async def test_debug_logs_never_show_interaction_webhook_or_bot_tokens(newsroom, ids, caplog):
+    factory = logging.getLogRecordFactory()
+    bot_token = "MTAxMjM0NTY3ODkw.GabcDE.not-a-real-token-but-secret"
+    try:
+        redact_secrets_in_logs(bot_token)
+        with caplog.at_level(logging.DEBUG):  # every logger, discord.py's http one too
+            mod, channel = newsroom.moderator, newsroom.channel
+            await mod.slash(channel, "pin", story=ids[TITLES[2]])  # deferred, then a followup
+            await mod.slash(channel, "news")
+            logging.getLogger("test").debug("config: token=%s", bot_token)
+            # What discord.py's http logger writes for a followup and a callback (simcord
+            # answers below that layer, so it is written here the way discord.py does).
+            for route in (
+                Route(
+                    "POST",
+                    "/webhooks/{webhook_id}/{webhook_token}",
+                    webhook_id=1,
+                    webhook_token="SECRET-webhook",
+                ),
+                Route(
+                    "POST",
+                    "/interactions/{interaction_id}/{interaction_token}/callback",
+                    interaction_id=2,
+                    interaction_token="SECRET-interaction",
+                ),
+            ):
+                logging.getLogger("discord.http").debug(
+                    "%s %s with %s has returned %s", route.method, route.url, "{}", 200
+                )
+    finally:
+        logging.setLogRecordFactory(factory)
+    text = caplog.text
+    assert "/interactions/" in text and "[redacted]" in text  # the URLs were logged
+    assert "simcord_interaction_" not in text  # simcord's interaction tokens
+    assert "SECRET-" not in text
+    assert re.search(r"/webhooks/\d+/[^\[/\s]", text) is None
+    assert bot_token not in text

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import re
 import shutil
+import sqlite3
 
 import discord
 import pytest
@@ -748,3 +749,69 @@ async def test_unsubscribe_all_asks_first_and_only_the_caller_answers(room):
     assert f"Removed all 2 subscriptions from <#{room.news.id}>" in done.response.content
     assert all(disabled for *_, disabled in buttons(done.response))
     assert await store.subscriptions(room.guild.id) == []
+
+
+# -- robustness: busy channels, missing files, failing poll steps -------------------------
+
+
+async def test_crash_recovery_finds_the_post_behind_200_later_messages(
+    room, archive, bot_config, make_bot, monkeypatch
+):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    store = room.env.bot.store
+    real_mark = store.mark_delivery
+
+    async def crash_after_send(channel_id, story_id, state, now, **kw):
+        if state == "sent":
+            raise RuntimeError("simulated crash after Discord accepted the post")
+        return await real_mark(channel_id, story_id, state, now, **kw)
+
+    monkeypatch.setattr(store, "mark_delivery", crash_after_send)
+    write(archive, "n1", "Sent but not recorded", 200)
+    await room.rescan()
+    for i in range(200):  # a busy channel: the post scrolls far up
+        await room.member.send(room.news, f"chatter {i}")
+    await room.env.restart_bot(make_bot(bot_config))
+    await room.env.bot.archive_loaded.wait()
+    await room.poll(3)
+    assert posted_titles(room.news) == ["Sent but not recorded"]
+
+
+async def test_a_story_whose_file_is_missing_for_one_rescan_is_still_posted(
+    room, archive, bot_config, make_bot
+):
+    config = dataclasses.replace(bot_config, posts_per_poll=1)
+    await room.env.restart_bot(make_bot(config))
+    await room.env.bot.archive_loaded.wait()
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    write(archive, "first", "First hot story", 200, published="2025-12-31T10:00:00Z")
+    write(archive, "second", "Second hot story", 200, published="2025-12-31T11:00:00Z")
+    await room.rescan()  # both due; one post per poll: the second waits
+    assert posted_titles(room.news) == ["First hot story"]
+    moved = archive / "second.md.away"
+    (archive / "second.md").rename(moved)
+    await room.rescan()  # a checkout took the file away for this rescan
+    assert posted_titles(room.news) == ["First hot story"]
+    moved.rename(archive / "second.md")
+    await room.rescan()
+    assert posted_titles(room.news) == ["First hot story", "Second hot story"]
+
+
+async def test_a_failing_poll_step_does_not_stop_the_delivery(room, archive, monkeypatch, caplog):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    store = room.env.bot.store
+    real_due = store.due_deliveries
+
+    # Reconciliation's look-up fails (the step before deciding and delivering).
+    async def broken_reconcile_lookup(states=("pending",), channel_id=None):
+        if states == ("sending",):
+            raise sqlite3.OperationalError("disk I/O error")
+        return await real_due(states, channel_id)
+
+    monkeypatch.setattr(store, "due_deliveries", broken_reconcile_lookup)
+    write(archive, "due", "Due despite the failures", 200)
+    with caplog.at_level(logging.ERROR, logger="bot.delivery"):
+        await room.rescan()
+    assert posted_titles(room.news) == ["Due despite the failures"]
+    failed = [r.getMessage() for r in caplog.records if "poll step" in r.getMessage()]
+    assert any("reconcile" in m for m in failed), failed

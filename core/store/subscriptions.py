@@ -337,7 +337,8 @@ class SubscriptionQueries:
         marks = ",".join("?" * len(states))
         query = f"""
             SELECT d.channel_id, d.guild_id, d.state, d.attempts,
-                   s.published = 1 AND s.removed_at IS NULL, {STORY_COLUMNS}
+                   s.published = 1 AND s.removed_at IS NULL, s.removed_at IS NOT NULL,
+                   d.sent_at, {STORY_COLUMNS}
             FROM deliveries d JOIN stories s ON s.rowid = d.story
             LEFT JOIN providers p ON p.id = s.provider_id
             WHERE d.state IN ({marks}) AND (? IS NULL OR d.channel_id = ?)
@@ -351,7 +352,9 @@ class SubscriptionQueries:
                 state=r[2],
                 attempts=r[3],
                 visible=bool(r[4]),
-                story=story_from_row(r[5:]),
+                removed=bool(r[5]),
+                started_at=from_epoch(r[6]),
+                story=story_from_row(r[7:]),
             )
             for r in rows
         ]
@@ -366,13 +369,17 @@ class SubscriptionQueries:
         message_id: int | None = None,
         error: str | None = None,
     ) -> None:
-        """Move one delivery to `state` ('sending' counts an attempt; 'sent' keeps the message)."""
+        """Move one delivery to `state` ('sending' counts an attempt; 'sent' keeps the message).
+
+        `sent_at` is when the last send started ('sending'; 'sent' passes the same time):
+        after a crash, reconciliation looks for the post from that moment on.
+        """
         await self.db.execute(
             """
             UPDATE deliveries SET
                 state = ?,
                 message_id = coalesce(?, message_id),
-                sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END,
+                sent_at = CASE WHEN ? IN ('sending', 'sent') THEN ? ELSE sent_at END,
                 attempts = attempts + (? = 'sending'),
                 last_error = ?
             WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
