@@ -49,6 +49,7 @@ class NewsBot(commands.Bot):
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=errors.NewsTree,
         )
         self.config = config
         self.store: Store = None  # type: ignore[assignment]  # opened in setup_hook

@@ -12,7 +12,7 @@ from discord.ext import commands
 
 from bot import embeds
 from bot.autocomplete import resolve_story, story_choices
-from bot.errors import UserError
+from bot.errors import UserError, channel_in_guild
 from bot.permissions import can_pin, missing_post_permissions
 from bot.pinning import NOT_A_MODERATOR, STORY_GONE, story_id_of
 from bot.views import NO_MENTIONS, Paginator, story_view
@@ -198,10 +198,9 @@ class Pins(commands.Cog):
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
         guild, member = interaction.guild, interaction.user
-        if channel is not None:
-            channel = guild.get_channel(channel.id) or channel
-            if not channel.permissions_for(member).view_channel:
-                raise UserError("You can't see that channel.")
+        channel = channel_in_guild(interaction, channel)
+        if channel is not None and not channel.permissions_for(member).view_channel:
+            raise UserError("You can't see that channel.")
 
         async def visible_pins() -> list[Pin]:
             if channel is not None:

@@ -243,3 +243,70 @@ async def test_user_errors_are_shown_as_they_are(newsroom):
     result = await newsroom.member.slash(newsroom.channel, "news", topic="Nope")
     assert result.ephemeral and result.response.content.startswith("There is no topic “Nope”")
     assert newsroom.env.errors == []
+
+
+# -- bad input is answered plainly ----------------------------------------------------
+
+
+@pytest.fixture
+def crafted_options(monkeypatch):
+    """Let a test put another server's channel in an option, as a modified client could.
+
+    simcord, like Discord's own client, only offers the server's channels; the
+    bot must still cope with any channel id an interaction carries.
+    """
+    real = simcord.builders._require_handle
+    monkeypatch.setattr(
+        simcord.builders, "_require_handle", lambda env, handle, guild_id=None: real(env, handle)
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("pinned", {}),
+        ("subscriptions", {}),
+        ("subscribe", {"topic": "Computer Vision"}),
+        ("unsubscribe", {"topic": "Computer Vision"}),
+    ],
+)
+async def test_a_channel_of_another_server_is_a_plain_user_error(
+    newsroom, crafted_options, caplog, command, options
+):
+    elsewhere = newsroom.env.create_guild(name="Elsewhere")
+    secret = elsewhere.create_text_channel("secret")
+    elsewhere.add_member(newsroom.moderator.user)
+    result = await newsroom.moderator.slash(newsroom.channel, command, channel=secret, **options)
+    assert result.ephemeral
+    assert result.response.content == "That channel is not in this server."
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await newsroom.bot.store.subscriptions(newsroom.guild.id, None) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("news", {"query": "\ud800abc"}),
+        ("news", {"topic": "Computer \udfffVision"}),
+        ("story", {"story": "\udfff"}),
+        ("related", {"story": "abc\ud800"}),
+        ("subscribe", {"topic": "Computer Vision", "keywords": "face \ud83d"}),
+    ],
+)
+async def test_unencodable_text_in_an_option_gets_a_clear_private_answer(
+    newsroom, caplog, command, options
+):
+    result = await newsroom.moderator.slash(newsroom.channel, command, **options)
+    assert result.ephemeral
+    (name,) = [n for n, v in options.items() if "\\u" in ascii(v)]
+    assert result.response.content.startswith(f"Your `{name}:` has characters that cannot be sent")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await newsroom.bot.store.subscriptions(newsroom.guild.id, None) == []
+
+
+async def test_autocomplete_ignores_a_lone_surrogate(newsroom, caplog):
+    topics = await newsroom.member.autocomplete(newsroom.channel, "news", "topic", "vis\udfffion")
+    assert topics and topics[0]["value"] == "Computer Vision"
+    stories = await newsroom.member.autocomplete(newsroom.channel, "story", "story", "\ud800")
+    assert stories  # what was typed, without the broken character: nothing, so the latest
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
