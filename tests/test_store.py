@@ -12,6 +12,7 @@ from conftest import NOW, SEEDS, story_file
 from core.ingest import ingest
 from core.models import Page
 from core.store import Store, quote_fts
+from core.store import stories as stories_module
 
 SEED_ID = "fyjmhv5j"
 # Corpus stories with `published: false`: never shown anywhere.
@@ -83,6 +84,36 @@ async def test_closest_topics(corpus_store: Store):
         "Model-driven apps",
     ]
     assert await corpus_store.closest_topics("xyzzy") == []
+
+
+async def test_closest_topics_compares_few_names_in_a_huge_archive(
+    store: Store, archive: Path, monkeypatch
+):
+    """difflib over every name took seconds at 100k topics (bench/suggest.py)."""
+    names = [f"Topic {n:04d} {word}" for n in range(1000) for word in ("Alpha",)]
+    names += ["Computer Vision", "Computational Biology", "Teams integration"]
+    for n in range(0, len(names), 25):
+        (archive / f"s{n}.md").write_text(
+            story_file(
+                title=f"Story {n}", url=f"https://news.example/{n}", topics=names[n : n + 25]
+            ),
+            encoding="utf-8",
+        )
+    await ingest(store, archive, NOW)
+    compared: list[int] = []
+    real = stories_module.difflib.get_close_matches
+    monkeypatch.setattr(
+        stories_module.difflib,
+        "get_close_matches",
+        lambda word, possibilities, **kw: (
+            compared.append(len(possibilities)) or real(word, possibilities, **kw)
+        ),
+    )
+    assert (await store.closest_topics("computer vsion"))[0] == "Computer Vision"
+    assert (await store.closest_topics("ocmputer vision"))[0] == "Computer Vision"
+    assert await store.closest_topics("teams") == ["Teams integration"]
+    assert (await store.closest_topics("topic 0421 alpah"))[0] == "Topic 0421 Alpha"
+    assert compared and max(compared) <= 100
 
 
 # -- topic pages ---------------------------------------------------------------------------
