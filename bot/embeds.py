@@ -2,7 +2,10 @@
 
 Discord's limits are enforced here (truncate with an ellipsis, never fail),
 only http(s) URLs reach an embed, and archive text is escaped so that it can
-neither inject Markdown links nor format the message.
+neither inject Markdown links nor format the message: wherever Discord renders
+Markdown in an embed (title, description, field names and values). Author names
+and footers render none, so they show archive text as it is: an escape would
+show as a backslash there.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ def story_embed(story: Story, hot_heat: int = 100, *, pinned: bool = False) -> d
     """The full embed of one story: what `/story`, buttons and pushed posts show."""
     prefix = "🎬 Video: " if story.is_video else ""
     embed = discord.Embed(
-        title=truncate(prefix + story.title, TITLE_LIMIT),
+        title=prefix + plain_truncated(story.title, TITLE_LIMIT - len(prefix)),
         url=safe_url(story.url),
         description=plain_truncated(story.excerpt, 1500) or None,
         colour=heat_colour(story.heat, hot_heat),
@@ -142,7 +145,7 @@ def story_line(story: Story, number: int | None = None) -> tuple[str, str]:
     """A story as one field of a list: (name, value)."""
     label = f"{number}. " if number is not None else ""
     video = "🎬 " if story.is_video else ""
-    name = truncate(f"{label}{video}{story.title}", FIELD_NAME_LIMIT)
+    name = label + video + plain_truncated(story.title, FIELD_NAME_LIMIT - len(label + video))
     bits = []
     if url := safe_url(story.url):
         bits.append(f"[Read]({link_target(url)})")
@@ -201,7 +204,7 @@ def related_embed(related: Related, hot_heat: int = 100, *, limit: int = 10) -> 
     """`/related`: the curated coverage (external links) and similar archive stories."""
     story = related.story
     embed = discord.Embed(
-        title=truncate(f"Related to: {story.title}", TITLE_LIMIT),
+        title="Related to: " + plain_truncated(story.title, TITLE_LIMIT - 12),
         url=safe_url(story.url),
         colour=heat_colour(story.heat, hot_heat),
     )

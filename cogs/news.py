@@ -171,7 +171,10 @@ class News(commands.Cog):
 
 
 def _news_title(topic: str | None, query: str | None, sort: str) -> str:
+    """The list's title: Discord renders Markdown there, so the topic and query are escaped."""
     order = "Hot" if sort == "hot" else "Latest"
+    topic = embeds.plain(topic) if topic else topic
+    query = embeds.plain_truncated(query, 120) if query else query
     if query and topic:
         return f"Stories about “{query}” in {topic}"
     if query:

@@ -288,7 +288,7 @@ def _pins_embed(title: str, pins: list[Pin], offset: int, *, show_channel: bool)
         bits.append(f"pinned by {who} {discord.utils.format_dt(pin.pinned_at, 'R')}")
         bits.append(f"`{story.id}`")
         embed.add_field(
-            name=embeds.truncate(f"{number}. {story.title}", embeds.FIELD_NAME_LIMIT),
+            name=f"{number}. {embeds.plain_truncated(story.title, embeds.FIELD_NAME_LIMIT - 8)}",
             value=embeds.truncate(" · ".join(bits), embeds.FIELD_VALUE_LIMIT),
             inline=False,
         )

@@ -338,3 +338,19 @@ def test_choice_name_is_short_single_line_and_never_empty():
     assert embeds.choice_name("a\nb   c") == "a b c"
     assert len(embeds.choice_name("x" * 300)) == embeds.CHOICE_NAME_LIMIT
     assert embeds.choice_name("   ") == "?"
+
+
+def test_titles_and_field_names_escape_archive_text_too():
+    """Discord renders bold, spoilers, code and headings in titles and field names."""
+    evil = "||spoiler|| **bold** [x](https://evil.example) <@123> `code` # heading"
+    escaped = (
+        r"\|\|spoiler\|\| \*\*bold\*\* \[x\](https://evil.example) \<\@123\> \`code\` \# heading"
+    )
+    story = make_story(title=evil, provider=evil)
+    assert embeds.story_embed(story).title == escaped
+    assert embeds.story_line(story, 1)[0] == "1. " + escaped
+    assert embeds.related_embed(Related(story, [], [])).title == "Related to: " + escaped
+    # Author names render no Markdown at all: an escape would show as a backslash.
+    assert embeds.story_embed(story).author.name == evil
+    long = embeds.story_embed(make_story(title="|" * 500))
+    assert len(long.title) <= embeds.TITLE_LIMIT and not long.title.endswith("\\…")

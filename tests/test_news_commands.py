@@ -49,6 +49,8 @@ from core.config import Config  # noqa: E402
 # A masked link whose opening bracket is not escaped: `[text](target)`.
 MASKED_LINK = re.compile(r"(?<!\\)\[(?:\\.|[^\\\]])*\]\(([^)]*)\)")
 HTTP = re.compile(r"^https?://", re.IGNORECASE)
+# Markdown that would start a link, a mention, code or emphasis, not escaped.
+UNESCAPED_MARKUP = re.compile(r"(?<!\\)[\[<`*_~@]")
 
 
 def payloads(env) -> list[dict]:
@@ -102,6 +104,11 @@ def check_everything_sent(env) -> list[dict]:
             assert len(embed.author.name or "") <= 256
             assert len(embed) <= 6000
             rendered.append(embed.description or "")
+            # Titles and field names render bold, italics, spoilers and code (not links):
+            # nothing of the archive may format them.
+            for text in [embed.title or "", *(f.name for f in embed.fields)]:
+                assert "||" not in text and "**" not in text, text
+                assert not UNESCAPED_MARKUP.search(text), text
             urls = [raw.get("url"), raw.get("image", {}).get("url")]
             urls += [raw.get("thumbnail", {}).get("url")]
             urls += [raw.get("author", {}).get("icon_url"), raw.get("author", {}).get("url")]
@@ -544,7 +551,7 @@ class TestThousandStories:
 
 # -- absurd and hostile archive content ----------------------------------------------
 
-EVIL = "@everyone <@123> <@&456> [click](https://evil.example) **bold** "
+EVIL = "@everyone <@123> <@&456> [click](https://evil.example) **bold** ||spoiler|| `code` "
 
 
 def hostile_story(n: int, url: str, **extra) -> str:
