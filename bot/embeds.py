@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import discord
 
+from core.archive import HOST_NAME
 from core.models import Coverage, Related, Story, TopicCount
 
 TITLE_LIMIT = 256
@@ -71,7 +72,14 @@ def safe_url(url: str | None, limit: int = URL_LIMIT) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
+    if "@" in parts.netloc:  # https://discord.com@evil.example/ opens evil.example
+        return None
     return url
+
+
+def provider_link(domain: str | None) -> str | None:
+    """The provider's home page, when its domain is a plain host name."""
+    return safe_url(f"https://{domain}") if domain and HOST_NAME.match(domain) else None
 
 
 # In `[text](target)` these would end the target early (and open a link of the archive's
@@ -127,7 +135,7 @@ def story_embed(story: Story, hot_heat: int = 100, *, pinned: bool = False) -> d
         embed.set_author(
             name=truncate(story.provider, AUTHOR_LIMIT),
             icon_url=safe_url(story.provider_icon),
-            url=safe_url(f"https://{story.provider_domain}") if story.provider_domain else None,
+            url=provider_link(story.provider_domain),
         )
     if image := safe_url(story.image_url):
         embed.set_image(url=image)

@@ -50,6 +50,8 @@ _OPENING = re.compile(r"(?:[^\S\n]*\n)*---[^\S\n]*(?:\n|\Z)")
 _CLOSING = re.compile(r"^(?:---|\.\.\.)[^\S\n]*$", re.MULTILINE)
 # An http(s) URL whose netloc is a plain host name (no userinfo, port or brackets) and that
 # has no "?" at all: urlsplit gives scheme, netloc (= hostname) and path + fragment exactly so.
+# Letters, digits and hyphens in dot-separated labels: no user info, port, path or space.
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*\.?\Z")
 _SIMPLE_URL = re.compile(r"([Hh][Tt][Tt][Pp][Ss]?)://([A-Za-z0-9.-]+)([/#][^?\t\n\r]*)?\Z")
 _FALSE_WORDS = frozenset({"false", "no", "off", "0"})
 _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -305,6 +307,12 @@ def _parse(path: str, data: bytes) -> ParseResult:
     title = _text(meta.get("title"), "title", MAX_TITLE)
     if not title:
         raise _Reject("missing title")
+    for field in ("originalUrl", "webUrl"):
+        if _has_user_info(meta.get(field)):
+            raise _Reject(
+                f"{field} has a user name before '@' (as in https://site.example@other.example/), "
+                "which hides the host it really opens"
+            )
     raw_url = _http_url(meta.get("originalUrl")) or _http_url(meta.get("webUrl"))
     if not raw_url:
         raise _Reject("missing an http(s) originalUrl or webUrl")
@@ -323,7 +331,7 @@ def _parse(path: str, data: bytes) -> ParseResult:
         quality=_optional_int(meta.get("quality")),
         published=_published(meta.get("published")),
         provider=_text(provider.get("name"), "provider name", 200),
-        provider_domain=_text(provider.get("domain"), "provider domain", 200),
+        provider_domain=_host_name(_text(provider.get("domain"), "provider domain", 200)),
         provider_icon=_first_image(provider.get("images")),
         image_url=_first_image(meta.get("images")),
         topics=_topics(meta.get("topics")),
@@ -396,7 +404,23 @@ def _http_url(value: Any) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
+    if "@" in parts.netloc:  # https://discord.com@evil.example/ opens evil.example
+        return None
     return url
+
+
+def _has_user_info(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return "@" in urlsplit(value.strip()).netloc
+    except ValueError:
+        return False
+
+
+def _host_name(domain: str) -> str:
+    """The provider's domain if it is a plain host name (it becomes a link), else ''."""
+    return domain if HOST_NAME.match(domain) else ""
 
 
 def _heat(value: Any) -> int:

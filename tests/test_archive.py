@@ -304,6 +304,8 @@ HOSTILE_OUTCOMES: dict[str, tuple[str, str]] = {
     "title_is_a_list.txt": ("rejected", "title must be text, got list"),
     "nul_in_front_matter.txt": ("rejected", "#x0000"),
     "nul_in_body.txt": ("story", "NUL bytes only in the body"),
+    "userinfo_url.txt": ("rejected", "originalUrl has a user name before '@'"),
+    "userinfo_links.txt": ("story", "Links that hide their host"),
 }
 
 
@@ -326,6 +328,34 @@ def test_hostile_file(name: str, expected: tuple[str, str]):
         assert detail in result.reason
         assert "\n" not in result.reason and len(result.reason) < 300
         assert not result.reason.startswith("unexpected")  # a reason, not a crash report
+
+
+def test_links_that_hide_their_host_are_dropped():
+    """https://discord.com@evil.example/ opens evil.example: no such link is kept."""
+    _, story = parse_file(os.fspath(HOSTILE), "userinfo_links.txt")
+
+    assert story.image_url is None and story.provider_icon is None
+    assert [c.title for c in story.related] == ["Honest coverage"]
+    assert story.provider == "Look-alike" and story.provider_domain == ""
+
+
+@pytest.mark.parametrize(
+    ("domain", "kept"),
+    [
+        ("example.com", "example.com"),
+        ("news-site.example.co.uk", "news-site.example.co.uk"),
+        ("discord.com@evil.example", ""),
+        ("example.com:8080", ""),
+        ("example.com/path", ""),
+        ("two words.example", ""),
+        ("-", ""),
+    ],
+)
+def test_provider_domain_is_kept_only_as_a_plain_host_name(domain: str, kept: str):
+    text = story_file(extra="").replace("domain: example.com", f'domain: "{domain}"')
+    story = parse_story("s.md", text.encode())
+
+    assert story.provider_domain == kept
 
 
 def test_long_title_and_excerpt_are_truncated_not_rejected():

@@ -118,6 +118,8 @@ def test_safe_url_keeps_http_urls(url):
         "https://example.com/\nnewline",
         "https://[::1",
         "https://example.com/" + "a" * embeds.URL_LIMIT,
+        "https://discord.com@evil.example/",
+        "https://user:pass@evil.example/a",
     ],
 )
 def test_safe_url_refuses_everything_else(url):
@@ -354,3 +356,13 @@ def test_titles_and_field_names_escape_archive_text_too():
     assert embeds.story_embed(story).author.name == evil
     long = embeds.story_embed(make_story(title="|" * 500))
     assert len(long.title) <= embeds.TITLE_LIMIT and not long.title.endswith("\\…")
+
+
+@pytest.mark.parametrize(
+    "domain", ["discord.com@evil.example", "example.com:8080", "example.com/x", "a b.example"]
+)
+def test_the_provider_links_home_only_from_a_plain_host_name(domain):
+    """A database filled before the archive checked domains may still hold such a value."""
+    assert embeds.story_embed(make_story()).author.url == "https://example.com"
+    embed = embeds.story_embed(make_story(provider_domain=domain))
+    assert embed.author.name == "Example" and embed.author.url is None
