@@ -114,6 +114,13 @@ async def test_closest_topics_compares_few_names_in_a_huge_archive(
     assert await store.closest_topics("teams") == ["Teams integration"]
     assert (await store.closest_topics("topic 0421 alpah"))[0] == "Topic 0421 Alpha"
     assert compared and max(compared) <= 100
+    # Topics added later are suggested too.
+    (archive / "later.md").write_text(
+        story_file(title="Later", url="https://news.example/later", topics=("Quantum Networking",)),
+        encoding="utf-8",
+    )
+    await ingest(store, archive, NOW)
+    assert await store.closest_topics("quantum netwroking") == ["Quantum Networking"]
 
 
 # -- topic pages ---------------------------------------------------------------------------

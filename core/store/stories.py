@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 import difflib
+import json
 import math
 import re
 import unicodedata
@@ -12,8 +15,8 @@ import aiosqlite
 
 from core.models import Coverage, Page, Related, Story, TopicCount
 
-# "Did you mean": every topic name is compared below this many topics, else at most
-# the names sorting next to the text typed (see `closest_topics`).
+# "Did you mean": every topic name is compared below this many topics, else only the
+# names sorting next to the text typed, SUGGEST_NEIGHBOURS on each side (`closest_topics`).
 SUGGEST_ALL_BELOW = 500
 SUGGEST_NEIGHBOURS = 12
 VISIBLE = "s.published = 1 AND s.removed_at IS NULL"
@@ -278,10 +281,10 @@ class StoryQueries:
         """Topic names that look like `topic`, for "did you mean" replies.
 
         difflib compares every name it is given (25 µs each: 2.5 s for 100,000 topics,
-        on the event loop). A small archive still offers it every name; a large one
-        only the names sorting next to the text typed or to a mended start of it, and
-        of those only the few with the most letters in common get difflib's ratio
-        (bench/suggest.py). A typo early in a long name can then go unsuggested.
+        on the event loop). A small archive still offers it every name; a large one only
+        the names sorting next to the text typed, forwards and backwards (a name with one
+        typo shares a long beginning or a long end with it), and of those only the few
+        with the most letters in common get difflib's ratio (bench/suggest.py).
         """
         wanted = topic.strip().casefold()
         if not wanted:
@@ -294,49 +297,28 @@ class StoryQueries:
             by_key = {key: name for name, key in rows}
             close = difflib.get_close_matches(wanted, list(by_key), n=n, cutoff=0.5)
         else:
-            by_key = {key: name for name, key in await self._topics_sharing_a_start(wanted)}
+            index = await self._topic_index(last_id)
+            query = """
+                SELECT name, key FROM topics
+                WHERE key IN (SELECT value FROM json_each(?)) AND story_count > 0
+                ORDER BY story_count DESC
+            """
+            rows = await self.db.execute_fetchall(query, (json.dumps(index.near(wanted)),))
+            by_key = {key: name for name, key in rows}
             close = _close_keys(wanted, list(by_key), n)
         contained = [k for k in by_key if wanted in k or k in wanted]
         # A name containing the text ("teams" → "Teams integration") beats a look-alike.
         keys = list(dict.fromkeys([*contained, *close]))[:n]
         return [by_key[k] for k in keys]
 
-    async def _topics_sharing_a_start(self, wanted: str) -> list[tuple[str, str]]:
-        """Topics whose keys sort next to `wanted` or to a mended start of it.
-
-        Neighbours in key order share the longest beginning with the text, so a typo
-        late in a name finds it; the first two letters swapped, or the first doubled,
-        are tried as well. At most 8 * SUGGEST_NEIGHBOURS names, read by the key index.
-        """
-        variants = [
-            wanted,
-            wanted[1::-1] + wanted[2:],
-            wanted[1:] or wanted,
-            wanted[:1] + wanted[2:],
-        ]
-        query = """
-            SELECT name, key, story_count FROM (
-                SELECT * FROM (SELECT name, key, story_count FROM topics
-                    WHERE key >= ? AND story_count > 0 ORDER BY key LIMIT ?)
-                UNION SELECT * FROM (SELECT name, key, story_count FROM topics
-                    WHERE key < ? AND story_count > 0 ORDER BY key DESC LIMIT ?)
-                UNION SELECT * FROM (SELECT name, key, story_count FROM topics
-                    WHERE key >= ? AND story_count > 0 ORDER BY key LIMIT ?)
-                UNION SELECT * FROM (SELECT name, key, story_count FROM topics
-                    WHERE key < ? AND story_count > 0 ORDER BY key DESC LIMIT ?)
-                UNION SELECT * FROM (SELECT name, key, story_count FROM topics
-                    WHERE key >= ? AND story_count > 0 ORDER BY key LIMIT ?)
-                UNION SELECT * FROM (SELECT name, key, story_count FROM topics
-                    WHERE key < ? AND story_count > 0 ORDER BY key DESC LIMIT ?)
-                UNION SELECT * FROM (SELECT name, key, story_count FROM topics
-                    WHERE key >= ? AND story_count > 0 ORDER BY key LIMIT ?)
-                UNION SELECT * FROM (SELECT name, key, story_count FROM topics
-                    WHERE key < ? AND story_count > 0 ORDER BY key DESC LIMIT ?)
-            ) ORDER BY story_count DESC
-        """
-        params = [p for v in variants for p in (v, SUGGEST_NEIGHBOURS, v, SUGGEST_NEIGHBOURS)]
-        rows = await self.db.execute_fetchall(query, params)
-        return [(name, key) for name, key, _ in rows]
+    async def _topic_index(self, last_id: int) -> TopicIndex:
+        """Every topic key, sorted both ways; read again when topics were added."""
+        index = getattr(self, "_topic_keys", None)
+        if index is None or index.last_id != last_id:
+            rows = await self.db.execute_fetchall("SELECT key FROM topics")
+            index = await asyncio.to_thread(TopicIndex, last_id, [key for (key,) in rows])
+            self._topic_keys = index
+        return index
 
     async def related(self, story_id: str, limit: int = 5) -> Related | None:
         """The story's curated coverage and the archive stories most similar to it."""
@@ -556,6 +538,30 @@ def _fold(word: str) -> str:
         return word
     decomposed = unicodedata.normalize("NFKD", word)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+class TopicIndex:
+    """Topic keys sorted forwards and backwards (reversed), to find look-alikes quickly."""
+
+    def __init__(self, last_id: int, keys: list[str]) -> None:
+        self.last_id = last_id
+        self.forwards = sorted(keys)
+        self.backwards = sorted(key[::-1] for key in keys)
+
+    def near(self, text: str) -> list[str]:
+        """Keys sorting next to `text` (or to its start mended: first letters swapped,
+        first doubled, second dropped), and next to it read backwards."""
+        m = SUGGEST_NEIGHBOURS
+        found = []
+        for start in {text, text[1::-1] + text[2:], text[1:], text[:1] + text[2:]}:
+            found += _around(self.forwards, start, m)
+        found += [key[::-1] for key in _around(self.backwards, text[::-1], 2 * m)]
+        return list(dict.fromkeys(found))
+
+
+def _around(ordered: list[str], text: str, m: int) -> list[str]:
+    at = bisect.bisect_left(ordered, text)
+    return ordered[max(0, at - m) : at + m]
 
 
 def _close_keys(wanted: str, keys: list[str], n: int) -> list[str]:
