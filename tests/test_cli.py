@@ -74,10 +74,12 @@ def test_ingest_path_lists_rejections_with_reasons(tmp_path: Path):
 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert SUMMARY.match(lines[0]).groups() == ("24", "6", "0", "0", "0", "0", "18")
+    assert SUMMARY.match(lines[0]).groups() == ("26", "7", "0", "0", "0", "0", "19")
     assert "  rejected heat_hot.txt: heat must be a number, got 'hot'" in lines
     assert "  rejected empty.txt: empty file" in lines
-    assert len(lines) == 1 + 18
+    hidden_host = "  rejected userinfo_url.txt: originalUrl has a user name before '@'"
+    assert any(line.startswith(hidden_host) for line in lines)
+    assert len(lines) == 1 + 19
 
 
 def test_ingest_of_a_missing_archive_fails_clearly(tmp_path: Path):
