@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
-from bot import embeds
+from bot import embeds, errors
 from bot.autocomplete import topic_choices
 from bot.delivery import Deliverer
 from bot.errors import UserError
@@ -306,7 +306,9 @@ class Subscriptions(commands.Cog):
             )
             for sub in page:
                 embed.add_field(
-                    name=embeds.truncate(f"{sub.topic} · {_state(sub)}", embeds.FIELD_NAME_LIMIT),
+                    name=embeds.plain_truncated(
+                        f"{sub.topic} · {_state(sub)}", embeds.FIELD_NAME_LIMIT
+                    ),
                     value=embeds.truncate(_describe(sub), embeds.FIELD_VALUE_LIMIT),
                     inline=False,
                 )
@@ -334,13 +336,9 @@ class Subscriptions(commands.Cog):
 
         The caller must be able to manage subscriptions there (Manage Channels in it).
         """
-        if channel is not None and channel.guild.id != interaction.guild_id:
-            raise UserError("That channel is not in this server.")
-        target = channel or interaction.channel
+        target = errors.channel_in_guild(interaction, channel) or interaction.channel
         if not isinstance(target, discord.TextChannel):
             raise UserError("Subscriptions post in text or announcement channels; pick one.")
-        # Resolved channel options are partial: use the cached channel for permissions.
-        target = interaction.guild.get_channel(target.id) or target
         if not can_manage_subscriptions(interaction.user, target):
             raise UserError(
                 f"You need the Manage Channels permission in {target.mention} "
