@@ -21,6 +21,8 @@ _LIST_ITEM = re.compile(r"<\s*li\b[^>]*>", re.I)
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>|<!--.*?(?:-->|\Z)", re.S)
 _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
+# Blank lines before a list item (HTML lists leave them): the list stays together.
+_BEFORE_ITEM = re.compile(r"\n\s*\n(?=[^\S\n]*• )")
 # A line that starts a bullet: "•", "*", "-" or "–" and a space.
 _BULLET = re.compile(r"^(?:[•*·▪‣◦-]|–)\s+")
 
@@ -34,6 +36,7 @@ def clean_line(text: str, limit: int) -> str:
 def clean_excerpt(text: str, limit: int) -> str:
     """Plain text; bullets stay one per line ("• …"), other lines join into paragraphs."""
     text = _plain(_LIST_ITEM.sub("\n• ", text), breaks=True)
+    text = _BEFORE_ITEM.sub("\n", text)
     paragraphs = []
     for block in _BLANK_LINES.split(text):
         lines = [_SPACES.sub(" ", line).strip() for line in block.split("\n")]
