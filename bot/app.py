@@ -23,7 +23,7 @@ from core.store import Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.news", "cogs.subscriptions", "cogs.pins")
+EXTENSIONS = ("cogs.news", "cogs.subscriptions", "cogs.pins", "cogs.help")
 
 TOKEN_HELP = """\
 No DISCORD_TOKEN is set, so the bot cannot connect to Discord.
@@ -62,7 +62,7 @@ class NewsBot(commands.Bot):
     async def setup_hook(self) -> None:
         self.store = await Store.open(self.config.db_path)
         self.tree.on_error = errors.on_app_command_error
-        self.add_dynamic_items(views.RelatedButton, views.PinButton)
+        self.add_dynamic_items(views.RelatedButton, views.PinButton, views.OpenSimilarSelect)
         for extension in EXTENSIONS:
             try:
                 await self.load_extension(extension)

@@ -225,7 +225,7 @@ async def test_a_failing_page_turn_is_answered_too(newsroom, monkeypatch, caplog
 
     monkeypatch.setattr(newsroom.bot.store, "stories", two_pages)
     listing = await newsroom.member.slash(newsroom.channel, "news")
-    assert listing.response.embeds[0].footer.text == "Page 1 of 2 · 6 stories"
+    assert listing.response.embeds[0].footer.text == "Page 1 of 2 · 6 stories · sorted by heat"
 
     async def broken(*args, **kwargs):
         raise RuntimeError("kaboom while paging")
