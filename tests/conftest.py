@@ -11,15 +11,7 @@ from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
-# The shared corpus beside the checkout, or beside a folder of worktrees (wt/NAME).
-CORPUS = next(
-    (
-        folder / "shared" / "corpus" / "power-apps"
-        for folder in ROOT.parents
-        if (folder / "shared" / "corpus" / "power-apps").is_dir()
-    ),
-    ROOT.parent / "shared" / "corpus" / "power-apps",
-)
+CORPUS = ROOT.parent / "shared" / "corpus" / "power-apps"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 

@@ -118,7 +118,7 @@ def test_ingest_refuses_another_archive_unless_replace(tmp_path: Path):
 
     assert refused.returncode == 1
     assert refused.stdout == ""
-    assert f"built from the archive {SEEDS}, not {CORPUS}" in refused.stderr
+    assert f"built from the archive {SEEDS.resolve()}, not {CORPUS.resolve()}" in refused.stderr
     assert "python -m bot ingest --replace" in refused.stderr
     still = ok_json("story", "fyjmhv5j", db=db)  # the seed archive is still shown
     assert still["heat"] == 179
