@@ -122,9 +122,16 @@ def test_ingest_refuses_another_archive_unless_replace(tmp_path: Path):
     assert "python -m bot ingest --replace" in refused.stderr
     still = ok_json("story", "fyjmhv5j", db=db)  # the seed archive is still shown
     assert still["heat"] == 179
+    seeds = len(ok_json("search", "--limit", "1000", db=db))
     replaced = run_cli("ingest", "--replace", db=db)
     assert replaced.returncode == 0, replaced.stderr
-    assert SUMMARY.match(replaced.stdout.strip()).groups()[:5] == ("192", "191", "1", "0", "1")
+    assert SUMMARY.match(replaced.stdout.strip()).groups()[:5] == (
+        "192",
+        "191",
+        "1",
+        "0",
+        str(seeds),  # the seed archive's stories are hidden
+    )
     assert run_cli("story", "fyjmhv5j", db=db).returncode == 1  # hidden now
     assert run_cli("ingest", db=db).returncode == 0
 

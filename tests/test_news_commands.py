@@ -22,7 +22,7 @@ async def test_news_for_a_topic_lists_its_stories(newsroom):
         "5. Latent diffusion makes high-resolution image synthesis cheaper",  # 176
     ]
     assert SEED_ID in embed.fields[3].value
-    assert embed.footer.text == "Page 1 of 2 · 9 stories"
+    assert embed.footer.text == "Page 1 of 2 · 9 stories · sorted by heat"
     assert not result.response.ephemeral
 
 
