@@ -374,6 +374,20 @@ async def test_related_button_still_works_after_a_restart(newsroom, make_bot, bo
     assert click.response.embeds[0].title == f"Related to: {SEED_TITLE}"
 
 
+async def test_similar_story_menu_still_works_after_a_restart(newsroom, make_bot, bot_config):
+    result = await newsroom.member.slash(newsroom.channel, "related", story=SEED_ID)
+    wanted = (await newsroom.bot.store.related(SEED_ID)).similar[0]
+    await newsroom.env.restart_bot(make_bot(bot_config))
+    await newsroom.bot.archive_loaded.wait()
+
+    chosen = await newsroom.member.select(
+        result.response, [wanted.id], custom_id=f"news:similar:{SEED_ID}"
+    )
+
+    assert chosen.ephemeral
+    assert chosen.response.embeds[0].footer.text.endswith(f"id {wanted.id}")
+
+
 # -- /topics ----------------------------------------------------------------------
 
 
