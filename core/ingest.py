@@ -114,9 +114,11 @@ def ingest_archive(
         reparse = writer.state(PARSER_VERSION_KEY) != str(PARSER_VERSION)
         known = writer.known_stamps()
         stamps = scan_stamps(root, report.unreadable)
+        kept: set[str] = set()  # files of unreadable folders: not read again, even to reparse
         for folder in report.unreadable:  # unknown is not gone: keep what we knew
             prefix = folder + "/"
-            stamps.update((p, known[p]) for p in known if p.startswith(prefix) and p not in stamps)
+            kept.update(p for p in known if p.startswith(prefix) and p not in stamps)
+        stamps.update((p, known[p]) for p in kept)
         report.scanned = len(stamps)
         # The common rescan: one comparison in C, no per-file work.
         if stamps == known and not reparse:
@@ -127,7 +129,7 @@ def ingest_archive(
             candidates = [
                 ArchiveFile(path, *stamp)
                 for path, stamp in stamps.items()
-                if reparse or known.get(path) != stamp
+                if (reparse and path not in kept) or known.get(path) != stamp
             ]
         # A story filed twice shows its last-written file: when that file goes, the
         # other file's text must show again, so it is read again too.
@@ -186,8 +188,11 @@ def ingest_archive(
         report.rejected = writer.rejections()
         report.skipped = writer.skipped_count()
         report.unpublished = writer.unpublished_count()
-        if recorded != here or reparse:
-            writer.set_states({ARCHIVE_PATH_KEY: here, PARSER_VERSION_KEY: str(PARSER_VERSION)})
+        states = {ARCHIVE_PATH_KEY: here}
+        if reparse and not kept:  # else the kept files still wait for the new parser
+            states[PARSER_VERSION_KEY] = str(PARSER_VERSION)
+        if recorded != here or PARSER_VERSION_KEY in states:
+            writer.set_states(states)
     finally:
         conn.close()
     report.seconds = time.perf_counter() - started
