@@ -200,7 +200,7 @@ async def bench_queries(db: Path, samples: int, seed: int = SEED) -> dict:
             if rng.random() < 0.4:
                 pool = m["popular_topics"] if rng.random() < 0.7 else m["rare_topics"]
                 topic = rng.choice(pool)
-            sort = "hot" if rng.random() < 0.75 else "new"
+            sort = "relevance" if rng.random() < 0.75 else "new"
             offset = rng.choice((0, 0, 0, 10))
             text = " ".join(words)
             search_calls.append(

@@ -18,12 +18,12 @@ from bot.permissions import REQUIRED_PERMISSIONS
 from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
 from core.config import Config
-from core.ingest import IngestReport, ingest
+from core.ingest import ArchiveChanged, IngestReport, ingest
 from core.store import Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.news", "cogs.subscriptions", "cogs.pins")
+EXTENSIONS = ("cogs.news", "cogs.subscriptions", "cogs.pins", "cogs.help")
 
 TOKEN_HELP = """\
 No DISCORD_TOKEN is set, so the bot cannot connect to Discord.
@@ -56,12 +56,13 @@ class NewsBot(commands.Bot):
         self.archive_loaded = asyncio.Event()
         self.last_ingest: IngestReport | None = None
         self._loader: asyncio.Task | None = None
+        self._archive_refused = False  # logged once, not at every poll
         self.pinner = Pinner(self)  # pins story messages; keeps the pin record true
 
     async def setup_hook(self) -> None:
         self.store = await Store.open(self.config.db_path)
         self.tree.on_error = errors.on_app_command_error
-        self.add_dynamic_items(views.RelatedButton, views.PinButton)
+        self.add_dynamic_items(views.RelatedButton, views.PinButton, views.OpenSimilarSelect)
         for extension in EXTENSIONS:
             try:
                 await self.load_extension(extension)
@@ -79,11 +80,19 @@ class NewsBot(commands.Bot):
                 return None
             report = await ingest(self.store, self.config.archive, discord.utils.utcnow())
             self.last_ingest = report
+            log.info("ingest of %s: %s", self.config.archive, report.summary())
             for rejection in report.rejected:
                 log.warning("rejected %s: %s", rejection.path, rejection.reason)
             return report
         except ArchiveUnreadable as exc:
             log.error("%s; the stories stay as they were", exc)
+            return None
+        except ArchiveChanged as exc:
+            # NEWS_ARCHIVE changed: loading it would hide every story (and its pins and
+            # deliveries' context) of the database. The operator decides.
+            if not self._archive_refused:
+                log.error("not loading NEWS_ARCHIVE: %s", exc)
+                self._archive_refused = True
             return None
         except Exception:
             log.exception("loading the archive %s failed", self.config.archive)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from core.archive import ArchiveUnreadable
 from core.config import Config, ConfigError
-from core.ingest import IngestReport, ingest
+from core.ingest import ArchiveChanged, IngestReport, ingest
 from core.models import Coverage, Story
 from core.store import Store
 
@@ -45,6 +46,9 @@ def story_line(story: Story) -> str:
     when = story.published_at.strftime("%Y-%m-%d") if story.published_at else "undated"
     video = " [video]" if story.is_video else ""
     return f"{story.heat:>5}  {story.id}  {story.title}{video} — {story.provider or '?'}, {when}"
+
+
+SORTS = ("relevance", "hot", "new")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,10 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("path", help="the backup file to write (replaced if it exists)")
     ingest_cmd = commands.add_parser("ingest", help="load the archive into the database")
     ingest_cmd.add_argument("path", nargs="?", help="archive directory (default: NEWS_ARCHIVE)")
+    ingest_cmd.add_argument(
+        "--replace",
+        action="store_true",
+        help="load this archive into a database built from another one (hides the other's stories)",
+    )
     search = commands.add_parser("search", help="full-text search; an empty QUERY lists stories")
-    search.add_argument("query", nargs="?", default="", help="words to find (default: none)")
+    search.add_argument("query", nargs="*", help="words to find, no quotes needed (default: none)")
     search.add_argument("--topic", help="only stories of this topic")
-    search.add_argument("--sort", choices=("hot", "new"), default="hot", help="order (hot)")
+    search.add_argument(
+        "--sort",
+        choices=SORTS,
+        help="order: relevance (the default with a query), hot (heat, the default without) or new",
+    )
     search.add_argument("--limit", type=int, default=10, help="how many stories (10)")
     search.add_argument("--json", action="store_true", help="print JSON")
     topics = commands.add_parser("topics", help="the topics with their story counts")
@@ -160,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.DatabaseError as exc:
         print(database_problem(config.db_path, exc), file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from
+        # complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
@@ -184,14 +202,32 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
                 print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
                 return 1
             try:
-                report = await ingest(store, archive, datetime.now(UTC), _progress_bar())
+                report = await ingest(
+                    store, archive, datetime.now(UTC), _progress_bar(), replace=args.replace
+                )
             except ArchiveUnreadable as exc:
                 print(f"{exc} (nothing was changed)", file=sys.stderr)
+                return 1
+            except ArchiveChanged as exc:
+                print(f"not ingesting: {exc}", file=sys.stderr)
                 return 1
             _print_report(report)
             return 0
         if command == "search":
-            page = await store.search(args.query, args.topic, args.sort, limit=max(1, args.limit))
+            query = " ".join(args.query)
+            topic = args.topic
+            if topic is not None:
+                topic = await store.topic_name(topic)
+                if topic is None:
+                    close = await store.closest_topics(args.topic)
+                    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+                    print(
+                        f"unknown topic {args.topic!r}.{hint} (list them with: topics)",
+                        file=sys.stderr,
+                    )
+                    return 1
+            sort = args.sort or ("relevance" if query.strip() else "hot")
+            page = await store.search(query, topic, sort, limit=max(1, args.limit))
             if args.json:
                 _print_json([story_json(s) for s in page.stories])
             elif not page.stories:
@@ -236,12 +272,16 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
                     }
                 )
             else:
-                print(f"Related to: {related.story.title}\n\nCoverage:")
+                print(f"Related to: {related.story.title}\n\nCoverage elsewhere:")
                 for link in related.coverage:
                     print(f"  {link.title} — {link.provider or '?'}\n    {link.url}")
+                if not related.coverage:
+                    print("  (none)")
                 print("\nSimilar stories in the archive:")
                 for story in related.similar:
                     print("  " + story_line(story))
+                if not related.similar:
+                    print("  (none)")
             return 0
     raise AssertionError(command)
 

@@ -29,6 +29,8 @@ EMBEDS_PER_MESSAGE = 10
 FIELDS_PER_EMBED = 25
 CHOICES_LIMIT = 25
 CHOICE_NAME_LIMIT = 100
+SELECT_OPTIONS_LIMIT = 25
+SIMILAR_URL_LIMIT = 400  # longer links of similar stories are left out (see similar_line)
 BUTTON_URL_LIMIT = 512
 URL_LIMIT = 2048
 
@@ -103,7 +105,10 @@ def heat_colour(heat: int, hot_heat: int) -> int:
 
 
 # Parses what `story_footer` writes: the bot finds its own story posts again by it.
-_STORY_FOOTER = re.compile(r"^🔥 heat -?\d+ · id (?P<story>[a-z2-7]{8})(?: · 📌 pinned)?$")
+# (" · hot" is new: posts made before it have none.)
+_STORY_FOOTER = re.compile(
+    r"^🔥 heat -?\d+(?: · hot)? · id (?P<story>[a-z2-7]{8})(?: · 📌 pinned)?$"
+)
 _FOOTER_ID = re.compile(r"(?:^|· )id (?P<story>[a-z2-7]{8})(?= ·|$)")
 
 
@@ -114,8 +119,12 @@ def footer_story_id(embed: discord.Embed, *, full_story: bool = False) -> str | 
     return match["story"] if match else None
 
 
-def story_footer(story: Story, pinned: bool = False) -> str:
-    parts = [f"🔥 heat {story.heat}", f"id {story.id}"]
+def story_footer(story: Story, pinned: bool = False, hot_heat: int | None = None) -> str:
+    """`🔥 heat 179 · hot · id fyjmhv5j`: "hot" from `hot_heat` on (what /help explains)."""
+    parts = [f"🔥 heat {story.heat}"]
+    if hot_heat is not None and story.heat >= hot_heat:
+        parts.append("hot")
+    parts.append(f"id {story.id}")
     if pinned:
         parts.append("📌 pinned")
     return truncate(" · ".join(parts), FOOTER_LIMIT)
@@ -145,7 +154,7 @@ def story_embed(story: Story, hot_heat: int = 100, *, pinned: bool = False) -> d
             value=plain_truncated(", ".join(story.topics), FIELD_VALUE_LIMIT),
             inline=False,
         )
-    embed.set_footer(text=story_footer(story, pinned))
+    embed.set_footer(text=story_footer(story, pinned, hot_heat))
     return fit(embed)
 
 
@@ -178,8 +187,9 @@ def story_list_embed(
     page_size: int,
     hot_heat: int,
     total_is_estimate: bool = False,
+    order: str | None = None,
 ) -> discord.Embed:
-    """One page of a list of stories (`/news`)."""
+    """One page of a list of stories (`/news`); `order` ("relevance") is named in the footer."""
     embed = discord.Embed(
         title=truncate(title, TITLE_LIMIT),
         colour=heat_colour(max((s.heat for s in stories), default=0), hot_heat),
@@ -187,7 +197,10 @@ def story_list_embed(
     for number, story in enumerate(stories[:FIELDS_PER_EMBED], start=offset + 1):
         name, value = story_line(story, number)
         embed.add_field(name=name, value=value, inline=False)
-    embed.set_footer(text=page_footer(offset, total, page_size, estimate=total_is_estimate))
+    footer = page_footer(offset, total, page_size, estimate=total_is_estimate)
+    if order:
+        footer += f" · sorted by {order}"
+    embed.set_footer(text=footer)
     return fit(embed)
 
 
@@ -209,7 +222,10 @@ def page_footer(
 
 
 def related_embed(related: Related, hot_heat: int = 100, *, limit: int = 10) -> discord.Embed:
-    """`/related`: the curated coverage (external links) and similar archive stories."""
+    """`/related`: the curated coverage (external links) and similar archive stories.
+
+    Similar stories are links, most similar first; a section with nothing is left out.
+    """
     story = related.story
     embed = discord.Embed(
         title="Related to: " + plain_truncated(story.title, TITLE_LIMIT - 12),
@@ -217,21 +233,38 @@ def related_embed(related: Related, hot_heat: int = 100, *, limit: int = 10) -> 
         colour=heat_colour(story.heat, hot_heat),
     )
     coverage = [line for c in related.coverage[:limit] if (line := coverage_line(c))]
-    embed.add_field(
-        name="Coverage elsewhere",
-        value=_lines(coverage) or "No curated coverage for this story.",
-        inline=False,
-    )
-    similar = [
-        f"`{s.id}` {plain_truncated(s.title, 120)} · 🔥 {s.heat}" for s in related.similar[:limit]
-    ]
-    embed.add_field(
-        name="Similar stories in the archive",
-        value=_lines(similar) or "No similar stories in the archive.",
-        inline=False,
-    )
-    embed.set_footer(text=truncate(f"id {story.id} · open one with /story", FOOTER_LIMIT))
+    if coverage:
+        embed.add_field(name="Coverage elsewhere", value=_lines(coverage), inline=False)
+    similar = [similar_line(s, n) for n, s in enumerate(related.similar[:limit], start=1)]
+    # Links are long: the list goes on in further fields rather than losing stories.
+    name = "Similar stories in the archive"
+    while similar:
+        value = _lines(similar)
+        embed.add_field(name=name, value=value, inline=False)
+        similar, name = similar[value.count("\n") + 1 :], "\u200b"
+    if not coverage and not similar:
+        embed.description = "No curated coverage and no similar stories in the archive."
+    hint = " · open one with the menu below" if related.similar else ""
+    embed.set_footer(text=truncate(f"id {story.id}{hint}", FOOTER_LIMIT))
     return fit(embed)
+
+
+def similar_line(story: Story, number: int) -> str:
+    """`1. [Title](url) · 🔥 120 · `ab12cd34``: a similar story, as a link when it has one."""
+    title = plain_truncated(story.title, 120)
+    # A very long URL would not leave room for the others: the title stays plain text.
+    if url := safe_url(story.url, SIMILAR_URL_LIMIT):
+        title = f"[{title}]({link_target(url)})"
+    return f"{number}. {title} · 🔥 {story.heat} · `{story.id}`"
+
+
+def related_choice(story: Story) -> tuple[str, str]:
+    """A similar story as a select option: (label, description)."""
+    label = choice_name(story.title)
+    bits = [f"🔥 {story.heat}", story.id]
+    if story.provider:
+        bits.append(story.provider)
+    return label, truncate(" · ".join(bits), CHOICE_NAME_LIMIT)
 
 
 def coverage_line(link: Coverage) -> str | None:

@@ -17,7 +17,7 @@ from bot import embeds, errors
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
-    from core.models import Story
+    from core.models import Related, Story
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,69 @@ class RelatedButton(discord.ui.DynamicItem[discord.ui.Button], template=f"news:r
             return
         await interaction.response.send_message(
             embed=embeds.related_embed(related, bot.config.hot_heat),
+            view=related_view(related),
             ephemeral=True,
             allowed_mentions=NO_MENTIONS,
         )
+
+
+class OpenSimilarSelect(
+    discord.ui.DynamicItem[discord.ui.Select], template=f"news:similar:{STORY_ID}"
+):
+    """The menu under `/related`: choosing a similar story shows it, only to the chooser."""
+
+    def __init__(self, story_id: str, options: list[discord.SelectOption] | None = None) -> None:
+        super().__init__(
+            discord.ui.Select(
+                placeholder="Open a similar story…",
+                custom_id=f"news:similar:{story_id}",
+                # After a restart the menu is rebuilt from its custom_id: the options are
+                # on the message, the chosen id comes with the interaction.
+                options=options or [discord.SelectOption(label="?", value=story_id)],
+            )
+        )
+        self.story_id = story_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction, item, match) -> OpenSimilarSelect:
+        return cls(match["story"])
+
+    async def callback(self, interaction: discord.Interaction[NewsBot]) -> None:
+        try:
+            await self._open(interaction)
+        except Exception as exc:
+            await errors.on_component_error(interaction, exc, self.item)
+
+    async def _open(self, interaction: discord.Interaction[NewsBot]) -> None:
+        bot = interaction.client
+        values = (interaction.data or {}).get("values") or []
+        story = await bot.store.story(values[0]) if values else None
+        if story is None:
+            await interaction.response.send_message(
+                "That story is no longer in the archive.", ephemeral=True
+            )
+            return
+        pinned = await bot.store.is_story_pinned(interaction.guild_id, story.id)
+        await interaction.response.send_message(
+            embed=embeds.story_embed(story, bot.config.hot_heat, pinned=pinned),
+            view=story_view(story, pinnable=False),
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+
+def related_view(related: Related, base: discord.ui.View | None = None) -> discord.ui.View:
+    """`base` (or an empty view) with a menu that opens one of the similar stories."""
+    view = base or discord.ui.View(timeout=None)
+    if related.similar:
+        options = []
+        for story in related.similar[: embeds.SELECT_OPTIONS_LIMIT]:
+            label, description = embeds.related_choice(story)
+            options.append(
+                discord.SelectOption(label=label, value=story.id, description=description)
+            )
+        view.add_item(OpenSimilarSelect(related.story.id, options))
+    return view
 
 
 class PinButton(discord.ui.DynamicItem[discord.ui.Button], template=f"news:pin:{STORY_ID}"):
@@ -91,13 +151,17 @@ class PinButton(discord.ui.DynamicItem[discord.ui.Button], template=f"news:pin:{
             await errors.on_component_error(interaction, exc, self.item)
 
 
-def story_view(story: Story, *, pinned: bool = False) -> discord.ui.View:
-    """The buttons under every story embed: Read (link), Related and Pin (Unpin if `pinned`)."""
+def story_view(story: Story, *, pinned: bool = False, pinnable: bool = True) -> discord.ui.View:
+    """The buttons under every story embed: Read (link), Related and Pin (Unpin if `pinned`).
+
+    Without `pinnable` (an ephemeral message, which cannot be pinned) there is no Pin.
+    """
     view = discord.ui.View(timeout=None)
     if url := embeds.safe_url(story.url, embeds.BUTTON_URL_LIMIT):
         view.add_item(discord.ui.Button(label="Read", emoji="📰", url=url))
     view.add_item(RelatedButton(story.id))
-    view.add_item(PinButton(story.id, pinned))
+    if pinnable:
+        view.add_item(PinButton(story.id, pinned))
     return view
 
 

@@ -13,7 +13,7 @@ from discord.ext import commands
 from bot import embeds
 from bot.autocomplete import LOADING, resolve_story, story_choices, topic_choices
 from bot.errors import UserError
-from bot.views import NO_MENTIONS, Paginator, story_view
+from bot.views import NO_MENTIONS, Paginator, related_view, story_view
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -25,8 +25,13 @@ TOPICS_PAGE_SIZE = 20
 
 
 class Sort(Enum):
+    relevance = "relevance"
     hot = "hot"
     new = "new"
+
+
+# How the footer of a list names its order.
+ORDER_NAMES = {"relevance": "relevance", "hot": "heat", "new": "date"}
 
 
 class News(commands.Cog):
@@ -55,7 +60,7 @@ class News(commands.Cog):
     @app_commands.describe(
         topic="A topic, e.g. Computer Vision",
         query="Words to search for in titles and excerpts",
-        sort="Hottest first or newest first (default: hot)",
+        sort="Best match, hottest or newest first (default: relevance with a query, else hot)",
     )
     @app_commands.autocomplete(topic=topic_autocomplete)
     async def news(
@@ -63,13 +68,17 @@ class News(commands.Cog):
         interaction: discord.Interaction,
         topic: app_commands.Range[str, 1, 100] | None = None,
         query: app_commands.Range[str, 1, 200] | None = None,
-        sort: Sort = Sort.hot,
+        sort: Sort | None = None,
     ) -> None:
         topic_name = None
         if topic is not None:
             topic_name = await self.store.topic_name(topic)
             if topic_name is None:
                 raise UserError(await self._unknown_topic(topic))
+        if sort is None:
+            sort = Sort.relevance if query else Sort.hot
+        elif sort is Sort.relevance and not query:
+            sort = Sort.hot  # nothing to be relevant to: the hottest first
         order = sort.value
 
         async def render(offset: int) -> tuple[discord.Embed, int]:
@@ -88,6 +97,7 @@ class News(commands.Cog):
                 page_size=PAGE_SIZE,
                 hot_heat=self.bot.config.hot_heat,
                 total_is_estimate=page.total_is_estimate,
+                order=ORDER_NAMES[order],
             )
             return embed, page.total
 
@@ -116,7 +126,7 @@ class News(commands.Cog):
         related = await self.store.related(found.id)
         await interaction.response.send_message(
             embed=embeds.related_embed(related, self.bot.config.hot_heat),
-            view=story_view(found),
+            view=related_view(related, story_view(found)),
             allowed_mentions=NO_MENTIONS,
         )
 

@@ -26,6 +26,7 @@ import yaml
 
 from core import quick_yaml
 from core.models import Coverage, Rejection, Skipped, Story
+from core.text import clean_excerpt, clean_line
 
 try:  # libyaml is several times faster; PyYAML falls back to pure Python without it.
     _Loader: type = yaml.CSafeLoader
@@ -35,7 +36,12 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
 STORY_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
 MAX_FILE_BYTES = 1_000_000
 MAX_TITLE = 500
-MAX_EXCERPT = 4_000
+# Excerpts are teasers: longer ones are cut at a word boundary (an embed shows them whole).
+MAX_EXCERPT = 1_000
+MAX_COVERAGE_EXCERPT = 500
+# Bump when parsing changes what a file's story looks like (e.g. how text is cleaned):
+# the next ingest then parses every file again, even those whose content is unchanged.
+PARSER_VERSION = 2
 MAX_TOPICS = 25
 MAX_TOPIC_LEN = 100
 MAX_RELATED = 25
@@ -304,7 +310,7 @@ def _parse(path: str, data: bytes) -> ParseResult:
     if category is not None and (category := _text(category, "category", 50)).lower() != "news":
         return Skipped(path, _one_line(category))
 
-    title = _text(meta.get("title"), "title", MAX_TITLE)
+    title = clean_line(_text(meta.get("title"), "title", MAX_FILE_BYTES), MAX_TITLE)
     if not title:
         raise _Reject("missing title")
     for field in ("originalUrl", "webUrl"):
@@ -324,13 +330,13 @@ def _parse(path: str, data: bytes) -> ParseResult:
         url=raw_url,
         title=title,
         canonical=canonical,
-        excerpt=_text(meta.get("excerpt"), "excerpt", MAX_EXCERPT),
+        excerpt=clean_excerpt(_text(meta.get("excerpt"), "excerpt", MAX_FILE_BYTES), MAX_EXCERPT),
         published_at=_datetime(meta.get("publishedDateTime")),
         type="video" if story_type == "video" else "article",
         heat=_heat(meta.get("heat")),
         quality=_optional_int(meta.get("quality")),
         published=_published(meta.get("published")),
-        provider=_text(provider.get("name"), "provider name", 200),
+        provider=clean_line(_text(provider.get("name"), "provider name", MAX_FILE_BYTES), 200),
         provider_domain=_host_name(_text(provider.get("domain"), "provider domain", 200)),
         provider_icon=_first_image(provider.get("images")),
         image_url=_first_image(meta.get("images")),
@@ -517,7 +523,7 @@ def _topics(value: Any) -> tuple[str, ...]:
     for item in value:
         if not isinstance(item, str | int | float) or isinstance(item, bool):
             continue
-        name = _one_line(str(item))[:MAX_TOPIC_LEN]
+        name = clean_line(str(item), MAX_TOPIC_LEN)
         key = name.casefold()
         if name and key not in seen:
             seen.add(key)
@@ -536,8 +542,10 @@ def _related(value: Any) -> tuple[Coverage, ...]:
         if not isinstance(item, dict):
             continue
         try:
-            title = _text(item.get("title"), "related title", MAX_TITLE)
-            excerpt = _text(item.get("excerpt"), "related excerpt", 1_000)
+            title = clean_line(_text(item.get("title"), "related title", MAX_FILE_BYTES), MAX_TITLE)
+            excerpt = clean_excerpt(
+                _text(item.get("excerpt"), "related excerpt", MAX_FILE_BYTES), MAX_COVERAGE_EXCERPT
+            )
         except _Reject:
             continue
         url = _http_url(item.get("webUrl")) or _http_url(item.get("originalUrl"))
@@ -549,7 +557,7 @@ def _related(value: Any) -> tuple[Coverage, ...]:
             Coverage(
                 title=title,
                 url=url,
-                provider=_one_line(provider_name)[:200] if isinstance(provider_name, str) else "",
+                provider=clean_line(provider_name, 200) if isinstance(provider_name, str) else "",
                 excerpt=excerpt,
                 published_at=_datetime(item.get("publishedDateTime")),
                 type="video" if item.get("type") == "video" else "article",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from core.archive import ArchiveFile, ParseResult, parse_file, scan_stamps
+from core.archive import PARSER_VERSION, ArchiveFile, ParseResult, parse_file, scan_stamps
 from core.models import Coverage, Rejection, Story
 from core.store.archive_writer import ArchiveWriter, WriteCounts, epoch, fingerprint
 from core.store.schema import connect, migrate
@@ -37,6 +37,23 @@ BATCH = 2000
 CACHE_KIB = 64 * 1024
 
 Progress = Callable[[int, int], None]
+# bot_state keys: the archive the database was built from, and the parser that read it.
+ARCHIVE_PATH_KEY = "archive_path"
+PARSER_VERSION_KEY = "parser_version"
+
+
+class ArchiveChanged(Exception):
+    """The database was built from another archive: ingesting this one would hide it all."""
+
+    def __init__(self, recorded: str, requested: str) -> None:
+        super().__init__(
+            f"the database was built from the archive {recorded}, not {requested}; "
+            "ingesting this one would hide every story of the other. To switch archives, "
+            "run `python -m bot ingest --replace` (with NEWS_ARCHIVE or PATH set to the new "
+            "one), or set NEWS_DB to another database."
+        )
+        self.recorded = recorded
+        self.requested = requested
 
 
 @dataclass
@@ -48,6 +65,7 @@ class IngestReport:
     removed: int = 0
     parsed: int = 0
     skipped: int = 0
+    unpublished: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # folders whose stories were kept
     seconds: float = 0.0
@@ -60,7 +78,8 @@ class IngestReport:
         return (
             f"{self.scanned} files: {self.added} added, {self.updated} updated, "
             f"{self.unchanged} unchanged, {self.removed} removed, {self.skipped} skipped "
-            f"(not news), {len(self.rejected)} rejected, in {self.seconds:.2f}s"
+            f"(not news), {len(self.rejected)} rejected, {self.unpublished} unpublished, "
+            f"in {self.seconds:.2f}s"
         )
 
 
@@ -70,27 +89,39 @@ def ingest_archive(
     now: datetime,
     progress: Progress | None = None,
     workers: int | None = None,
+    replace: bool = False,
 ) -> IngestReport:
     """Bring the database in line with the archive at `root`. Synchronous: run it in a thread.
 
     Raises `ArchiveUnreadable` (and changes nothing) when `root` cannot be listed. The
     files of a subfolder that cannot be listed are kept as they were, not removed.
+    Raises `ArchiveChanged` when the database was built from another archive folder,
+    unless `replace` (then that archive's stories are hidden, this one's shown).
     """
     started = time.perf_counter()
     root = os.fspath(root)
+    here = str(Path(root).resolve())
     report = IngestReport()
     conn = connect(db_path)
     try:
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         migrate(conn)
         writer = ArchiveWriter(conn)
+        recorded = writer.state(ARCHIVE_PATH_KEY)
+        if recorded is not None and recorded != here and not replace:
+            raise ArchiveChanged(recorded, here)
+        # Files read by an older parser are parsed again, changed or not.
+        reparse = writer.state(PARSER_VERSION_KEY) != str(PARSER_VERSION)
         known = writer.known_stamps()
         stamps = scan_stamps(root, report.unreadable)
+        kept: set[str] = set()  # files of unreadable folders: not read again, even to reparse
         for folder in report.unreadable:  # unknown is not gone: keep what we knew
             prefix = folder + "/"
-            stamps.update((p, known[p]) for p in known if p.startswith(prefix) and p not in stamps)
+            kept.update(p for p in known if p.startswith(prefix) and p not in stamps)
+        stamps.update((p, known[p]) for p in kept)
         report.scanned = len(stamps)
-        if stamps == known:  # the common rescan: one comparison in C, no per-file work
+        # The common rescan: one comparison in C, no per-file work.
+        if stamps == known and not reparse:
             gone: list[str] = []
             candidates: list[ArchiveFile] = []
         else:
@@ -98,7 +129,7 @@ def ingest_archive(
             candidates = [
                 ArchiveFile(path, *stamp)
                 for path, stamp in stamps.items()
-                if known.get(path) != stamp
+                if (reparse and path not in kept) or known.get(path) != stamp
             ]
         # A story filed twice shows its last-written file: when that file goes, the
         # other file's text must show again, so it is read again too.
@@ -123,8 +154,12 @@ def ingest_archive(
             counts.unchanged += part.unchanged
             batch.clear()
 
-        known_hashes = writer.known_hashes(
-            [f.path for f in candidates if f.path in known and f.path not in reread]
+        known_hashes = (
+            {}
+            if reparse
+            else writer.known_hashes(
+                [f.path for f in candidates if f.path in known and f.path not in reread]
+            )
         )
         parsed = _parse_all(root, candidates, known_hashes, workers)
         for done, item in enumerate(parsed, start=1):
@@ -152,10 +187,15 @@ def ingest_archive(
         report.unchanged += counts.unchanged
         report.rejected = writer.rejections()
         report.skipped = writer.skipped_count()
+        report.unpublished = writer.unpublished_count()
+        states = {ARCHIVE_PATH_KEY: here}
+        if reparse and not kept:  # else the kept files still wait for the new parser
+            states[PARSER_VERSION_KEY] = str(PARSER_VERSION)
+        if recorded != here or PARSER_VERSION_KEY in states:
+            writer.set_states(states)
     finally:
         conn.close()
     report.seconds = time.perf_counter() - started
-    log.info("ingest of %s: %s", root, report.summary())
     return report
 
 
@@ -257,6 +297,13 @@ def _unpack(
     return file, digest, result, print_
 
 
-async def ingest(store, root: str | Path, now: datetime, progress: Progress | None = None):
+async def ingest(
+    store,
+    root: str | Path,
+    now: datetime,
+    progress: Progress | None = None,
+    *,
+    replace: bool = False,
+):
     """Run `ingest_archive` for an open `Store` without blocking the event loop."""
-    return await asyncio.to_thread(ingest_archive, store.path, root, now, progress)
+    return await asyncio.to_thread(ingest_archive, store.path, root, now, progress, None, replace)

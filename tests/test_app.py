@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import discord
 import pytest
 import simcord
-from conftest import ROOT
+from conftest import ROOT, story_file
 
 from bot.app import REQUIRED_PERMISSIONS, create_bot
 from core.config import Config
@@ -155,6 +155,29 @@ async def test_a_changed_command_set_syncs_again(newsroom, make_bot, bot_config)
     assert len(command_puts(env)) == 2
 
 
+async def test_a_changed_news_archive_is_refused_at_start_and_logged_once(
+    newsroom, make_bot, bot_config, tmp_path, caplog
+):
+    other = tmp_path / "other-archive"
+    other.mkdir()
+    (other / "a.md").write_text(story_file("Another archive's story", "https://e.com/a"))
+    caplog.set_level(logging.INFO)
+    moved = make_bot(replace(bot_config, archive=other))
+
+    await newsroom.env.restart_bot(moved)
+    await moved.archive_loaded.wait()
+    await moved.load_archive()  # the next poll: refused again, not logged again
+
+    refusals = [r for r in caplog.records if "not loading NEWS_ARCHIVE" in r.getMessage()]
+    assert [r.levelno for r in refusals] == [logging.ERROR]
+    assert "python -m bot ingest --replace" in refusals[0].getMessage()
+    # The database still shows the archive it was built from.
+    result = await newsroom.member.slash(newsroom.channel, "story", story="fyjmhv5j")
+    assert result.response.embeds[0].footer.text.endswith("id fyjmhv5j")
+    missing = await newsroom.member.slash(newsroom.channel, "news", query="another archive")
+    assert missing.ephemeral
+
+
 DEV_GUILD = 987654321098765432
 
 
@@ -225,7 +248,7 @@ async def test_a_failing_page_turn_is_answered_too(newsroom, monkeypatch, caplog
 
     monkeypatch.setattr(newsroom.bot.store, "stories", two_pages)
     listing = await newsroom.member.slash(newsroom.channel, "news")
-    assert listing.response.embeds[0].footer.text == "Page 1 of 2 · 6 stories"
+    assert listing.response.embeds[0].footer.text == "Page 1 of 2 · 6 stories · sorted by heat"
 
     async def broken(*args, **kwargs):
         raise RuntimeError("kaboom while paging")

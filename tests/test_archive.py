@@ -361,10 +361,11 @@ def test_provider_domain_is_kept_only_as_a_plain_host_name(domain: str, kept: st
 def test_long_title_and_excerpt_are_truncated_not_rejected():
     _, story = parse_file(os.fspath(HOSTILE), "long_title_excerpt.txt")
 
-    assert len(story.title) == MAX_TITLE
-    assert story.title.endswith("…")
-    assert len(story.excerpt) == MAX_EXCERPT
-    assert story.excerpt.endswith("…")
+    # Cut at a word boundary, not in the middle of a word.
+    assert MAX_TITLE - 10 < len(story.title) <= MAX_TITLE
+    assert story.title.endswith(" Long…")
+    assert MAX_EXCERPT - 20 < len(story.excerpt) <= MAX_EXCERPT
+    assert story.excerpt.endswith("…") and story.excerpt[-2].isalnum()
 
 
 def test_mixed_topics_keep_the_usable_ones():

@@ -11,16 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, ROOT, SEEDS
+from conftest import CORPUS, ROOT, SEEDS, story_file
 from test_archive import HOSTILE
 
 from bot import cli
 from bot.cli import build_parser
+from core.archive import canonical_url, short_id
 
 STORY_KEYS = {"id", "title", "url", "provider", "published", "heat", "topics", "type", "excerpt"}
 SUMMARY = re.compile(
     r"^(\d+) files: (\d+) added, (\d+) updated, (\d+) unchanged, (\d+) removed, "
-    r"(\d+) skipped \(not news\), (\d+) rejected, in \d+\.\d\ds$"
+    r"(\d+) skipped \(not news\), (\d+) rejected, (\d+) unpublished, in \d+\.\d\ds$"
 )
 
 
@@ -30,7 +31,8 @@ def run_cli(*args: str, db: Path, archive: Path = CORPUS, **env: str):
         for k, v in os.environ.items()
         if not k.startswith("NEWS_") and k not in ("DISCORD_TOKEN", "LOG_LEVEL")
     }
-    clean.update(NEWS_DB=str(db), NEWS_ARCHIVE=str(archive), LOG_LEVEL="WARNING", **env)
+    clean.update(NEWS_DB=str(db), NEWS_ARCHIVE=str(archive), LOG_LEVEL="WARNING")
+    clean.update(env)
     return subprocess.run(
         [sys.executable, "-m", "bot", *args],
         cwd=ROOT,
@@ -63,10 +65,28 @@ def test_ingest_prints_a_summary_and_is_incremental(tmp_path: Path):
     second = run_cli("ingest", db=db)
 
     assert first.returncode == 0, first.stderr
-    assert SUMMARY.match(first.stdout.strip()).groups() == ("192", "191", "1", "0", "0", "0", "0")
+    assert SUMMARY.match(first.stdout.strip()).groups() == (
+        "192",
+        "191",
+        "1",
+        "0",
+        "0",
+        "0",
+        "0",
+        "60",
+    )
     assert "parsing [" not in first.stderr  # no progress bar when not on a terminal
     assert second.returncode == 0
-    assert SUMMARY.match(second.stdout.strip()).groups() == ("192", "0", "0", "192", "0", "0", "0")
+    assert SUMMARY.match(second.stdout.strip()).groups() == (
+        "192",
+        "0",
+        "0",
+        "192",
+        "0",
+        "0",
+        "0",
+        "60",
+    )
 
 
 def test_ingest_path_lists_rejections_with_reasons(tmp_path: Path):
@@ -74,12 +94,46 @@ def test_ingest_path_lists_rejections_with_reasons(tmp_path: Path):
 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert SUMMARY.match(lines[0]).groups() == ("26", "7", "0", "0", "0", "0", "19")
+    assert SUMMARY.match(lines[0]).groups() == ("26", "7", "0", "0", "0", "0", "19", "0")
     assert "  rejected heat_hot.txt: heat must be a number, got 'hot'" in lines
     assert "  rejected empty.txt: empty file" in lines
     hidden_host = "  rejected userinfo_url.txt: originalUrl has a user name before '@'"
     assert any(line.startswith(hidden_host) for line in lines)
     assert len(lines) == 1 + 19
+
+
+def test_ingest_prints_its_summary_once_even_when_logging_at_info(tmp_path: Path):
+    done = run_cli("ingest", db=tmp_path / "news.db", LOG_LEVEL="INFO")
+
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout + done.stderr).count("192 files:") == 1
+    assert SUMMARY.match(done.stdout.strip())
+
+
+def test_ingest_refuses_another_archive_unless_replace(tmp_path: Path):
+    db = tmp_path / "news.db"
+    assert run_cli("ingest", db=db, archive=SEEDS).returncode == 0
+
+    refused = run_cli("ingest", db=db)  # NEWS_ARCHIVE is now the corpus
+
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert f"built from the archive {SEEDS.resolve()}, not {CORPUS.resolve()}" in refused.stderr
+    assert "python -m bot ingest --replace" in refused.stderr
+    still = ok_json("story", "fyjmhv5j", db=db)  # the seed archive is still shown
+    assert still["heat"] == 179
+    seeds = len(ok_json("search", "--limit", "1000", db=db))
+    replaced = run_cli("ingest", "--replace", db=db)
+    assert replaced.returncode == 0, replaced.stderr
+    assert SUMMARY.match(replaced.stdout.strip()).groups()[:5] == (
+        "192",
+        "191",
+        "1",
+        "0",
+        str(seeds),  # the seed archive's stories are hidden
+    )
+    assert run_cli("story", "fyjmhv5j", db=db).returncode == 1  # hidden now
+    assert run_cli("ingest", db=db).returncode == 0
 
 
 def test_ingest_of_a_missing_archive_fails_clearly(tmp_path: Path):
@@ -130,6 +184,54 @@ def test_search_text_output(corpus_db: Path):
     assert (nothing.returncode, nothing.stdout) == (0, "No stories found.\n")
 
 
+def test_search_words_need_no_quotes_and_plurals_match(corpus_db: Path):
+    unquoted = ok_json("search", "canvas", "apps", "--limit", "50", db=corpus_db)
+    quoted = ok_json("search", "canvas apps", "--limit", "50", db=corpus_db)
+    singular = ok_json("search", "canvas", "app", "--limit", "50", db=corpus_db)
+
+    assert unquoted == quoted
+    assert len(unquoted) == 10
+    assert {s["id"] for s in singular} == {s["id"] for s in unquoted}
+
+
+def test_search_sorts(corpus_db: Path):
+    def order(*sort: str) -> list[tuple[str, int]]:
+        found = ok_json("search", "portals", "--limit", "50", *sort, db=corpus_db)
+        return [(s["id"], s["heat"]) for s in found]
+
+    hot, relevance, default = order("--sort", "hot"), order("--sort", "relevance"), order()
+    heats = [heat for _, heat in hot]
+    assert heats == sorted(heats, reverse=True)  # hot: really by heat
+    assert default == relevance  # a query's default order is relevance
+    assert relevance != hot and sorted(relevance) == sorted(hot)  # the same stories
+    # behvbedr is hotter news (newer) but hbubsdqr says "portals" more prominently.
+    assert (hot[0][0], relevance[0][0]) == ("behvbedr", "hbubsdqr")
+
+
+def test_unknown_topic_says_so_with_suggestions(corpus_db: Path):
+    done = run_cli("search", "apps", "--topic", "Canvas", db=corpus_db)
+
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("unknown topic 'Canvas'. Did you mean: Canvas apps?")
+
+
+def test_output_piped_into_head_ends_quietly(corpus_db: Path):
+    # 80 kB of JSON: more than a pipe holds, so writing goes on after head has gone.
+    done = subprocess.run(
+        f"{sys.executable} -m bot search --limit 1000 --json | head -1",
+        shell=True,
+        cwd=ROOT,
+        env={**os.environ, "NEWS_DB": str(corpus_db), "LOG_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.stdout == "[\n"
+    assert done.stderr == ""
+
+
 def test_topics_json(corpus_db: Path):
     assert ok_json("topics", db=corpus_db) == [
         {"name": "Power Apps", "count": 131},
@@ -150,6 +252,8 @@ def test_related_json_on_the_corpus(corpus_db: Path):
     assert related["coverage"] == []
     assert len(related["similar"]) == 5
     assert all(set(s) == STORY_KEYS and s["id"] != "ht5waumu" for s in related["similar"])
+    text = run_cli("related", "ht5waumu", db=corpus_db).stdout
+    assert "Coverage elsewhere:\n  (none)\n" in text
 
 
 def test_story_and_related_json_of_the_seed(tmp_path: Path):
@@ -181,6 +285,21 @@ def test_story_and_related_json_of_the_seed(tmp_path: Path):
     # The sample stories of seeds/ are similar; never the seed itself.
     assert len(data["similar"]) == 5
     assert all(set(s) == STORY_KEYS and s["id"] != "fyjmhv5j" for s in data["similar"])
+
+
+def test_related_text_says_none_for_an_empty_section(tmp_path: Path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "only.md").write_text(story_file("The only story", "https://e.com/only"))
+    db = tmp_path / "news.db"
+    assert run_cli("ingest", db=db, archive=archive).returncode == 0
+
+    done = run_cli("related", short_id(canonical_url("https://e.com/only")), db=db)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith(
+        "Coverage elsewhere:\n  (none)\n\nSimilar stories in the archive:\n  (none)\n"
+    )
 
 
 @pytest.mark.parametrize("command", ["story", "related"])

@@ -210,7 +210,20 @@ def test_story_embed_shows_the_whole_story():
     assert embed.image.url == "https://example.com/lead.jpg"
     assert embed.timestamp == datetime(2025, 12, 31, 12, tzinfo=UTC)
     assert [(f.name, f.value) for f in embed.fields] == [("Topics", "AI, Computer Vision")]
-    assert embed.footer.text == "🔥 heat 179 · id abcdefgh"
+    assert embed.footer.text == "🔥 heat 179 · hot · id abcdefgh"
+    cool = embeds.story_embed(make_story(heat=99), 100)
+    assert cool.footer.text == "🔥 heat 99 · id abcdefgh"  # "hot" from NEWS_HOT_HEAT on
+
+
+def test_footer_story_id_reads_old_and_new_footers():
+    for text in (
+        "🔥 heat 179 · hot · id abcdefgh",
+        "🔥 heat 179 · id abcdefgh",  # posted before the footer said "hot"
+        "🔥 heat 179 · hot · id abcdefgh · 📌 pinned",
+    ):
+        embed = discord.Embed().set_footer(text=text)
+        assert embeds.footer_story_id(embed, full_story=True) == "abcdefgh", text
+        assert embeds.footer_story_id(embed) == "abcdefgh", text
 
 
 def test_video_stories_say_so():
@@ -289,15 +302,16 @@ def test_related_embed_lists_coverage_with_publishers_and_similar_stories():
     ]
     assert "javascript" not in coverage_field.value
     assert r"\@everyone" in coverage_field.value
-    assert similar_field.value == r"`zzzzzzzz` Similar \*one\* · 🔥 12"
+    assert similar_field.value == (
+        r"1. [Similar \*one\*](https://example.com/story) · 🔥 12 · `zzzzzzzz`"
+    )
+    assert embed.footer.text == "id abcdefgh · open one with the menu below"
 
 
 def test_related_embed_with_nothing_related_says_so():
     embed = embeds.related_embed(Related(make_story(), [], []))
-    assert [f.value for f in embed.fields] == [
-        "No curated coverage for this story.",
-        "No similar stories in the archive.",
-    ]
+    assert embed.fields == []  # empty sections are left out
+    assert embed.description == "No curated coverage and no similar stories in the archive."
 
 
 def test_related_embed_with_fifty_huge_links_fits():
@@ -310,7 +324,7 @@ def test_related_embed_with_fifty_huge_links_fits():
     assert_within_limits(embed)
     for field in embed.fields:
         for target in MASKED_LINK.findall(field.value):
-            assert target.startswith("https://news.example/")
+            assert target.startswith(("https://news.example/", "https://example.com/"))
 
 
 def test_a_link_target_cannot_smuggle_a_second_masked_link():

@@ -20,7 +20,7 @@ from test_archive import HOSTILE, HOSTILE_OUTCOMES
 import core.ingest
 from core.archive import canonical_url, short_id
 from core.config import Config
-from core.ingest import ingest, ingest_archive
+from core.ingest import ArchiveChanged, ingest, ingest_archive
 from core.models import Rejection
 from core.store import Store
 
@@ -80,9 +80,10 @@ def test_first_ingest_of_the_corpus(tmp_path: Path):
     assert (report.scanned, report.parsed, report.added, report.updated) == (192, 192, 191, 1)
     assert (report.unchanged, report.removed, report.skipped) == (0, 0, 0)
     assert report.rejected == []
+    assert report.unpublished == 60  # loaded, never shown: counted apart
     assert report.summary().startswith(
         "192 files: 191 added, 1 updated, 0 unchanged, 0 removed, 0 skipped (not news), "
-        "0 rejected, in "
+        "0 rejected, 60 unpublished, in "
     )
 
 
@@ -531,3 +532,48 @@ def running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+# -- text cleaned at ingest, archives kept apart -------------------------------------------
+
+
+def test_a_database_read_by_an_older_parser_is_parsed_again(archive: Path, tmp_path: Path):
+    db = tmp_path / "news.db"
+    write(archive / "a.md", story_file("Nov&#8217;19 &#8220;news&#8221;", STORY_URL), 1000)
+    ingest_archive(db, archive, NOW)
+    assert rows(db, "SELECT title FROM stories") == [("Nov’19 “news”",)]
+    # What a database of the previous version holds: raw text and no parser version.
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE stories SET title = 'Nov&#8217;19 &#8220;news&#8221;', fingerprint = 'old'"
+        )
+        conn.execute("DELETE FROM bot_state WHERE key = 'parser_version'")
+    conn.close()
+
+    report = ingest_archive(db, archive, LATER)
+
+    assert (report.parsed, report.updated) == (1, 1)  # unchanged file, read again
+    assert rows(db, "SELECT title FROM stories") == [("Nov’19 “news”",)]
+    assert ingest_archive(db, archive, LATEST).parsed == 0  # and only once
+
+
+def test_another_archive_is_refused_unless_replacing(archive: Path, tmp_path: Path):
+    db = tmp_path / "news.db"
+    write(archive / "a.md", story_file("First archive's story", STORY_URL), 1000)
+    ingest_archive(db, archive, NOW)
+    other = tmp_path / "other"
+    write(other / "b.md", story_file("Other archive's story", "https://example.com/b"), 1000)
+    before = dump(db)
+
+    with pytest.raises(ArchiveChanged) as refused:
+        ingest_archive(db, other, LATER)
+
+    assert dump(db) == before  # nothing hidden, nothing added
+    assert str(archive.resolve()) in str(refused.value)
+    assert "--replace" in str(refused.value)
+    replaced = ingest_archive(db, other, LATER, replace=True)
+    assert (replaced.added, replaced.removed) == (1, 1)
+    visible = "SELECT title FROM stories WHERE removed_at IS NULL"
+    assert rows(db, visible) == [("Other archive's story",)]
+    assert ingest_archive(db, other, LATEST).parsed == 0  # the new archive is now the one

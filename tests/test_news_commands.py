@@ -22,7 +22,7 @@ async def test_news_for_a_topic_lists_its_stories(newsroom):
         "5. Latent diffusion makes high-resolution image synthesis cheaper",  # 176
     ]
     assert SEED_ID in embed.fields[3].value
-    assert embed.footer.text == "Page 1 of 2 · 9 stories"
+    assert embed.footer.text == "Page 1 of 2 · 9 stories · sorted by heat"
     assert not result.response.ephemeral
 
 
@@ -44,6 +44,7 @@ import simcord  # noqa: E402
 import yaml  # noqa: E402
 from conftest import CORPUS, buttons, story_file  # noqa: E402
 
+from bot import embeds  # noqa: E402
 from core.config import Config  # noqa: E402
 
 # A masked link whose opening bracket is not escaped: `[text](target)`.
@@ -157,7 +158,7 @@ async def test_commands_are_synced_once_with_the_reading_commands(newsroom):
     assert len(puts) == 1 and puts[0].path.endswith("/commands")
     # What an ordinary member can run: the reading commands (later issues add more).
     names = set(newsroom.member.available_commands(newsroom.channel))
-    assert names >= {"news", "related", "story", "topics"}
+    assert names >= {"news", "related", "story", "topics", "help"}
     # Everything in the tree was synced, in that one PUT.
     tree = {c.name for c in newsroom.bot.tree.get_commands()}
     assert {c["name"] for c in puts[0].json} == tree
@@ -167,7 +168,7 @@ async def test_every_command_and_option_is_described(newsroom):
     commands = newsroom.bot.tree.get_commands()
     names = [c.name for c in commands]
     assert len(names) == len(set(names)), names
-    assert set(names) >= {"news", "story", "related", "topics"}
+    assert set(names) >= {"news", "story", "related", "topics", "help"}
 
     def walk(command):
         assert command.description.strip(), command.qualified_name
@@ -187,6 +188,28 @@ async def test_every_command_and_option_is_described(newsroom):
         walk(command)
 
 
+async def test_help_explains_commands_by_audience_and_heat(newsroom):
+    result = await newsroom.member.slash(newsroom.channel, "help")
+
+    assert result.ephemeral
+    (embed,) = result.response.embeds
+    fields = {f.name: f.value for f in embed.fields}
+    assert list(fields)[:3] == [
+        "Everyone",
+        "Staff (Manage Channels)",
+        "Moderators (Pin Messages)",
+    ]
+    assert "`/news`" in fields["Everyone"] and "`/help`" in fields["Everyone"]
+    assert "`/subscribe`" in fields["Staff (Manage Channels)"]
+    assert "`/subscribe`" not in fields["Everyone"]
+    assert "`/pin`" in fields["Moderators (Pin Messages)"]
+    assert "*Pin story*" in fields["Moderators (Pin Messages)"]
+    assert "hot** at heat 100 or more" in fields["🔥 Heat"]
+    assert "trending score" in fields["🔥 Heat"]
+    assert "`min_heat`" in fields["Subscriptions"]
+    check_everything_sent(newsroom.env)
+
+
 # -- /news on the seed -------------------------------------------------------------
 
 
@@ -194,7 +217,7 @@ async def test_news_topic_is_case_insensitive_and_single_page_has_no_buttons(new
     result = await newsroom.member.slash(newsroom.channel, "news", topic="ROBOTICS")
     (embed,) = result.response.embeds
     assert embed.title == "Hot in Robotics"
-    assert embed.footer.text == "Page 1 of 1 · 3 stories"
+    assert embed.footer.text == "Page 1 of 1 · 3 stories · sorted by heat"
     assert result.response.components == []
     assert newsroom.channel.last_message.id == result.response.id  # public
 
@@ -289,7 +312,7 @@ async def test_story_shows_the_full_embed_and_its_buttons(newsroom):
     assert embed.image.url.startswith("https://video-images.vice.com/")
     assert embed.timestamp.isoformat() == "2021-01-20T21:34:00+00:00"
     assert [(f.name, f.value) for f in embed.fields] == [("Topics", "Computer Vision, AI")]
-    assert embed.footer.text == f"🔥 heat 179 · id {SEED_ID}"
+    assert embed.footer.text == f"🔥 heat 179 · hot · id {SEED_ID}"
     assert embed.colour.value == 0xE67E22  # hot: 179 ≥ hot_heat 100
     assert buttons(result.response)[:2] == [
         ("Read", None, embed.url, False),
@@ -334,8 +357,9 @@ async def test_related_lists_coverage_with_publishers(newsroom):
         " — Wired"
     )
     assert any(line.endswith(" — Ars Technica") for line in lines)
-    similar_ids = re.findall(r"^`(\w{8})`", similar.value, re.MULTILINE)
+    similar_ids = re.findall(r"`(\w{8})`$", similar.value, re.MULTILINE)
     assert len(similar_ids) == 5 and SEED_ID not in similar_ids
+    assert embed.footer.text == f"id {SEED_ID} · open one with the menu below"
     assert f"news:related:{SEED_ID}" in [b[1] for b in buttons(result.response)]
 
 
@@ -348,6 +372,20 @@ async def test_related_button_still_works_after_a_restart(newsroom, make_bot, bo
     click = await newsroom.member.click(story.response, label="Related")
     assert click.ephemeral
     assert click.response.embeds[0].title == f"Related to: {SEED_TITLE}"
+
+
+async def test_similar_story_menu_still_works_after_a_restart(newsroom, make_bot, bot_config):
+    result = await newsroom.member.slash(newsroom.channel, "related", story=SEED_ID)
+    wanted = (await newsroom.bot.store.related(SEED_ID)).similar[0]
+    await newsroom.env.restart_bot(make_bot(bot_config))
+    await newsroom.bot.archive_loaded.wait()
+
+    chosen = await newsroom.member.select(
+        result.response, [wanted.id], custom_id=f"news:similar:{SEED_ID}"
+    )
+
+    assert chosen.ephemeral
+    assert chosen.response.embeds[0].footer.text.endswith(f"id {wanted.id}")
 
 
 # -- /topics ----------------------------------------------------------------------
@@ -377,11 +415,41 @@ class TestCorpus:
     def bot_config(self, tmp_path):
         return Config(archive=CORPUS, db_path=tmp_path / "bot.db", hot_heat=100)
 
+    async def test_story_text_shows_decoded_entities(self, newsroom):
+        # The archive file says "In Nov&#8217;19, we introduced …".
+        result = await newsroom.member.slash(newsroom.channel, "story", story="wxl53wgq")
+        (embed,) = result.response.embeds
+        assert embed.description.startswith("In Nov’19, we introduced a way to add your")
+        assert "&#" not in embed.description
+        assert embed.footer.text == "🔥 heat 136 · hot · id wxl53wgq"
+        cold = await newsroom.member.slash(newsroom.channel, "story", story="ycgp574s")
+        assert " · hot" not in cold.response.embeds[0].footer.text  # heat below 100
+
+    async def test_news_query_orders_by_relevance_or_heat_and_says_which(self, newsroom):
+        def shown(result) -> list[tuple[str, int]]:
+            return [
+                (re.search(r"`([a-z2-7]{8})`", f.value)[1], int(re.search(r"🔥 (\d+)", f.value)[1]))
+                for f in result.response.embeds[0].fields
+            ]
+
+        best = await newsroom.member.slash(newsroom.channel, "news", query="portals")
+        hot = await newsroom.member.slash(newsroom.channel, "news", query="portals", sort="hot")
+
+        assert (
+            best.response.embeds[0].footer.text == "Page 1 of 4 · 17 stories · sorted by relevance"
+        )
+        assert hot.response.embeds[0].footer.text == "Page 1 of 4 · 17 stories · sorted by heat"
+        heats = [heat for _, heat in shown(hot)]
+        assert heats == sorted(heats, reverse=True)
+        page = await newsroom.bot.store.search("portals", sort="relevance", limit=5)
+        assert [story_id for story_id, _ in shown(best)] == [s.id for s in page.stories]
+        assert shown(best) != shown(hot)
+
     async def test_news_topic_pages_by_the_author_only(self, newsroom):
         result = await newsroom.member.slash(newsroom.channel, "news", topic="portals")
         (embed,) = result.response.embeds
         assert embed.title == "Hot in Portals"
-        assert embed.footer.text == "Page 1 of 3 · 15 stories"
+        assert embed.footer.text == "Page 1 of 3 · 15 stories · sorted by heat"
         page1 = field_names(result)
         assert [n.split(".")[0] for n in page1] == ["1", "2", "3", "4", "5"]
         assert [b[0] for b in buttons(result.response)] == ["Previous", "Next"]
@@ -395,7 +463,7 @@ class TestCorpus:
 
         turned = await newsroom.member.click(result.response, label="Next")
         assert turned.response.id == result.response.id
-        assert result.response.embeds[0].footer.text == "Page 2 of 3 · 15 stories"
+        assert result.response.embeds[0].footer.text == "Page 2 of 3 · 15 stories · sorted by heat"
         page2 = field_names(result)
         assert [n.split(".")[0] for n in page2] == ["6", "7", "8", "9", "10"]
         assert {n.split(". ", 1)[1] for n in page2}.isdisjoint(n.split(". ", 1)[1] for n in page1)
@@ -453,9 +521,7 @@ class TestCorpus:
         )
         names = field_names(result)
         assert names and all("Web API" in n for n in names)
-        assert result.response.embeds[0].footer.text.endswith("stories") or "1 story" in (
-            result.response.embeds[0].footer.text
-        )
+        assert result.response.embeds[0].footer.text.endswith(" · sorted by relevance")
 
     async def test_hottest_overall(self, newsroom):
         result = await newsroom.member.slash(newsroom.channel, "news")
@@ -464,7 +530,9 @@ class TestCorpus:
             int(re.search(r"🔥 (\d+)", f.value).group(1)) for f in result.response.embeds[0].fields
         ]
         assert heats == sorted(heats, reverse=True)
-        assert result.response.embeds[0].footer.text == "Page 1 of 27 · 131 stories"
+        assert (
+            result.response.embeds[0].footer.text == "Page 1 of 27 · 131 stories · sorted by heat"
+        )
 
     async def test_unknown_topic_names_the_closest(self, newsroom):
         result = await newsroom.member.slash(newsroom.channel, "news", topic="Power Aps")
@@ -493,10 +561,40 @@ class TestCorpus:
     async def test_related_shows_similar_stories(self, newsroom):
         result = await newsroom.member.slash(newsroom.channel, "related", story="behvbedr")
         (embed,) = result.response.embeds
-        similar = embed.fields[1].value.splitlines()
-        assert 1 <= len(similar) <= 10
-        assert all(re.match(r"`[a-z2-7]{8}` ", line) for line in similar)
-        assert "`behvbedr`" not in embed.fields[1].value
+        # No curated coverage: that section is left out, not shown empty.
+        names = [f.name for f in embed.fields]
+        assert names[0] == "Similar stories in the archive"
+        assert set(names[1:]) <= {"\u200b"}  # the list goes on when links are long
+        lines = [line for f in embed.fields for line in f.value.splitlines()]
+        assert 1 <= len(lines) <= 10
+        link = re.compile(r"^(\d+)\. \[(.+)\]\((https://[^)]+)\) · 🔥 \d+ · `([a-z2-7]{8})`$")
+        found = [link.match(line) for line in lines]
+        assert all(found), lines
+        assert [int(m[1]) for m in found] == list(range(1, len(lines) + 1))
+        ids = [m[4] for m in found]
+        assert "behvbedr" not in ids
+        # The same stories, in the same (similarity) order, as the store ranks them.
+        related = await newsroom.bot.store.related("behvbedr")
+        assert ids == [s.id for s in related.similar]
+        assert found[0][2] == embeds.plain(related.similar[0].title)
+        # A menu opens one of them, shown only to whoever chose it.
+        (menu,) = [
+            c
+            for row in result.response.components
+            for c in row.get("components", [])
+            if c["type"] == 3
+        ]
+        assert menu["custom_id"] == "news:similar:behvbedr"
+        assert [o["value"] for o in menu["options"]] == ids
+        chosen = await newsroom.moderator.select(
+            result.response, [ids[1]], custom_id="news:similar:behvbedr"
+        )
+        assert chosen.ephemeral
+        (story,) = chosen.response.embeds
+        assert story.title.endswith(related.similar[1].title)
+        assert story.footer.text.endswith(f"id {ids[1]}")
+        assert "Pin" not in [b[0] for b in buttons(chosen.response)]  # ephemeral: no pin
+        check_everything_sent(newsroom.env)
 
     async def test_video_story(self, newsroom):
         result = await newsroom.member.slash(newsroom.channel, "story", story="behvbedr")
@@ -535,13 +633,20 @@ class TestThousandStories:
 
     async def test_pages_through_a_thousand(self, newsroom):
         result = await newsroom.member.slash(newsroom.channel, "news", topic="big")
-        assert result.response.embeds[0].footer.text == "Page 1 of 200 · 1000 stories"
+        assert (
+            result.response.embeds[0].footer.text == "Page 1 of 200 · 1000 stories · sorted by heat"
+        )
         assert field_names(result) == [f"{n}. Big story {n - 1:04d}" for n in range(1, 6)]
         await newsroom.member.click(result.response, label="Next")
-        assert result.response.embeds[0].footer.text == "Page 2 of 200 · 1000 stories"
+        assert (
+            result.response.embeds[0].footer.text == "Page 2 of 200 · 1000 stories · sorted by heat"
+        )
         assert field_names(result) == [f"{n}. Big story {n - 1:04d}" for n in range(6, 11)]
         everything = await newsroom.member.slash(newsroom.channel, "news")
-        assert everything.response.embeds[0].footer.text == "Page 1 of 201 · 1003 stories"
+        assert (
+            everything.response.embeds[0].footer.text
+            == "Page 1 of 201 · 1003 stories · sorted by heat"
+        )
         topics = await newsroom.member.slash(newsroom.channel, "topics")
         assert topics.response.embeds[0].description.splitlines() == [
             "**Big** · 1000",
@@ -602,7 +707,7 @@ class TestHostileArchive:
         world, member, channel = newsroom, newsroom.member, newsroom.channel
         assert world.bot.last_ingest is not None and not world.bot.last_ingest.rejected
         listing = await member.slash(channel, "news", topic="Hostile")
-        assert listing.response.embeds[0].footer.text == "Page 1 of 2 · 6 stories"
+        assert listing.response.embeds[0].footer.text == "Page 1 of 2 · 6 stories · sorted by heat"
         assert len(listing.response.embeds[0].fields) == 5, "no story is dropped from a page"
         await member.click(listing.response, label="Next")
         await member.slash(channel, "news", query="hostile words")
@@ -656,12 +761,15 @@ class TestSearchAboveTheCap:
     async def test_footer_says_there_are_more(self, newsroom):
         result = await newsroom.member.slash(newsroom.channel, "news", query="market")
         footer = result.response.embeds[0].footer.text
-        assert footer == "Page 1 of 2+ · 10+ stories"
+        assert footer == "Page 1 of 2+ · 10+ stories · sorted by relevance"
         assert [b[3] for b in buttons(result.response)] == [True, False]
         await newsroom.member.click(result.response, label="Next")
-        assert result.response.embeds[0].footer.text == "Page 2 of 2+ · 10+ stories"
+        assert (
+            result.response.embeds[0].footer.text
+            == "Page 2 of 2+ · 10+ stories · sorted by relevance"
+        )
         assert len(field_names(result)) == 5
         assert [b[3] for b in buttons(result.response)] == [False, True]
         exact = await newsroom.member.slash(newsroom.channel, "news", query="market day 07")
-        assert exact.response.embeds[0].footer.text == "Page 1 of 1 · 1 story"
+        assert exact.response.embeds[0].footer.text == "Page 1 of 1 · 1 story · sorted by relevance"
         check_everything_sent(newsroom.env)

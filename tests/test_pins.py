@@ -206,7 +206,10 @@ async def test_a_pinned_story_is_marked_wherever_it_shows_in_the_server(newsroom
     await newsroom.moderator.slash(newsroom.channel, "pin", story=ids[TITLES[0]])
     lounge = newsroom.guild.create_text_channel("lounge")
     again = await show(newsroom, ids, 1, channel=lounge)
-    assert again.response.embeds[0].footer.text == f"🔥 heat 101 · id {ids[TITLES[0]]} · 📌 pinned"
+    assert (
+        again.response.embeds[0].footer.text
+        == f"🔥 heat 101 · hot · id {ids[TITLES[0]]} · 📌 pinned"
+    )
     assert labels(again.response)[-1] == "Pin"  # this message itself is not pinned
     other = await show(newsroom, ids, 2, channel=lounge)
     assert "📌" not in other.response.embeds[0].footer.text

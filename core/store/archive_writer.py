@@ -183,6 +183,23 @@ class ArchiveWriter:
                 (min_doc, visible),
             )
 
+    def unpublished_count(self) -> int:
+        """Stories the archive carries with `published: false` (never shown)."""
+        query = "SELECT count(*) FROM stories WHERE published = 0 AND removed_at IS NULL"
+        return self.conn.execute(query).fetchone()[0]
+
+    def state(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM bot_state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_states(self, values: dict[str, str]) -> None:
+        with self._transaction():
+            self.conn.executemany(
+                "INSERT INTO bot_state (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                list(values.items()),
+            )
+
     def rejections(self) -> list[Rejection]:
         query = "SELECT path, reason FROM archive_files WHERE outcome = 'rejected' ORDER BY path"
         return [Rejection(path, reason) for path, reason in self.conn.execute(query)]

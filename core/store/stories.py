@@ -8,7 +8,8 @@ import difflib
 import json
 import math
 import re
-import unicodedata
+import sqlite3
+import threading
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -131,14 +132,17 @@ class StoryQueries:
         limit: int = 10,
         offset: int = 0,
     ) -> Page:
-        """Visible stories, of one topic or all, hottest (`hot`) or newest (`new`) first."""
+        """Visible stories, of one topic or all, hottest (`hot`) or newest (`new`) first.
+
+        Without a query there is no relevance: `relevance` lists the hottest first.
+        """
         if min_heat is not None or since is not None or until is not None:
             return await self._filtered_list(topic, sort, min_heat, since, until, limit, offset)
         if topic is None:
             order = (
-                "s.heat DESC, s.published_at DESC, s.rowid DESC"
-                if sort == "hot"
-                else "s.published_at DESC, s.rowid DESC"
+                "s.published_at DESC, s.rowid DESC"
+                if sort == "new"
+                else "s.heat DESC, s.published_at DESC, s.rowid DESC"
             )
             query = f"SELECT {STORY_COLUMNS} FROM {STORY_FROM} WHERE {VISIBLE} ORDER BY {order}"
             rows = await self.db.execute_fetchall(f"{query} LIMIT ? OFFSET ?", (limit, offset))
@@ -148,9 +152,9 @@ class StoryQueries:
         if topic_id is None:
             return Page([], 0, offset, limit)
         order = (
-            "st.heat DESC, st.published_at DESC, st.story DESC"
-            if sort == "hot"
-            else "st.published_at DESC, st.story DESC"
+            "st.published_at DESC, st.story DESC"
+            if sort == "new"
+            else "st.heat DESC, st.published_at DESC, st.story DESC"
         )
         query = f"""
             SELECT {STORY_COLUMNS} FROM story_topics st
@@ -167,7 +171,7 @@ class StoryQueries:
         self,
         text: str,
         topic: str | None = None,
-        sort: str = "hot",
+        sort: str = "relevance",
         *,
         min_heat: int | None = None,
         since: datetime | None = None,
@@ -175,7 +179,7 @@ class StoryQueries:
         limit: int = 10,
         offset: int = 0,
     ) -> Page:
-        """Full-text search; `hot` ranks by relevance blended with heat, `new` by date.
+        """Full-text search: `relevance` (bm25 lifted by heat), `hot` (heat) or `new` (date).
 
         Text without a single word lists stories instead (never an error).
         """
@@ -226,7 +230,10 @@ class StoryQueries:
             where.append("stories_fts.rowid > ?")
             params.append(oldest)
             total = SEARCH_CAP
-        order = rank if sort == "hot" else "s.published_at DESC, s.rowid DESC"
+        order = {
+            "hot": "s.heat DESC, s.published_at DESC, s.rowid DESC",
+            "new": "s.published_at DESC, s.rowid DESC",
+        }.get(sort, rank)
         query = f"""
             SELECT {STORY_COLUMNS} FROM stories_fts
             JOIN stories s ON s.rowid = stories_fts.rowid
@@ -379,12 +386,22 @@ class StoryQueries:
         return [item[3] for item in scored[:limit]]
 
     async def _significant_terms(self, text: str, n: int, with_docs: bool = False) -> list:
-        """The story's rarest words that other stories share: what makes it distinctive."""
-        words = list(
+        """The story's rarest words that other stories share: what makes it distinctive.
+
+        Counted by the index's term (its stem: `apps` is `app`); each comes back as a
+        word of the text, which MATCH turns into that term again.
+        """
+        candidates = list(
             dict.fromkeys(
                 w for w in _WORD.findall(text.casefold()) if len(w) > 2 and w not in STOPWORDS
             )
         )[:40]
+        stems = index_terms(candidates)
+        by_term = {}
+        for word in candidates:
+            if len(stems[word]) == 1:
+                by_term.setdefault(stems[word][0], word)
+        words = list(by_term)
         if not words:
             return []
         meta = await self.db.execute_fetchall(
@@ -416,7 +433,7 @@ class StoryQueries:
             rows = await self.db.execute_fetchall(
                 f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", words
             )
-        useful = [(doc, term) for term, doc in rows if 2 <= doc <= max(2, total * 0.25)]
+        useful = [(doc, by_term[term]) for term, doc in rows if 2 <= doc <= max(2, total * 0.25)]
         best = sorted(useful)[:n]
         return best if with_docs else [term for _, term in best]
 
@@ -426,18 +443,21 @@ class StoryQueries:
         Document counts come from `term_stats` (kept by ingest); a word missing there is
         rarer than its `min_doc`, so it counts as 0.
         """
-        folded = [_fold(w) for w in words]
-        marks = ",".join("?" * len(folded))
+        stems = index_terms(words)
+        words = list({tuple(stems[w]): w for w in reversed(words)}.values())[::-1]
+        terms = sorted({t for w in words for t in stems[w]})
+        marks = ",".join("?" * len(terms))
         rows = await self.db.execute_fetchall(
             f"""SELECT NULL, visible FROM term_stats_meta WHERE id = 1
                 UNION ALL SELECT term, doc FROM term_stats WHERE term IN ({marks})""",
-            folded,
+            terms,
         )
         visible = [doc for term, doc in rows if term is None]
         if not visible:  # a database not ingested since term_stats exists
             return words, -1
         counts = {term: doc for term, doc in rows if term is not None}
-        docs = [counts.get(f, 0) for f in folded]
+        # A word the index splits (`e_mail`) is at most as common as its rarest part.
+        docs = [min((counts.get(t, 0) for t in stems[w]), default=0) for w in words]
         common = max(SEARCH_COMMON_SHARE * visible[0], SEARCH_CAP)
         rarest = min(docs)
         if len(words) > 1 and max(docs) > common:
@@ -475,9 +495,9 @@ class StoryQueries:
         self._date_filters(where, params, min_heat, since, until)
         condition = " AND ".join(where)
         order = (
-            "s.heat DESC, s.published_at DESC, s.rowid DESC"
-            if sort == "hot"
-            else "s.published_at DESC, s.rowid DESC"
+            "s.published_at DESC, s.rowid DESC"
+            if sort == "new"
+            else "s.heat DESC, s.published_at DESC, s.rowid DESC"
         )
         rows = await self.db.execute_fetchall(
             f"SELECT {STORY_COLUMNS} FROM {STORY_FROM} WHERE {condition} ORDER BY {order}"
@@ -532,12 +552,38 @@ def _topic_term(name: str) -> str | None:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _fold(word: str) -> str:
-    """A word as the FTS5 index spells it (`unicode61 remove_diacritics 2`), near enough."""
-    if word.isascii():
-        return word
-    decomposed = unicodedata.normalize("NFKD", word)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+# The index's tokenizer (see the schema), in a private in-memory database: SQLite itself
+# says which terms a word becomes (`Apps` → `app`, `généralisé` → `general`), so the
+# term statistics are looked up exactly as the index spells them. Microseconds, no I/O.
+TOKENIZER = "porter unicode61 remove_diacritics 2"
+_tokenizer_lock = threading.Lock()
+_tokenizer: sqlite3.Connection | None = None
+
+
+def index_terms(words: list[str]) -> dict[str, list[str]]:
+    """word -> the terms the full-text index makes of it (usually one, its stem)."""
+    global _tokenizer
+    words = list(dict.fromkeys(words))
+    with _tokenizer_lock:
+        if _tokenizer is None:
+            _tokenizer = sqlite3.connect(":memory:", check_same_thread=False)
+            _tokenizer.execute(
+                f"CREATE VIRTUAL TABLE words USING fts5 (w, tokenize = '{TOKENIZER}')"
+            )
+            _tokenizer.execute("CREATE VIRTUAL TABLE terms USING fts5vocab (words, 'instance')")
+        conn = _tokenizer
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(
+                "INSERT INTO words (rowid, w) VALUES (?, ?)", list(enumerate(words, start=1))
+            )
+            rows = conn.execute("SELECT doc, term FROM terms ORDER BY doc, offset").fetchall()
+        finally:
+            conn.execute("ROLLBACK")  # nothing is kept: the table stays empty
+    out: dict[str, list[str]] = {w: [] for w in words}
+    for doc, term in rows:
+        out[words[doc - 1]].append(term)
+    return out
 
 
 class TopicIndex:
