@@ -19,7 +19,7 @@ from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
 from core.config import Config
 from core.ingest import ArchiveChanged, IngestReport, ingest
-from core.store import Store
+from core.store import NewsStore, Store
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class NewsBot(commands.Bot):
             tree_cls=errors.NewsTree,
         )
         self.config = config
-        self.store: Store = None  # type: ignore[assignment]  # opened in setup_hook
+        self.store: NewsStore = None  # type: ignore[assignment]  # opened in setup_hook
         self.archive_loaded = asyncio.Event()
         self.last_ingest: IngestReport | None = None
         self._loader: asyncio.Task | None = None

@@ -15,7 +15,7 @@ from core.archive import ArchiveUnreadable
 from core.config import Config, ConfigError
 from core.ingest import ArchiveChanged, IngestReport, ingest
 from core.models import Coverage, Story
-from core.store import Store
+from core.store import NewsStore, Store
 
 
 def story_json(story: Story) -> dict:
@@ -195,7 +195,8 @@ def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
 
 
 async def _archive_command(command: str, args: argparse.Namespace, config: Config) -> int:
-    async with await Store.open(config.db_path) as store:
+    async with await Store.open(config.db_path) as opened:
+        store: NewsStore = opened
         if command == "ingest":
             archive = Path(args.path) if args.path else config.archive
             if not archive.is_dir():

@@ -30,6 +30,7 @@ from bot.permissions import missing_post_permissions
 from bot.views import story_view
 from core.filters import Qualification, matches_filters, parse_terms, qualify, wants
 from core.models import Delivery, Story, Subscription
+from core.store import NewsStore
 
 __all__ = ["Deliverer", "matches_filters", "parse_terms", "wants"]
 
@@ -51,7 +52,7 @@ class Deliverer:
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @property
-    def store(self):
+    def store(self) -> NewsStore:
         return self.bot.store
 
     @property

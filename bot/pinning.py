@@ -20,6 +20,7 @@ from bot import embeds
 from bot.errors import UserError, reply_privately
 from bot.permissions import can_pin, missing_pin_permissions
 from bot.views import story_view
+from core.store import NewsStore
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -68,7 +69,7 @@ class Pinner:
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @property
-    def store(self):
+    def store(self) -> NewsStore:
         return self.bot.store
 
     # -- pinning and unpinning ------------------------------------------------------

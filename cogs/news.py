@@ -14,6 +14,7 @@ from bot import embeds
 from bot.autocomplete import LOADING, resolve_story, story_choices, topic_choices
 from bot.errors import UserError
 from bot.views import NO_MENTIONS, Paginator, related_view, story_view
+from core.store import NewsStore
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -39,7 +40,7 @@ class News(commands.Cog):
         self.bot = bot
 
     @property
-    def store(self):
+    def store(self) -> NewsStore:
         return self.bot.store
 
     # -- autocomplete -------------------------------------------------------------

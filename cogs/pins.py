@@ -16,6 +16,7 @@ from bot.errors import UserError, channel_in_guild
 from bot.permissions import can_pin, missing_post_permissions
 from bot.pinning import NOT_A_MODERATOR, STORY_GONE, story_id_of
 from bot.views import NO_MENTIONS, Paginator, story_view
+from core.store import NewsStore
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -56,7 +57,7 @@ class Pins(commands.Cog):
         self._startup: asyncio.Task | None = None
 
     @property
-    def store(self):
+    def store(self) -> NewsStore:
         return self.bot.store
 
     @property

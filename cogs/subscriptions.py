@@ -17,6 +17,7 @@ from bot.permissions import can_manage_subscriptions, can_ping, missing_post_per
 from bot.views import NO_MENTIONS, Confirmation, Paginator
 from core.filters import Qualification, parse_terms
 from core.models import Subscription
+from core.store import NewsStore
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -46,7 +47,7 @@ class Subscriptions(commands.Cog):
         self.deliverer = Deliverer(bot)
 
     @property
-    def store(self):
+    def store(self) -> NewsStore:
         return self.bot.store
 
     async def cog_load(self) -> None:

@@ -21,9 +21,10 @@ from datetime import datetime
 from pathlib import Path
 
 from core.archive import PARSER_VERSION, ArchiveFile, ParseResult, parse_file, scan_stamps
+from core.fingerprint import fingerprint
 from core.models import Coverage, Rejection, Story
-from core.store.archive_writer import ArchiveWriter, WriteCounts, epoch, fingerprint
-from core.store.schema import connect, migrate
+from core.store.archive_writer import SqliteArchiveWriter
+from core.store.protocol import ArchiveWriter, NewsStore, ParsedFile, WriteCounts
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,6 @@ PARALLEL_THRESHOLD = 400
 CHUNK = 200
 # Rows per write transaction: larger batches let FTS5 flush bigger segments (fewer merges).
 BATCH = 2000
-# Page cache of the ingest connection (KiB): the default 2 MB thrashes on the random
-# inserts into the unique and FTS indexes once the archive has ~100k stories.
-CACHE_KIB = 64 * 1024
 
 Progress = Callable[[int, int], None]
 # bot_state keys: the archive the database was built from, and the parser that read it.
@@ -84,14 +82,17 @@ class IngestReport:
 
 
 def ingest_archive(
-    db_path: str | Path,
+    store: NewsStore | str | Path,
     root: str | Path,
     now: datetime,
     progress: Progress | None = None,
     workers: int | None = None,
     replace: bool = False,
 ) -> IngestReport:
-    """Bring the database in line with the archive at `root`. Synchronous: run it in a thread.
+    """Bring the store in line with the archive at `root`. Synchronous: run it in a thread.
+
+    Everything is written through the store's `archive_writer()`; a path stands for the
+    SQLite store at that path.
 
     Raises `ArchiveUnreadable` (and changes nothing) when `root` cannot be listed. The
     files of a subfolder that cannot be listed are kept as they were, not removed.
@@ -102,11 +103,8 @@ def ingest_archive(
     root = os.fspath(root)
     here = str(Path(root).resolve())
     report = IngestReport()
-    conn = connect(db_path)
+    writer = _open_writer(store)
     try:
-        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        migrate(conn)
-        writer = ArchiveWriter(conn)
         recorded = writer.state(ARCHIVE_PATH_KEY)
         if recorded is not None and recorded != here and not replace:
             raise ArchiveChanged(recorded, here)
@@ -142,13 +140,12 @@ def ingest_archive(
         total = len(candidates)
         if progress:
             progress(0, total)
-        stamp = epoch(now)
         counts = WriteCounts()
         touched: list[ArchiveFile] = []
-        batch: list[tuple[ArchiveFile, str, ParseResult, str | None]] = []
+        batch: list[ParsedFile] = []
 
         def flush() -> None:
-            part, _ = writer.write(batch, stamp)
+            part, _ = writer.write(batch, now)
             counts.added += part.added
             counts.updated += part.updated
             counts.unchanged += part.unchanged
@@ -180,7 +177,7 @@ def ingest_archive(
         if gone:
             writer.forget_files(gone)
         if gone or report.parsed:
-            report.removed = writer.mark_removed(stamp)
+            report.removed = writer.mark_removed(now)
             writer.count_topics()
             writer.count_terms()
         report.added, report.updated = counts.added, counts.updated
@@ -194,9 +191,15 @@ def ingest_archive(
         if recorded != here or PARSER_VERSION_KEY in states:
             writer.set_states(states)
     finally:
-        conn.close()
+        writer.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _open_writer(store: NewsStore | str | Path) -> ArchiveWriter:
+    if isinstance(store, str | os.PathLike):
+        return SqliteArchiveWriter.open(store)
+    return store.archive_writer()
 
 
 def _parse_all(
@@ -205,7 +208,7 @@ def _parse_all(
     """Yield (file, hash, result, fingerprint) in order.
 
     The result is None when the hash is unchanged; the fingerprint is the story's
-    (see `ArchiveWriter.write`), computed here so that the workers share that work.
+    (see `core.fingerprint`), computed here so that the workers share that work.
     """
     chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
     workers = workers or os.cpu_count() or 1
@@ -298,12 +301,12 @@ def _unpack(
 
 
 async def ingest(
-    store,
+    store: NewsStore,
     root: str | Path,
     now: datetime,
     progress: Progress | None = None,
     *,
     replace: bool = False,
 ):
-    """Run `ingest_archive` for an open `Store` without blocking the event loop."""
-    return await asyncio.to_thread(ingest_archive, store.path, root, now, progress, None, replace)
+    """Run `ingest_archive` for an open store without blocking the event loop."""
+    return await asyncio.to_thread(ingest_archive, store, root, now, progress, None, replace)

@@ -139,3 +139,19 @@ class Delivery:
     visible: bool = True  # published and still in the archive
     removed: bool = False  # its file is missing from the archive (it may come back)
     started_at: datetime | None = None  # when the last send of it started
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """A story message pinned in a channel; `pinned_by` is None when pinned outside the bot."""
+
+    guild_id: int
+    channel_id: int
+    message_id: int
+    story: Story
+    pinned_by: int | None
+    pinned_at: datetime
+
+    @property
+    def jump_url(self) -> str:
+        return f"https://discord.com/channels/{self.guild_id}/{self.channel_id}/{self.message_id}"

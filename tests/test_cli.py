@@ -356,12 +356,12 @@ def test_a_corrupt_database_is_named_in_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_a_full_database_is_named_in_one_line(tmp_path, monkeypatch, capsys):
-    import core.ingest
+    import core.store.archive_writer
 
     db = tmp_path / "news.db"
     monkeypatch.setenv("NEWS_DB", str(db))
     monkeypatch.setenv("NEWS_ARCHIVE", str(CORPUS))
-    real_connect = core.ingest.connect
+    real_connect = core.store.archive_writer.connect
 
     def connect_to_a_full_disk(path):
         conn = real_connect(path)
@@ -369,7 +369,7 @@ def test_a_full_database_is_named_in_one_line(tmp_path, monkeypatch, capsys):
         conn.execute(f"PRAGMA max_page_count = {pages + 5}")  # SQLite's real SQLITE_FULL
         return conn
 
-    monkeypatch.setattr(core.ingest, "connect", connect_to_a_full_disk)
+    monkeypatch.setattr(core.store.archive_writer, "connect", connect_to_a_full_disk)
     assert cli.main(["ingest"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err

@@ -1,34 +1,41 @@
-"""The SQLite store: every SQL statement of the project lives in this package."""
+"""The SQLite store: every SQL statement of the project lives in this package.
+
+`NewsStore` and `ArchiveWriter` (protocol.py) are the contract the rest of the code
+types against; `Store` is their SQLite implementation.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
-from core.store.pins import Pin, PinQueries
+from core.models import Pin
+from core.store.archive_writer import SqliteArchiveWriter
+from core.store.pins import PinQueries
+from core.store.protocol import ArchiveWriter, NewsStore
 from core.store.schema import BUSY_TIMEOUT_MS, connect, migrate
 from core.store.stories import StoryQueries, quote_fts
 from core.store.subscriptions import SubscriptionQueries
 
-__all__ = ["Pin", "Store", "quote_fts"]
+__all__ = ["ArchiveWriter", "NewsStore", "Pin", "Store", "quote_fts"]
 
 MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: the OS page cache backs it
 
 
 class Store(StoryQueries, SubscriptionQueries, PinQueries):
-    """The bot's async handle on the database (one aiosqlite connection)."""
-
-    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
-        self.path = path
-        self.db = db
+    """The SQLite `NewsStore`: one aiosqlite connection (see `StoreBase`) for the bot, and
+    a synchronous connection of its own for each ingest (`archive_writer`)."""
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
         path = Path(path)
         await asyncio.to_thread(_migrate, path)
         db = await aiosqlite.connect(path, isolation_level=None)
+        db.row_factory = sqlite3.Row
         await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         await db.execute("PRAGMA foreign_keys = ON")
         await db.execute("PRAGMA synchronous = NORMAL")
@@ -42,19 +49,11 @@ class Store(StoryQueries, SubscriptionQueries, PinQueries):
     async def __aenter__(self) -> Store:
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def get_state(self, key: str) -> str | None:
-        rows = await self.db.execute_fetchall("SELECT value FROM bot_state WHERE key = ?", (key,))
-        return rows[0][0] if rows else None
-
-    async def set_state(self, key: str, value: str) -> None:
-        await self.db.execute(
-            "INSERT INTO bot_state (key, value) VALUES (?, ?)"
-            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
+    def archive_writer(self) -> SqliteArchiveWriter:
+        return SqliteArchiveWriter.open(self.path)
 
 
 def _migrate(path: Path) -> None:
@@ -63,3 +62,7 @@ def _migrate(path: Path) -> None:
         migrate(conn)
     finally:
         conn.close()
+
+
+if TYPE_CHECKING:  # a type checker proves that the SQLite store keeps the contract
+    _keeps_the_contract: type[NewsStore] = Store

@@ -1,47 +1,48 @@
-"""Writing ingest results into SQLite.
+"""The SQLite store's `ArchiveWriter` (see `core.store.protocol`): ingest's writes.
 
-Ingest is bulk work done off the event loop, so it uses a plain synchronous
-sqlite3 connection in a worker thread: per-story statements cost microseconds
-there instead of a thread hop each. WAL lets the bot keep reading meanwhile.
+Ingest is bulk work done off the event loop, so this writer uses a plain synchronous
+sqlite3 connection of its own, in ingest's worker thread: per-story statements cost
+microseconds there instead of a thread hop each. WAL lets the bot keep reading meanwhile.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
-from dataclasses import dataclass
-from typing import NamedTuple
+from datetime import datetime
+from pathlib import Path
 
-from core.archive import ArchiveFile, ParseResult
+from core.archive import ArchiveFile
+from core.fingerprint import fingerprint
 from core.models import Rejection, Skipped, Story
+from core.store.protocol import ParsedFile, WriteCounts
+from core.store.schema import connect, migrate
+
+# Page cache of the ingest connection (KiB): the default 2 MB thrashes on the random
+# inserts into the unique and FTS indexes once the archive has ~100k stories.
+CACHE_KIB = 64 * 1024
 
 
-class KnownFile(NamedTuple):
-    """What the database remembers of an archive file (a tuple: 100k of them load fast)."""
-
-    size: int
-    mtime_ns: int
-    hash: str
-
-
-@dataclass
-class WriteCounts:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-
-def epoch(moment) -> int | None:
+def epoch(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp())
 
 
-def fingerprint(story: Story) -> str:
-    """Changes whenever anything a reader could see of the story changes."""
-    return hashlib.blake2b(repr(story).encode(), digest_size=16).hexdigest()
+class SqliteArchiveWriter:
+    """Rows are read by column name (`sqlite3.Row`)."""
 
+    @classmethod
+    def open(cls, path: str | Path) -> SqliteArchiveWriter:
+        """A writer on its own connection to the database at `path`, migrated."""
+        conn = connect(path)
+        try:
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            migrate(conn)
+            return cls(conn)
+        except BaseException:
+            conn.close()
+            raise
 
-class ArchiveWriter:
     def __init__(self, conn: sqlite3.Connection) -> None:
+        conn.row_factory = sqlite3.Row
         self.conn = conn
         self._topic_ids: dict[str, int] = {}
         self._provider_ids: dict[tuple[str, str], int] = {}
@@ -51,15 +52,19 @@ class ArchiveWriter:
         # story; one INSERT … SELECT per batch writes one segment per batch.
         conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ({', '.join(_NEW_COLUMNS)})")
 
-    def known_files(self) -> dict[str, KnownFile]:
-        query = "SELECT path, size, mtime_ns, hash FROM archive_files"
-        make = KnownFile._make
-        return {path: make(rest) for path, *rest in self.conn.execute(query)}
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> SqliteArchiveWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def known_stamps(self) -> dict[str, tuple[int, int]]:
-        """path -> (size, mtime_ns): what a rescan compares (cheaper than `known_files`)."""
+        """path -> (size, mtime_ns): what a rescan compares."""
         query = "SELECT path, size, mtime_ns FROM archive_files"
-        return {path: (size, mtime) for path, size, mtime in self.conn.execute(query)}
+        return {row["path"]: (row["size"], row["mtime_ns"]) for row in self.conn.execute(query)}
 
     def known_hashes(self, paths: list[str]) -> dict[str, str]:
         """path -> content hash, for the given paths that the database knows."""
@@ -68,7 +73,7 @@ class ArchiveWriter:
             part = paths[i : i + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(part))
             query = f"SELECT path, hash FROM archive_files WHERE path IN ({marks})"
-            out.update(self.conn.execute(query, part))
+            out.update((row["path"], row["hash"]) for row in self.conn.execute(query, part))
         return out
 
     def touch_files(self, files: list[ArchiveFile]) -> None:
@@ -88,7 +93,7 @@ class ArchiveWriter:
                 WHERE story IN (SELECT story FROM archive_files WHERE path IN ({marks}))
                   AND path NOT IN ({marks})
             """
-            out.extend(path for (path,) in self.conn.execute(query, part + part))
+            out.extend(row["path"] for row in self.conn.execute(query, part + part))
         return out
 
     def forget_files(self, paths: list[str]) -> None:
@@ -96,25 +101,18 @@ class ArchiveWriter:
         with self._transaction():
             self.conn.executemany(query, [(p,) for p in paths])
 
-    def write(
-        self, batch: list[tuple[ArchiveFile, str, ParseResult]], now: int
-    ) -> tuple[WriteCounts, list[Rejection]]:
-        """Apply one batch of parsed files in one transaction.
-
-        An item may carry a fourth element, the story's `fingerprint` computed
-        beforehand (ingest does it in the worker processes).
-        """
+    def write(self, batch: list[ParsedFile], now: datetime) -> tuple[WriteCounts, list[Rejection]]:
+        """Apply one batch of parsed files in one transaction."""
         counts = WriteCounts()
         late_rejections: list[Rejection] = []
         with self._transaction():
-            plan = _BatchPlan(self, now)
-            plan.look_up([item[2] for item in batch if isinstance(item[2], Story)])
-            for item in batch:
-                file, digest, result = item[0], item[1], item[2]
+            plan = _BatchPlan(self, epoch(now) or 0)
+            plan.look_up([result for _, _, result, _ in batch if isinstance(result, Story)])
+            for file, digest, result, print_ in batch:
                 story_url = None
                 outcome, reason = "story", None
                 if isinstance(result, Story):
-                    print_ = (item[3] if len(item) > 3 else None) or fingerprint(result)
+                    print_ = print_ or fingerprint(result)
                     change = plan.upsert(result, print_)
                     if change is None:
                         result = Rejection(file.path, f"short id {result.id} collides")
@@ -134,8 +132,9 @@ class ArchiveWriter:
             plan.flush()
         return counts, late_rejections
 
-    def mark_removed(self, now: int) -> int:
+    def mark_removed(self, now: datetime) -> int:
         """Hide stories no archive file carries any more; returns how many were hidden."""
+        stamp = epoch(now)
         with self._transaction():
             rows = self.conn.execute(
                 """
@@ -144,12 +143,14 @@ class ArchiveWriter:
                   AND NOT EXISTS (SELECT 1 FROM archive_files f WHERE f.story = stories.canonical)
                 """
             ).fetchall()
-            for (rowid,) in rows:
+            for row in rows:
                 self.conn.execute(
                     "UPDATE stories SET removed_at = ?, updated_at = ? WHERE rowid = ?",
-                    (now, now, rowid),
+                    (stamp, stamp, row["rowid"]),
                 )
-                self.conn.execute("UPDATE story_topics SET visible = 0 WHERE story = ?", (rowid,))
+                self.conn.execute(
+                    "UPDATE story_topics SET visible = 0 WHERE story = ?", (row["rowid"],)
+                )
         return len(rows)
 
     def count_topics(self) -> None:
@@ -166,10 +167,12 @@ class ArchiveWriter:
     def count_terms(self) -> None:
         """Refresh `term_stats`: document counts of the index's common terms (see schema)."""
         with self._transaction():
-            docs = self.conn.execute("SELECT count(*) FROM stories").fetchone()[0]
-            visible = self.conn.execute(
-                "SELECT count(*) FROM stories WHERE published = 1 AND removed_at IS NULL"
-            ).fetchone()[0]
+            counts = self.conn.execute(
+                "SELECT count(*) AS docs,"
+                " count(*) FILTER (WHERE published = 1 AND removed_at IS NULL) AS visible"
+                " FROM stories"
+            ).fetchone()
+            docs, visible = counts["docs"], counts["visible"]
             # Rarer terms have short doclists: stories_vocab counts them quickly.
             min_doc = max(2, docs // 500)
             self.conn.execute("DELETE FROM term_stats")
@@ -185,12 +188,12 @@ class ArchiveWriter:
 
     def unpublished_count(self) -> int:
         """Stories the archive carries with `published: false` (never shown)."""
-        query = "SELECT count(*) FROM stories WHERE published = 0 AND removed_at IS NULL"
-        return self.conn.execute(query).fetchone()[0]
+        query = "SELECT count(*) AS n FROM stories WHERE published = 0 AND removed_at IS NULL"
+        return self.conn.execute(query).fetchone()["n"]
 
     def state(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM bot_state WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
+        return None if row is None else row["value"]
 
     def set_states(self, values: dict[str, str]) -> None:
         with self._transaction():
@@ -202,22 +205,22 @@ class ArchiveWriter:
 
     def rejections(self) -> list[Rejection]:
         query = "SELECT path, reason FROM archive_files WHERE outcome = 'rejected' ORDER BY path"
-        return [Rejection(path, reason) for path, reason in self.conn.execute(query)]
+        return [Rejection(row["path"], row["reason"]) for row in self.conn.execute(query)]
 
     def skipped_count(self) -> int:
-        query = "SELECT count(*) FROM archive_files WHERE outcome = 'skipped'"
-        return self.conn.execute(query).fetchone()[0]
+        query = "SELECT count(*) AS n FROM archive_files WHERE outcome = 'skipped'"
+        return self.conn.execute(query).fetchone()["n"]
 
     # -- internals -------------------------------------------------------------
 
-    def _transaction(self):
+    def _transaction(self) -> _Transaction:
         return _Transaction(self.conn)
 
     def _story_url_of(self, path: str) -> str | None:
         row = self.conn.execute(
             "SELECT story FROM archive_files WHERE path = ?", (path,)
         ).fetchone()
-        return row[0] if row else None
+        return None if row is None else row["story"]
 
     def _topic_id(self, name: str) -> int:
         key = name.casefold()
@@ -227,7 +230,7 @@ class ArchiveWriter:
                 (name, key),
             )
             row = self.conn.execute("SELECT id FROM topics WHERE key = ?", (key,)).fetchone()
-            self._topic_ids[key] = row[0]
+            self._topic_ids[key] = row["id"]
         return self._topic_ids[key]
 
     def _provider_id(self, story: Story) -> int | None:
@@ -245,7 +248,7 @@ class ArchiveWriter:
             row = self.conn.execute(
                 "SELECT id FROM providers WHERE name = ? AND domain = ?", key
             ).fetchone()
-            self._provider_ids[key] = row[0]
+            self._provider_ids[key] = row["id"]
         return self._provider_ids[key]
 
 
@@ -282,7 +285,7 @@ class _BatchPlan:
     cold ingest) flushes what is pending first, so statements apply in file order.
     """
 
-    def __init__(self, writer: ArchiveWriter, now: int) -> None:
+    def __init__(self, writer: SqliteArchiveWriter, now: int) -> None:
         self.writer = writer
         self.conn = writer.conn
         self.now = now
@@ -299,9 +302,8 @@ class _BatchPlan:
 
     def look_up(self, stories: list[Story]) -> None:
         """One query per chunk instead of one per story (none when the table is empty)."""
-        self.next_rowid = (
-            self.conn.execute("SELECT max(rowid) FROM stories").fetchone()[0] or 0
-        ) + 1
+        last = self.conn.execute("SELECT coalesce(max(rowid), 0) AS n FROM stories").fetchone()
+        self.next_rowid = last["n"] + 1
         if self.next_rowid == 1:
             return
         canonicals = list(dict.fromkeys(s.canonical for s in stories))
@@ -315,14 +317,21 @@ class _BatchPlan:
                 part,
             )
             for row in rows:
-                self.known[row[0]] = (row[1], row[2], row[3], row[4], row[5:])
+                text = (row["title"], row["excerpt"], row["topics_text"], row["provider_name"])
+                self.known[row["canonical"]] = (
+                    row["rowid"],
+                    row["fingerprint"],
+                    row["heat"],
+                    row["removed_at"],
+                    text,
+                )
         for i in range(0, len(ids), _LOOKUP_CHUNK):
             part = ids[i : i + _LOOKUP_CHUNK]
             rows = self.conn.execute(
                 f"SELECT id, canonical FROM stories WHERE id IN ({','.join('?' * len(part))})",
                 part,
             )
-            self.ids.update(rows)
+            self.ids.update((row["id"], row["canonical"]) for row in rows)
 
     def upsert(self, story: Story, print_: str) -> str | None:
         """'added', 'updated' or 'unchanged'; None when the short id is another story's."""

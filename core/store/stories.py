@@ -12,18 +12,19 @@ import sqlite3
 import threading
 from datetime import UTC, datetime
 
-import aiosqlite
-
 from core.models import Coverage, Page, Related, Story, TopicCount
+from core.store.base import StoreBase
 
 # "Did you mean": every topic name is compared below this many topics, else only the
 # names sorting next to the text typed, SUGGEST_NEIGHBOURS on each side (`closest_topics`).
 SUGGEST_ALL_BELOW = 500
 SUGGEST_NEIGHBOURS = 12
 VISIBLE = "s.published = 1 AND s.removed_at IS NULL"
+# Read by name (`story_from_row`): other tables' columns joined to these take a prefix.
 STORY_COLUMNS = """
-    s.id, s.url, s.title, s.excerpt, s.published_at, s.type, s.heat, s.quality, s.published,
-    s.provider_name, p.domain, p.icon_url, s.image_url, s.topics_text, s.first_seen_at,
+    s.rowid AS story_rowid, s.id, s.url, s.title, s.excerpt, s.published_at, s.type, s.heat,
+    s.quality, s.published, s.provider_name, p.domain AS provider_domain,
+    p.icon_url AS provider_icon, s.image_url, s.topics_text, s.first_seen_at,
     s.heat_changed_at, s.canonical
 """
 STORY_FROM = "stories s LEFT JOIN providers p ON p.id = s.provider_id"
@@ -85,41 +86,51 @@ def to_epoch(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp())
 
 
-def story_from_row(row, related: tuple[Coverage, ...] = ()) -> Story:
+def story_from_row(row: sqlite3.Row, related: tuple[Coverage, ...] = ()) -> Story:
+    """A story from a row selecting `STORY_COLUMNS`."""
     return Story(
-        id=row[0],
-        url=row[1],
-        title=row[2],
-        excerpt=row[3],
-        published_at=from_epoch(row[4]),
-        type=row[5],
-        heat=row[6],
-        quality=row[7],
-        published=bool(row[8]),
-        provider=row[9],
-        provider_domain=row[10] or "",
-        provider_icon=row[11],
-        image_url=row[12],
-        topics=tuple(t for t in row[13].split("\n") if t),
+        id=row["id"],
+        url=row["url"],
+        title=row["title"],
+        excerpt=row["excerpt"],
+        published_at=from_epoch(row["published_at"]),
+        type=row["type"],
+        heat=row["heat"],
+        quality=row["quality"],
+        published=bool(row["published"]),
+        provider=row["provider_name"],
+        provider_domain=row["provider_domain"] or "",
+        provider_icon=row["provider_icon"],
+        image_url=row["image_url"],
+        topics=tuple(t for t in row["topics_text"].split("\n") if t),
         related=related,
-        first_seen_at=from_epoch(row[14]),
-        heat_changed_at=from_epoch(row[15]),
-        canonical=row[16],
+        first_seen_at=from_epoch(row["first_seen_at"]),
+        heat_changed_at=from_epoch(row["heat_changed_at"]),
+        canonical=row["canonical"],
     )
 
 
-class StoryQueries:
-    """Mixed into `Store`; `self.db` is its aiosqlite connection."""
+def coverage_from_row(row: sqlite3.Row) -> Coverage:
+    return Coverage(
+        title=row["title"],
+        url=row["url"],
+        provider=row["provider"],
+        excerpt=row["excerpt"],
+        published_at=from_epoch(row["published_at"]),
+        type=row["type"],
+    )
 
-    db: aiosqlite.Connection
+
+class StoryQueries(StoreBase):
+    """Stories, topics, search and related stories: the read side of the archive."""
 
     async def story(self, story_id: str) -> Story | None:
         """One visible story by short id, with its curated coverage."""
-        query = f"SELECT {STORY_COLUMNS}, s.rowid FROM {STORY_FROM} WHERE s.id = ? AND {VISIBLE}"
-        rows = await self.db.execute_fetchall(query, (story_id.strip().lower(),))
-        if not rows:
+        query = f"SELECT {STORY_COLUMNS} FROM {STORY_FROM} WHERE s.id = ? AND {VISIBLE}"
+        row = await self._row(query, (story_id.strip().lower(),))
+        if row is None:
             return None
-        return story_from_row(rows[0], tuple(await self._coverage(rows[0][17])))
+        return story_from_row(row, tuple(await self._coverage(row["story_rowid"])))
 
     async def stories(
         self,
@@ -145,8 +156,8 @@ class StoryQueries:
                 else "s.heat DESC, s.published_at DESC, s.rowid DESC"
             )
             query = f"SELECT {STORY_COLUMNS} FROM {STORY_FROM} WHERE {VISIBLE} ORDER BY {order}"
-            rows = await self.db.execute_fetchall(f"{query} LIMIT ? OFFSET ?", (limit, offset))
-            total = await self._scalar(f"SELECT count(*) FROM stories s WHERE {VISIBLE}")
+            rows = await self._rows(f"{query} LIMIT ? OFFSET ?", (limit, offset))
+            total = await self._count(f"SELECT count(*) AS n FROM stories s WHERE {VISIBLE}")
             return Page([story_from_row(r) for r in rows], total, offset, limit)
         topic_id = await self._topic_id(topic)
         if topic_id is None:
@@ -161,9 +172,9 @@ class StoryQueries:
             JOIN stories s ON s.rowid = st.story LEFT JOIN providers p ON p.id = s.provider_id
             WHERE st.topic = ? AND st.visible = 1 ORDER BY {order} LIMIT ? OFFSET ?
         """
-        rows = await self.db.execute_fetchall(query, (topic_id, limit, offset))
-        total = await self._scalar(
-            "SELECT count(*) FROM story_topics WHERE topic = ? AND visible = 1", (topic_id,)
+        rows = await self._rows(query, (topic_id, limit, offset))
+        total = await self._count(
+            "SELECT count(*) AS n FROM story_topics WHERE topic = ? AND visible = 1", (topic_id,)
         )
         return Page([story_from_row(r) for r in rows], total, offset, limit)
 
@@ -194,12 +205,12 @@ class StoryQueries:
         params: list = [match]
         rank = SEARCH_RANK
         if topic is not None:
-            found = await self.db.execute_fetchall(
+            found = await self._row(
                 "SELECT id, name FROM topics WHERE key = ?", (topic.strip().casefold(),)
             )
-            if not found:
+            if found is None:
                 return Page([], 0, offset, limit)
-            topic_id, name = found[0]
+            topic_id, name = found["id"], found["name"]
             # On the FTS5 row, not on `s`: the topic and visibility (copied into
             # story_topics) are checked before the story's row is read.
             where.append(
@@ -216,15 +227,15 @@ class StoryQueries:
         self._date_filters(where, params, min_heat, since, until)
         # The newest SEARCH_CAP + 1 matches at most: the exact count up to the cap, and
         # where the newest SEARCH_CAP start if there are more.
-        total, oldest = (
-            await self.db.execute_fetchall(
-                f"""SELECT count(*), min(r) FROM (
-                    SELECT stories_fts.rowid AS r FROM stories_fts
-                    JOIN stories s ON s.rowid = stories_fts.rowid
-                    WHERE {" AND ".join(where)} ORDER BY stories_fts.rowid DESC LIMIT ?)""",
-                (*params, SEARCH_CAP + 1),
-            )
-        )[0]
+        counted = await self._row(
+            f"""SELECT count(*) AS total, min(r) AS oldest FROM (
+                SELECT stories_fts.rowid AS r FROM stories_fts
+                JOIN stories s ON s.rowid = stories_fts.rowid
+                WHERE {" AND ".join(where)} ORDER BY stories_fts.rowid DESC LIMIT ?)""",
+            (*params, SEARCH_CAP + 1),
+        )
+        assert counted is not None  # an aggregate always has its row
+        total, oldest = counted["total"], counted["oldest"]
         estimate = total > SEARCH_CAP
         if estimate:
             where.append("stories_fts.rowid > ?")
@@ -240,7 +251,7 @@ class StoryQueries:
             LEFT JOIN providers p ON p.id = s.provider_id
             WHERE {" AND ".join(where)} ORDER BY {order} LIMIT ? OFFSET ?
         """
-        rows = await self.db.execute_fetchall(query, (*params, limit, offset))
+        rows = await self._rows(query, (*params, limit, offset))
         return Page([story_from_row(r) for r in rows], total, offset, limit, estimate)
 
     async def find_stories(self, text: str, limit: int = 25) -> list[Story]:
@@ -259,7 +270,7 @@ class StoryQueries:
             LEFT JOIN providers p ON p.id = s.provider_id
             WHERE stories_fts MATCH ? AND {VISIBLE} ORDER BY {SEARCH_RANK} LIMIT ?
         """
-        rows = await self.db.execute_fetchall(query, (f"title : ({match})", limit))
+        rows = await self._rows(query, (f"title : ({match})", limit))
         return [story_from_row(r) for r in rows]
 
     async def topics(self, prefix: str = "", limit: int = 25) -> list[TopicCount]:
@@ -274,15 +285,15 @@ class StoryQueries:
             ORDER BY key LIKE ? || '%' ESCAPE '\' DESC, story_count DESC, key
             LIMIT ?
         """
-        rows = await self.db.execute_fetchall(query, (needle, needle, limit))
-        return [TopicCount(name, count) for name, count in rows]
+        rows = await self._rows(query, (needle, needle, limit))
+        return [TopicCount(row["name"], row["story_count"]) for row in rows]
 
     async def topic_name(self, topic: str) -> str | None:
         """The topic's display name if it has visible stories (case-insensitive match)."""
-        rows = await self.db.execute_fetchall(
+        row = await self._row(
             "SELECT name FROM topics WHERE key = ? AND story_count > 0", (topic.strip().casefold(),)
         )
-        return rows[0][0] if rows else None
+        return None if row is None else row["name"]
 
     async def closest_topics(self, topic: str, n: int = 3) -> list[str]:
         """Topic names that look like `topic`, for "did you mean" replies.
@@ -296,12 +307,12 @@ class StoryQueries:
         wanted = topic.strip().casefold()
         if not wanted:
             return []
-        (last_id,) = (await self.db.execute_fetchall("SELECT max(id) FROM topics"))[0]
-        if (last_id or 0) <= SUGGEST_ALL_BELOW:
-            rows = await self.db.execute_fetchall(
+        last_id = await self._count("SELECT coalesce(max(id), 0) AS n FROM topics")
+        if last_id <= SUGGEST_ALL_BELOW:
+            rows = await self._rows(
                 "SELECT name, key FROM topics WHERE story_count > 0 ORDER BY story_count DESC"
             )
-            by_key = {key: name for name, key in rows}
+            by_key = {row["key"]: row["name"] for row in rows}
             close = difflib.get_close_matches(wanted, list(by_key), n=n, cutoff=0.5)
         else:
             index = await self._topic_index(last_id)
@@ -310,8 +321,8 @@ class StoryQueries:
                 WHERE key IN (SELECT value FROM json_each(?)) AND story_count > 0
                 ORDER BY story_count DESC
             """
-            rows = await self.db.execute_fetchall(query, (json.dumps(index.near(wanted)),))
-            by_key = {key: name for name, key in rows}
+            rows = await self._rows(query, (json.dumps(index.near(wanted)),))
+            by_key = {row["key"]: row["name"] for row in rows}
             close = _close_keys(wanted, list(by_key), n)
         contained = [k for k in by_key if wanted in k or k in wanted]
         # A name containing the text ("teams" → "Teams integration") beats a look-alike.
@@ -322,8 +333,8 @@ class StoryQueries:
         """Every topic key, sorted both ways; read again when topics were added."""
         index = getattr(self, "_topic_keys", None)
         if index is None or index.last_id != last_id:
-            rows = await self.db.execute_fetchall("SELECT key FROM topics")
-            index = await asyncio.to_thread(TopicIndex, last_id, [key for (key,) in rows])
+            rows = await self._rows("SELECT key FROM topics")
+            index = await asyncio.to_thread(TopicIndex, last_id, [row["key"] for row in rows])
             self._topic_keys = index
         return index
 
@@ -355,17 +366,18 @@ class StoryQueries:
             budget += doc
         if terms:
             query = f"""
-                SELECT {STORY_COLUMNS}, bm25(stories_fts, 10.0, 4.0, 3.0, 1.0) FROM stories_fts
+                SELECT {STORY_COLUMNS}, bm25(stories_fts, 10.0, 4.0, 3.0, 1.0) AS text_rank
+                FROM stories_fts
                 JOIN stories s ON s.rowid = stories_fts.rowid
                 LEFT JOIN providers p ON p.id = s.provider_id
                 WHERE stories_fts MATCH ? AND {VISIBLE} AND s.id != ?
                 ORDER BY rank LIMIT 60
             """
             match = " OR ".join(f'"{t}"' for t in terms)
-            rows = await self.db.execute_fetchall(query, (match, story.id))
+            rows = await self._rows(query, (match, story.id))
         else:
             rows = []
-        candidates = {r[0]: (story_from_row(r), -r[17]) for r in rows}
+        candidates = {r["id"]: (story_from_row(r), -r["text_rank"]) for r in rows}
         if len(candidates) < limit and story.topics:
             for same_topic in (await self.stories(story.topics[0], limit=limit + 1)).stories:
                 candidates.setdefault(same_topic.id, (same_topic, 0.0))
@@ -404,36 +416,32 @@ class StoryQueries:
         words = list(by_term)
         if not words:
             return []
-        meta = await self.db.execute_fetchall(
-            "SELECT min_doc, visible FROM term_stats_meta WHERE id = 1"
-        )
-        if meta:
+        meta = await self._row("SELECT min_doc, visible FROM term_stats_meta WHERE id = 1")
+        marks = ",".join("?" * len(words))
+        if meta is not None:
             # Common terms' counts were kept by the last ingest; only the rarer words
             # (short doclists, so cheap) are counted in stories_vocab.
-            min_doc, total = meta[0]
-            total = total or 1
-            marks = ",".join("?" * len(words))
-            docs = dict(
-                await self.db.execute_fetchall(
-                    f"SELECT term, doc FROM term_stats WHERE term IN ({marks})", words
-                )
+            total = meta["visible"] or 1
+            found = await self._rows(
+                f"SELECT term, doc FROM term_stats WHERE term IN ({marks})", words
             )
+            docs = {row["term"]: row["doc"] for row in found}
             rest = [w for w in words if w not in docs]
-            if rest and min_doc > 2:  # below min_doc, but maybe shared by 2 or more
-                marks = ",".join("?" * len(rest))
-                docs.update(
-                    await self.db.execute_fetchall(
-                        f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", rest
-                    )
+            if rest and meta["min_doc"] > 2:  # below min_doc, but maybe shared by 2 or more
+                rest_marks = ",".join("?" * len(rest))
+                found = await self._rows(
+                    f"SELECT term, doc FROM stories_vocab WHERE term IN ({rest_marks})", rest
                 )
-            rows = list(docs.items())
+                docs.update((row["term"], row["doc"]) for row in found)
         else:  # a database not ingested since term_stats exists
-            total = await self._scalar(f"SELECT count(*) FROM stories s WHERE {VISIBLE}") or 1
-            marks = ",".join("?" * len(words))
-            rows = await self.db.execute_fetchall(
+            total = await self._count(f"SELECT count(*) AS n FROM stories s WHERE {VISIBLE}") or 1
+            found = await self._rows(
                 f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", words
             )
-        useful = [(doc, by_term[term]) for term, doc in rows if 2 <= doc <= max(2, total * 0.25)]
+            docs = {row["term"]: row["doc"] for row in found}
+        useful = [
+            (doc, by_term[term]) for term, doc in docs.items() if 2 <= doc <= max(2, total * 0.25)
+        ]
         best = sorted(useful)[:n]
         return best if with_docs else [term for _, term in best]
 
@@ -447,15 +455,15 @@ class StoryQueries:
         words = list({tuple(stems[w]): w for w in reversed(words)}.values())[::-1]
         terms = sorted({t for w in words for t in stems[w]})
         marks = ",".join("?" * len(terms))
-        rows = await self.db.execute_fetchall(
-            f"""SELECT NULL, visible FROM term_stats_meta WHERE id = 1
+        rows = await self._rows(
+            f"""SELECT NULL AS term, visible AS doc FROM term_stats_meta WHERE id = 1
                 UNION ALL SELECT term, doc FROM term_stats WHERE term IN ({marks})""",
             terms,
         )
-        visible = [doc for term, doc in rows if term is None]
+        visible = [row["doc"] for row in rows if row["term"] is None]
         if not visible:  # a database not ingested since term_stats exists
             return words, -1
-        counts = {term: doc for term, doc in rows if term is not None}
+        counts = {row["term"]: row["doc"] for row in rows if row["term"] is not None}
         # A word the index splits (`e_mail`) is at most as common as its rarest part.
         docs = [min((counts.get(t, 0) for t in stems[w]), default=0) for w in words]
         common = max(SEARCH_COMMON_SHARE * visible[0], SEARCH_CAP)
@@ -470,17 +478,14 @@ class StoryQueries:
         return words, rarest
 
     async def _coverage(self, rowid: int) -> list[Coverage]:
-        rows = await self.db.execute_fetchall(
+        rows = await self._rows(
             """
             SELECT title, url, provider, excerpt, published_at, type FROM coverage
             WHERE story = ? ORDER BY position
             """,
             (rowid,),
         )
-        return [
-            Coverage(title, url, provider, excerpt, from_epoch(published_at), type_)
-            for title, url, provider, excerpt, published_at, type_ in rows
-        ]
+        return [coverage_from_row(row) for row in rows]
 
     async def _filtered_list(self, topic, sort, min_heat, since, until, limit, offset) -> Page:
         where, params = [VISIBLE], []
@@ -499,12 +504,12 @@ class StoryQueries:
             if sort == "new"
             else "s.heat DESC, s.published_at DESC, s.rowid DESC"
         )
-        rows = await self.db.execute_fetchall(
+        rows = await self._rows(
             f"SELECT {STORY_COLUMNS} FROM {STORY_FROM} WHERE {condition} ORDER BY {order}"
             " LIMIT ? OFFSET ?",
             (*params, limit, offset),
         )
-        total = await self._scalar(f"SELECT count(*) FROM stories s WHERE {condition}", params)
+        total = await self._count(f"SELECT count(*) AS n FROM stories s WHERE {condition}", params)
         return Page([story_from_row(r) for r in rows], total, offset, limit)
 
     @staticmethod
@@ -519,15 +524,10 @@ class StoryQueries:
             where.append("s.published_at < ?")
             params.append(to_epoch(until))
 
-    async def _topic_id(self, topic: str) -> int | None:
-        rows = await self.db.execute_fetchall(
-            "SELECT id FROM topics WHERE key = ?", (topic.strip().casefold(),)
-        )
-        return rows[0][0] if rows else None
-
-    async def _scalar(self, query: str, params=()):
-        rows = await self.db.execute_fetchall(query, params)
-        return rows[0][0] if rows else None
+    async def _count(self, query: str, params=()) -> int:
+        """The `n` column of an aggregate query's one row."""
+        row = await self._row(query, params)
+        return 0 if row is None else row["n"]
 
 
 def _closeness(a: Story, b: Story) -> float:

@@ -2,52 +2,70 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime
 
-import aiosqlite
-
 from core.models import Delivery, Story, Subscription
-from core.store.stories import (
-    STORY_COLUMNS,
-    VISIBLE,
-    from_epoch,
-    story_from_row,
-    to_epoch,
-)
+from core.store.base import StoreBase
+from core.store.stories import STORY_COLUMNS, VISIBLE, from_epoch, story_from_row, to_epoch
 
 WATERMARK_KEY = "delivery_watermark"
+# Prefixed, so that they can be selected beside STORY_COLUMNS and read by name.
 SUBSCRIPTION_COLUMNS = """
-    sub.id, sub.guild_id, sub.channel_id, t.name, sub.min_heat, sub.keywords, sub.exclude,
-    sub.mention_role_id, sub.paused_reason, sub.created_at, sub.match_any, sub.paused_by,
-    sub.paused_by_at
+    sub.id AS sub_id, sub.guild_id AS sub_guild_id, sub.channel_id AS sub_channel_id,
+    t.name AS sub_topic, sub.min_heat AS sub_min_heat, sub.keywords AS sub_keywords,
+    sub.exclude AS sub_exclude, sub.mention_role_id AS sub_mention_role_id,
+    sub.paused_reason AS sub_paused_reason, sub.created_at AS sub_created_at,
+    sub.match_any AS sub_match_any, sub.paused_by AS sub_paused_by,
+    sub.paused_by_at AS sub_paused_by_at
 """
-SUBSCRIPTION_WIDTH = len(SUBSCRIPTION_COLUMNS.split(","))
+DELIVERY_COLUMNS = """
+    d.channel_id AS delivery_channel_id, d.guild_id AS delivery_guild_id,
+    d.state AS delivery_state, d.attempts AS delivery_attempts,
+    d.sent_at AS delivery_sent_at,
+    s.published = 1 AND s.removed_at IS NULL AS story_visible,
+    s.removed_at IS NOT NULL AS story_removed
+"""
 
 
-def subscription_from_row(row, last_story=None, last_posted_at=None) -> Subscription:
+def subscription_from_row(row: sqlite3.Row, with_last: bool = False) -> Subscription:
+    """A subscription from a row selecting `SUBSCRIPTION_COLUMNS` (and, `with_last`, the
+    `last_story` and `last_posted_at` of `_subscriptions`)."""
     return Subscription(
-        id=row[0],
-        guild_id=row[1],
-        channel_id=row[2],
-        topic=row[3],
-        min_heat=row[4],
-        keywords=tuple(k for k in row[5].split("\n") if k),
-        exclude=tuple(k for k in row[6].split("\n") if k),
-        mention_role_id=row[7],
-        paused_reason=row[8],
-        created_at=from_epoch(row[9]),
-        last_story=last_story,
-        last_posted_at=from_epoch(last_posted_at),
-        match_any=bool(row[10]),
-        paused_by=row[11],
-        paused_by_at=from_epoch(row[12]),
+        id=row["sub_id"],
+        guild_id=row["sub_guild_id"],
+        channel_id=row["sub_channel_id"],
+        topic=row["sub_topic"],
+        min_heat=row["sub_min_heat"],
+        keywords=tuple(k for k in row["sub_keywords"].split("\n") if k),
+        exclude=tuple(k for k in row["sub_exclude"].split("\n") if k),
+        mention_role_id=row["sub_mention_role_id"],
+        paused_reason=row["sub_paused_reason"],
+        created_at=from_epoch(row["sub_created_at"]),
+        last_story=row["last_story"] if with_last else None,
+        last_posted_at=from_epoch(row["last_posted_at"]) if with_last else None,
+        match_any=bool(row["sub_match_any"]),
+        paused_by=row["sub_paused_by"],
+        paused_by_at=from_epoch(row["sub_paused_by_at"]),
     )
 
 
-class SubscriptionQueries:
-    """Mixed into `Store`; `self.db` is its aiosqlite connection."""
+def delivery_from_row(row: sqlite3.Row) -> Delivery:
+    """A delivery from a row selecting `DELIVERY_COLUMNS` and `STORY_COLUMNS`."""
+    return Delivery(
+        channel_id=row["delivery_channel_id"],
+        guild_id=row["delivery_guild_id"],
+        state=row["delivery_state"],
+        attempts=row["delivery_attempts"],
+        visible=bool(row["story_visible"]),
+        removed=bool(row["story_removed"]),
+        started_at=from_epoch(row["delivery_sent_at"]),
+        story=story_from_row(row),
+    )
 
-    db: aiosqlite.Connection
+
+class SubscriptionQueries(StoreBase):
+    """Subscriptions and deliveries: who wants which stories, and what was posted where."""
 
     # -- subscriptions -------------------------------------------------------------
 
@@ -72,12 +90,33 @@ class SubscriptionQueries:
         Lifts the bot's own pause (a missing permission: staff say it is fixed); a pause
         by staff is `paused_by`. Returns None when the topic does not exist.
         """
-        rows = await self.db.execute_fetchall(
-            "SELECT id FROM topics WHERE key = ?", (topic.strip().casefold(),)
-        )
-        if not rows:
-            return None
-        await self.db.execute(
+        async with self.atomic():
+            topic_id = await self._topic_id(topic)
+            if topic_id is None:
+                return None
+            await self._upsert_subscription(
+                (
+                    guild_id,
+                    channel_id,
+                    topic_id,
+                    min_heat,
+                    "\n".join(keywords),
+                    "\n".join(exclude),
+                    mention_role_id,
+                    int(match_any),
+                    paused_by,
+                    to_epoch(paused_by_at),
+                    created_by,
+                    to_epoch(now),
+                )
+            )
+            subs = await self._subscriptions(
+                "sub.channel_id = ? AND sub.topic = ?", (channel_id, topic_id)
+            )
+        return subs[0]
+
+    async def _upsert_subscription(self, values: tuple) -> None:
+        await self._execute(
             """
             INSERT INTO subscriptions (guild_id, channel_id, topic, min_heat, keywords, exclude,
                                        mention_role_id, match_any, paused_by, paused_by_at,
@@ -89,25 +128,8 @@ class SubscriptionQueries:
                 match_any = excluded.match_any, paused_by = excluded.paused_by,
                 paused_by_at = excluded.paused_by_at, paused_reason = NULL, paused_at = NULL
             """,
-            (
-                guild_id,
-                channel_id,
-                rows[0][0],
-                min_heat,
-                "\n".join(keywords),
-                "\n".join(exclude),
-                mention_role_id,
-                int(match_any),
-                paused_by,
-                to_epoch(paused_by_at),
-                created_by,
-                to_epoch(now),
-            ),
+            values,
         )
-        subs = await self._subscriptions(
-            "sub.channel_id = ? AND sub.topic = ?", (channel_id, rows[0][0])
-        )
-        return subs[0]
 
     async def subscription(self, channel_id: int, topic: str) -> Subscription | None:
         """The channel's subscription to `topic` (any spelling of its name), if any."""
@@ -118,20 +140,21 @@ class SubscriptionQueries:
 
     async def unsubscribe(self, channel_id: int, topic: str | None) -> int:
         """Remove the channel's subscription to `topic`, or all of them (None)."""
-        if topic is None:
-            cursor = await self.db.execute(
-                "DELETE FROM subscriptions WHERE channel_id = ?", (channel_id,)
-            )
-        else:
-            cursor = await self.db.execute(
-                """
-                DELETE FROM subscriptions WHERE channel_id = ?
-                AND topic = (SELECT id FROM topics WHERE key = ?)
-                """,
-                (channel_id, topic.strip().casefold()),
-            )
-        await self._drop_unsubscribed_pending(channel_id)
-        return cursor.rowcount
+        async with self.atomic():
+            if topic is None:
+                removed = await self._execute(
+                    "DELETE FROM subscriptions WHERE channel_id = ?", (channel_id,)
+                )
+            else:
+                removed = await self._execute(
+                    """
+                    DELETE FROM subscriptions WHERE channel_id = ?
+                    AND topic = (SELECT id FROM topics WHERE key = ?)
+                    """,
+                    (channel_id, topic.strip().casefold()),
+                )
+            await self._drop_unsubscribed_pending(channel_id)
+        return removed
 
     async def subscriptions(
         self, guild_id: int, channel_id: int | None = None
@@ -148,27 +171,31 @@ class SubscriptionQueries:
 
     async def delete_channel(self, channel_id: int) -> int:
         """Forget a channel that no longer exists: its subscriptions and unsent deliveries."""
-        cursor = await self.db.execute(
-            "DELETE FROM subscriptions WHERE channel_id = ?", (channel_id,)
-        )
-        await self.db.execute(
-            "DELETE FROM deliveries WHERE channel_id = ? AND state IN ('pending', 'sending')",
-            (channel_id,),
-        )
-        await self.db.execute("DELETE FROM channel_notices WHERE channel_id = ?", (channel_id,))
-        return cursor.rowcount
+        async with self.atomic():
+            removed = await self._execute(
+                "DELETE FROM subscriptions WHERE channel_id = ?", (channel_id,)
+            )
+            await self._execute(
+                "DELETE FROM deliveries WHERE channel_id = ? AND state IN ('pending', 'sending')",
+                (channel_id,),
+            )
+            await self._execute("DELETE FROM channel_notices WHERE channel_id = ?", (channel_id,))
+        return removed
 
     async def delete_guild(self, guild_id: int) -> int:
         """Forget a guild the bot was removed from."""
-        cursor = await self.db.execute("DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,))
-        await self.db.execute(
-            "DELETE FROM deliveries WHERE guild_id = ? AND state IN ('pending', 'sending')",
-            (guild_id,),
-        )
-        return cursor.rowcount
+        async with self.atomic():
+            removed = await self._execute(
+                "DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,)
+            )
+            await self._execute(
+                "DELETE FROM deliveries WHERE guild_id = ? AND state IN ('pending', 'sending')",
+                (guild_id,),
+            )
+        return removed
 
     async def pause_channel(self, channel_id: int, reason: str, now: datetime) -> None:
-        await self.db.execute(
+        await self._execute(
             """
             UPDATE subscriptions SET paused_reason = ?, paused_at = ?
             WHERE channel_id = ? AND paused_reason IS NULL
@@ -177,33 +204,33 @@ class SubscriptionQueries:
         )
 
     async def resume_channel(self, channel_id: int) -> None:
-        await self.db.execute(
+        await self._execute(
             "UPDATE subscriptions SET paused_reason = NULL, paused_at = NULL WHERE channel_id = ?",
             (channel_id,),
         )
 
     async def clear_notice(self, channel_id: int) -> None:
         """The channel works again: its next problem is worth telling the server about."""
-        await self.db.execute("DELETE FROM channel_notices WHERE channel_id = ?", (channel_id,))
+        await self._execute("DELETE FROM channel_notices WHERE channel_id = ?", (channel_id,))
 
     async def paused_channels(self) -> list[tuple[int, int, str]]:
         """(guild id, channel id, reason) of every channel whose subscriptions are paused."""
-        rows = await self.db.execute_fetchall(
+        rows = await self._rows(
             """
-            SELECT guild_id, channel_id, min(paused_reason) FROM subscriptions
+            SELECT guild_id, channel_id, min(paused_reason) AS reason FROM subscriptions
             WHERE paused_reason IS NOT NULL GROUP BY guild_id, channel_id
             """
         )
-        return [tuple(r) for r in rows]
+        return [(row["guild_id"], row["channel_id"], row["reason"]) for row in rows]
 
     async def claim_notice(self, channel_id: int, reason: str, now: datetime) -> bool:
         """True the first time a channel's problem is to be announced; False afterwards."""
-        cursor = await self.db.execute(
+        claimed = await self._execute(
             "INSERT OR IGNORE INTO channel_notices (channel_id, reason, notified_at)"
             " VALUES (?, ?, ?)",
             (channel_id, reason, to_epoch(now)),
         )
-        return cursor.rowcount == 1
+        return claimed == 1
 
     # -- deciding what is due ------------------------------------------------------
 
@@ -215,12 +242,12 @@ class SubscriptionQueries:
             WHERE st.topic = (SELECT id FROM topics WHERE key = ?) AND st.visible = 1
             ORDER BY st.heat DESC, st.published_at DESC
         """
-        rows = await self.db.execute_fetchall(query, (topic.strip().casefold(),))
+        rows = await self._rows(query, (topic.strip().casefold(),))
         return [story_from_row(r) for r in rows]
 
     async def channel_story_ids(self, channel_id: int, topic: str) -> set[str]:
         """Ids of the topic's stories the channel already has a delivery of (any state)."""
-        rows = await self.db.execute_fetchall(
+        rows = await self._rows(
             """
             SELECT s.id FROM deliveries d JOIN stories s ON s.rowid = d.story
             JOIN story_topics st ON st.story = d.story
@@ -228,31 +255,7 @@ class SubscriptionQueries:
             """,
             (channel_id, topic.strip().casefold()),
         )
-        return {r[0] for r in rows}
-
-    async def qualifying_stories(
-        self, subscription: Subscription, cutoff: datetime | None
-    ) -> list[Story]:
-        """Stories the subscription would post now and the channel has not had, hottest first.
-
-        Keyword filters are applied by the caller.
-        """
-        query = f"""
-            SELECT {STORY_COLUMNS} FROM story_topics st
-            JOIN stories s ON s.rowid = st.story LEFT JOIN providers p ON p.id = s.provider_id
-            WHERE st.topic = (SELECT topic FROM subscriptions WHERE id = ?) AND st.visible = 1
-              AND st.heat >= ? AND (? IS NULL OR st.published_at >= ?)
-              AND NOT EXISTS (
-                  SELECT 1 FROM deliveries d WHERE d.channel_id = ? AND d.story = st.story
-              )
-            ORDER BY st.heat DESC, st.published_at DESC
-        """
-        stamp = to_epoch(cutoff)
-        rows = await self.db.execute_fetchall(
-            query,
-            (subscription.id, subscription.min_heat, stamp, stamp, subscription.channel_id),
-        )
-        return [story_from_row(r) for r in rows]
+        return {row["id"] for row in rows}
 
     async def record_due(
         self, cutoff: datetime | None, now: datetime
@@ -265,8 +268,8 @@ class SubscriptionQueries:
         pass to `advance_watermark` once that is done.
         """
         watermark = int(await self.get_state(WATERMARK_KEY) or 0)
-        rows = await self.db.execute_fetchall("SELECT max(seq) FROM story_changes")
-        latest = rows[0][0] or 0
+        last = await self._row("SELECT coalesce(max(seq), 0) AS latest FROM story_changes")
+        latest = 0 if last is None else last["latest"]
         if latest <= watermark:
             return 0, [], latest
         stamp = to_epoch(cutoff)
@@ -278,7 +281,7 @@ class SubscriptionQueries:
             WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?) AND sub.paused_by IS NULL
         """
         params = (watermark, latest, stamp, stamp)
-        cursor = await self.db.execute(
+        recorded = await self._execute(
             f"""
             INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
             SELECT sub.channel_id, s.rowid, sub.guild_id, 'pending', ? {matches}
@@ -286,8 +289,7 @@ class SubscriptionQueries:
             """,
             (to_epoch(now), *params),
         )
-        recorded = max(0, cursor.rowcount)
-        rows = await self.db.execute_fetchall(
+        rows = await self._rows(
             f"""
             SELECT {SUBSCRIPTION_COLUMNS}, {STORY_COLUMNS}
             FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
@@ -305,28 +307,27 @@ class SubscriptionQueries:
             """,
             params,
         )
-        width = SUBSCRIPTION_WIDTH
-        pairs = [(subscription_from_row(r[:width]), story_from_row(r[width:])) for r in rows]
-        return recorded, pairs, latest
+        pairs = [(subscription_from_row(r), story_from_row(r)) for r in rows]
+        return max(0, recorded), pairs, latest
 
     async def advance_watermark(self, seq: int) -> None:
-        await self.set_state(WATERMARK_KEY, str(seq))
-        await self.db.execute("DELETE FROM story_changes WHERE seq <= ?", (seq,))
+        async with self.atomic():
+            await self.set_state(WATERMARK_KEY, str(seq))
+            await self._execute("DELETE FROM story_changes WHERE seq <= ?", (seq,))
 
     async def record_deliveries(self, rows: list[tuple[int, int, str, str]], now: datetime) -> int:
         """Record (guild id, channel id, story id, state) rows; existing ones are kept."""
-        before = self.db.total_changes
-        await self.db.executemany(
-            """
-            INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
-            SELECT ?, rowid, ?, ?, ? FROM stories WHERE id = ?
-            """,
-            [
-                (channel, guild, state, to_epoch(now), story)
-                for guild, channel, story, state in rows
-            ],
-        )
-        return self.db.total_changes - before
+        async with self.atomic():
+            return await self._executemany(
+                """
+                INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
+                SELECT ?, rowid, ?, ?, ? FROM stories WHERE id = ?
+                """,
+                [
+                    (channel, guild, state, to_epoch(now), story)
+                    for guild, channel, story, state in rows
+                ],
+            )
 
     # -- sending -------------------------------------------------------------------
 
@@ -336,28 +337,14 @@ class SubscriptionQueries:
         """Deliveries in `states` (of one channel, or all), by channel, oldest story first."""
         marks = ",".join("?" * len(states))
         query = f"""
-            SELECT d.channel_id, d.guild_id, d.state, d.attempts,
-                   s.published = 1 AND s.removed_at IS NULL, s.removed_at IS NOT NULL,
-                   d.sent_at, {STORY_COLUMNS}
+            SELECT {DELIVERY_COLUMNS}, {STORY_COLUMNS}
             FROM deliveries d JOIN stories s ON s.rowid = d.story
             LEFT JOIN providers p ON p.id = s.provider_id
             WHERE d.state IN ({marks}) AND (? IS NULL OR d.channel_id = ?)
             ORDER BY d.channel_id, s.published_at, s.rowid
         """
-        rows = await self.db.execute_fetchall(query, (*states, channel_id, channel_id))
-        return [
-            Delivery(
-                channel_id=r[0],
-                guild_id=r[1],
-                state=r[2],
-                attempts=r[3],
-                visible=bool(r[4]),
-                removed=bool(r[5]),
-                started_at=from_epoch(r[6]),
-                story=story_from_row(r[7:]),
-            )
-            for r in rows
-        ]
+        rows = await self._rows(query, (*states, channel_id, channel_id))
+        return [delivery_from_row(r) for r in rows]
 
     async def mark_delivery(
         self,
@@ -374,7 +361,7 @@ class SubscriptionQueries:
         `sent_at` is when the last send started ('sending'; 'sent' passes the same time):
         after a crash, reconciliation looks for the post from that moment on.
         """
-        await self.db.execute(
+        await self._execute(
             """
             UPDATE deliveries SET
                 state = ?,
@@ -389,7 +376,7 @@ class SubscriptionQueries:
 
     async def active_subscriptions(self, channel_id: int) -> list[Subscription]:
         """The channel's active subscriptions (without the last-posted lookup: cheap)."""
-        rows = await self.db.execute_fetchall(
+        rows = await self._rows(
             f"""
             SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions sub JOIN topics t ON t.id = sub.topic
             WHERE sub.channel_id = ? AND sub.paused_reason IS NULL AND sub.paused_by IS NULL
@@ -398,44 +385,34 @@ class SubscriptionQueries:
         )
         return [subscription_from_row(r) for r in rows]
 
-    async def delivered_story(self, channel_id: int, story_id: str) -> bool:
-        rows = await self.db.execute_fetchall(
-            """
-            SELECT 1 FROM deliveries d JOIN stories s ON s.rowid = d.story
-            WHERE d.channel_id = ? AND s.id = ? AND d.state = 'sent'
-            """,
-            (channel_id, story_id),
-        )
-        return bool(rows)
-
     # -- internals -----------------------------------------------------------------
 
     async def _subscriptions(self, condition: str, params) -> list[Subscription]:
+        """Subscriptions matching `condition` (over `sub` and its topic `t`), each with the
+        last story posted for it (`last_story`, `last_posted_at`)."""
         query = f"""
-            SELECT {SUBSCRIPTION_COLUMNS}, (
-                SELECT s.title || char(10) || d.sent_at FROM deliveries d
-                JOIN stories s ON s.rowid = d.story
-                JOIN story_topics st ON st.story = d.story AND st.topic = sub.topic
-                WHERE d.channel_id = sub.channel_id AND d.state = 'sent'
-                ORDER BY d.sent_at DESC LIMIT 1
-            )
-            FROM subscriptions sub JOIN topics t ON t.id = sub.topic
-            WHERE {condition}
-            ORDER BY sub.channel_id, t.key
+            SELECT found.*, last_story.title AS last_story, last.sent_at AS last_posted_at
+            FROM (
+                SELECT {SUBSCRIPTION_COLUMNS}, t.key AS sub_key, (
+                    SELECT d.story FROM deliveries d
+                    JOIN story_topics st ON st.story = d.story AND st.topic = sub.topic
+                    WHERE d.channel_id = sub.channel_id AND d.state = 'sent'
+                    ORDER BY d.sent_at DESC LIMIT 1
+                ) AS last_story_rowid
+                FROM subscriptions sub JOIN topics t ON t.id = sub.topic
+                WHERE {condition}
+            ) found
+            LEFT JOIN stories last_story ON last_story.rowid = found.last_story_rowid
+            LEFT JOIN deliveries last
+                ON last.channel_id = found.sub_channel_id AND last.story = found.last_story_rowid
+            ORDER BY found.sub_channel_id, found.sub_key
         """
-        rows = await self.db.execute_fetchall(query, params)
-        out = []
-        for row in rows:
-            last_title, last_at = None, None
-            if last := row[SUBSCRIPTION_WIDTH]:
-                last_title, _, stamp = last.rpartition("\n")
-                last_at = int(stamp) if stamp.isdigit() else None
-            out.append(subscription_from_row(row, last_title, last_at))
-        return out
+        rows = await self._rows(query, params)
+        return [subscription_from_row(row, with_last=True) for row in rows]
 
     async def _drop_unsubscribed_pending(self, channel_id: int) -> None:
         """Unsent deliveries no remaining subscription of the channel wants are dropped."""
-        await self.db.execute(
+        await self._execute(
             """
             UPDATE deliveries SET state = 'dropped', last_error = 'unsubscribed'
             WHERE channel_id = ? AND state = 'pending' AND NOT EXISTS (

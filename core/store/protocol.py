@@ -1,0 +1,251 @@
+"""The store's contract: what the bot, the cogs, delivery, the CLI and ingest may call.
+
+`core.store.Store` (SQLite) implements `NewsStore`; a second backend implements the
+same two protocols and passes the same tests. Nothing outside `core.store` touches a
+connection or writes SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from core.archive import ArchiveFile, ParseResult
+from core.models import (
+    Delivery,
+    Page,
+    Pin,
+    Rejection,
+    Related,
+    Story,
+    Subscription,
+    TopicCount,
+)
+
+# One parsed archive file as ingest hands it over: the file, its content hash, what it
+# holds, and the story's content fingerprint (`core.fingerprint`) if computed already.
+ParsedFile = tuple[ArchiveFile, str, ParseResult, str | None]
+
+
+@dataclass
+class WriteCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class ArchiveWriter(Protocol):
+    """Ingest's side of the store, for one ingest: synchronous, used from one thread.
+
+    Ingest is bulk work off the event loop (`core.ingest.ingest` runs it in a thread);
+    a writer is opened with `NewsStore.archive_writer()` and closed when ingest ends.
+    """
+
+    def close(self) -> None: ...
+
+    def state(self, key: str) -> str | None: ...
+
+    def set_states(self, values: dict[str, str]) -> None: ...
+
+    def known_stamps(self) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) of every archive file the store knows."""
+        ...
+
+    def known_hashes(self, paths: list[str]) -> dict[str, str]:
+        """path -> content hash, for the given paths that the store knows."""
+        ...
+
+    def sibling_paths(self, paths: list[str]) -> list[str]:
+        """Other files carrying a story that one of `paths` carries (the same URL twice)."""
+        ...
+
+    def write(self, batch: list[ParsedFile], now: datetime) -> tuple[WriteCounts, list[Rejection]]:
+        """Apply one batch atomically; returns the counts and stories rejected on the way."""
+        ...
+
+    def touch_files(self, files: list[ArchiveFile]) -> None:
+        """Record a new size/mtime for files whose content hash did not change."""
+        ...
+
+    def forget_files(self, paths: list[str]) -> None: ...
+
+    def mark_removed(self, now: datetime) -> int:
+        """Hide stories no archive file carries any more; returns how many were hidden."""
+        ...
+
+    def count_topics(self) -> None: ...
+
+    def count_terms(self) -> None: ...
+
+    def rejections(self) -> list[Rejection]: ...
+
+    def skipped_count(self) -> int: ...
+
+    def unpublished_count(self) -> int: ...
+
+
+class NewsStore(Protocol):
+    """The bot's async handle on stories, subscriptions, deliveries and pins."""
+
+    async def close(self) -> None: ...
+
+    def atomic(self) -> AbstractAsyncContextManager[None]:
+        """A transaction (a savepoint when nested): all of it happens, or none of it."""
+        ...
+
+    def archive_writer(self) -> ArchiveWriter:
+        """A writer for one ingest (synchronous: use it from a worker thread)."""
+        ...
+
+    async def get_state(self, key: str) -> str | None: ...
+
+    async def set_state(self, key: str, value: str) -> None: ...
+
+    # -- stories -------------------------------------------------------------------
+
+    async def story(self, story_id: str) -> Story | None: ...
+
+    async def stories(
+        self,
+        topic: str | None = None,
+        sort: str = "hot",
+        *,
+        min_heat: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> Page: ...
+
+    async def search(
+        self,
+        text: str,
+        topic: str | None = None,
+        sort: str = "relevance",
+        *,
+        min_heat: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> Page: ...
+
+    async def find_stories(self, text: str, limit: int = 25) -> list[Story]: ...
+
+    async def topics(self, prefix: str = "", limit: int = 25) -> list[TopicCount]: ...
+
+    async def topic_name(self, topic: str) -> str | None: ...
+
+    async def closest_topics(self, topic: str, n: int = 3) -> list[str]: ...
+
+    async def related(self, story_id: str, limit: int = 5) -> Related | None: ...
+
+    # -- subscriptions -------------------------------------------------------------
+
+    async def subscribe(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        topic: str,
+        min_heat: int,
+        keywords: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
+        mention_role_id: int | None = None,
+        match_any: bool = False,
+        paused_by: int | None = None,
+        paused_by_at: datetime | None = None,
+        created_by: int | None = None,
+        now: datetime,
+    ) -> Subscription | None: ...
+
+    async def subscription(self, channel_id: int, topic: str) -> Subscription | None: ...
+
+    async def unsubscribe(self, channel_id: int, topic: str | None) -> int: ...
+
+    async def subscriptions(
+        self, guild_id: int, channel_id: int | None = None
+    ) -> list[Subscription]: ...
+
+    async def channel_subscriptions(self, channel_id: int) -> list[Subscription]: ...
+
+    async def active_subscriptions(self, channel_id: int) -> list[Subscription]: ...
+
+    async def delete_channel(self, channel_id: int) -> int: ...
+
+    async def delete_guild(self, guild_id: int) -> int: ...
+
+    async def pause_channel(self, channel_id: int, reason: str, now: datetime) -> None: ...
+
+    async def resume_channel(self, channel_id: int) -> None: ...
+
+    async def paused_channels(self) -> list[tuple[int, int, str]]: ...
+
+    async def claim_notice(self, channel_id: int, reason: str, now: datetime) -> bool: ...
+
+    async def clear_notice(self, channel_id: int) -> None: ...
+
+    # -- deliveries ----------------------------------------------------------------
+
+    async def topic_stories(self, topic: str) -> list[Story]: ...
+
+    async def channel_story_ids(self, channel_id: int, topic: str) -> set[str]: ...
+
+    async def record_due(
+        self, cutoff: datetime | None, now: datetime
+    ) -> tuple[int, list[tuple[Subscription, Story]], int]: ...
+
+    async def advance_watermark(self, seq: int) -> None: ...
+
+    async def record_deliveries(
+        self, rows: list[tuple[int, int, str, str]], now: datetime
+    ) -> int: ...
+
+    async def due_deliveries(
+        self, states: tuple[str, ...] = ("pending",), channel_id: int | None = None
+    ) -> list[Delivery]: ...
+
+    async def mark_delivery(
+        self,
+        channel_id: int,
+        story_id: str,
+        state: str,
+        now: datetime,
+        *,
+        message_id: int | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+    # -- pins ----------------------------------------------------------------------
+
+    async def record_pin(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        message_id: int,
+        story_id: str,
+        pinned_by: int | None,
+        now: datetime,
+    ) -> bool: ...
+
+    async def remove_pins(self, message_ids: Iterable[int]) -> list[Pin]: ...
+
+    async def pin(self, message_id: int) -> Pin | None: ...
+
+    async def channel_pins(self, channel_id: int, story_id: str | None = None) -> list[Pin]: ...
+
+    async def guild_pins(self, guild_id: int) -> list[Pin]: ...
+
+    async def is_story_pinned(self, guild_id: int | None, story_id: str) -> bool: ...
+
+    async def pinned_message_ids(self, channel_id: int) -> set[int]: ...
+
+    async def pin_channels(self) -> list[tuple[int, int]]: ...
+
+    async def delete_channel_pins(self, channel_id: int) -> int: ...
+
+    async def delete_guild_pins(self, guild_id: int) -> int: ...
