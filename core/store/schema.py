@@ -337,11 +337,13 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
-    """A plain sqlite3 connection with the project's pragmas (autocommit; explicit BEGIN)."""
+    """A plain sqlite3 connection with the project's pragmas (autocommit; explicit BEGIN),
+    its rows read by column name."""
     path = Path(path)
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
     apply_pragmas(conn)
     return conn
 
@@ -364,7 +366,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         )
         """
     )
-    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    applied = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
     done = []
     for version, (name, statements) in enumerate(MIGRATIONS, start=1):
         if version in applied:
