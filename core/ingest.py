@@ -155,7 +155,7 @@ def ingest_archive(
     finally:
         conn.close()
     report.seconds = time.perf_counter() - started
-    log.info("ingest of %s: %s", root, report.summary())
+    log.debug("ingest of %s: %s", root, report.summary())  # the caller says what matters
     return report
 
 
