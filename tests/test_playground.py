@@ -312,7 +312,7 @@ def test_the_first_run_without_a_token_starts_the_playground(tmp_path, playgroun
     err = started.stderr_path.read_text()
     assert "No DISCORD_TOKEN" in err and "offline playground" in err
     # No display here: it says so instead of launching a console browser.
-    assert "open the URL above yourself" in "".join(started.output)
+    assert "open the URL below yourself" in "".join(started.output)
 
 
 def test_the_first_run_with_a_token_connects_to_discord(tmp_path, monkeypatch, capsys):
