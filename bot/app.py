@@ -79,10 +79,16 @@ class NewsBot(commands.Bot):
                 log.error("archive folder %s not found (NEWS_ARCHIVE)", self.config.archive)
                 return None
             report = await ingest(self.store, self.config.archive, discord.utils.utcnow())
+            previous = self.last_ingest
             self.last_ingest = report
-            log.info("ingest of %s: %s", self.config.archive, report.summary())
+            # The poller rescans every few minutes: only a load that changed something is
+            # news in the log, and a rejection is reported once, not on every rescan.
+            if previous is None or report.changed:
+                log.info("archive %s: %s", self.config.archive, report.summary())
+            known = {(r.path, r.reason) for r in previous.rejected} if previous else set()
             for rejection in report.rejected:
-                log.warning("rejected %s: %s", rejection.path, rejection.reason)
+                if (rejection.path, rejection.reason) not in known:
+                    log.warning("rejected %s: %s", rejection.path, rejection.reason)
             return report
         except ArchiveUnreadable as exc:
             log.error("%s; the stories stay as they were", exc)

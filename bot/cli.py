@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -16,6 +17,8 @@ from core.config import Config, ConfigError
 from core.ingest import ArchiveChanged, IngestReport, ingest
 from core.models import Coverage, Story
 from core.store import Store
+
+HELP = ("-h", "--help")
 
 
 def story_json(story: Story) -> dict:
@@ -120,14 +123,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # `python -m bot --no-browser` (what `python3 dev.py run --no-browser` runs): options
+    # without a command are the playground's, the only command the first run can start
+    # that takes any.
+    implied_playground = bool(argv) and argv[0].startswith("-") and argv[0] not in HELP
+    if implied_playground:
+        argv = ["playground", *argv]
     args = build_parser().parse_args(argv)
     try:
         config = Config.from_env()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    config.configure_logging()
     command = args.command
+    _configure_logging(config, command)
+    if implied_playground:
+        print(
+            "Playground options given: starting the offline playground"
+            + (" (DISCORD_TOKEN is not used by it)." if config.token else "."),
+            file=sys.stderr,
+        )
     if command is None:  # the first run: Discord with a token, else the playground
         if config.token:
             print("DISCORD_TOKEN is set: connecting to Discord.", file=sys.stderr)
@@ -140,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             args = build_parser().parse_args(["playground"])
             command = "playground"
+            _configure_logging(config, command)
     if command == "run":
         from bot.app import run_bot
 
@@ -284,6 +301,17 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
                     print("  (none)")
             return 0
     raise AssertionError(command)
+
+
+def _configure_logging(config: Config, command: str | None) -> None:
+    """The log goes to stderr; the playground shows only warnings, unless LOG_LEVEL is set.
+
+    A person trying the playground reads the terminal: the bot's, discord.py's and
+    simcord's INFO lines would bury the URL. LOG_LEVEL in the environment still wins.
+    """
+    config.configure_logging()
+    if command == "playground" and not os.environ.get("LOG_LEVEL", "").strip():
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 def backup(db_path: Path, target: Path) -> int:
