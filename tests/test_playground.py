@@ -452,7 +452,7 @@ import core.ingest
 
 original = core.ingest.ingest_archive
 
-def slow(db, root, now, progress=None, workers=None):
+def slow(db, root, now, progress=None, *args, **kwargs):
     # The first load of the archive (the stand-in's empty one and later rescans are quick)
     # takes 20 s and reports progress, as a 100,000-file archive would.
     if str(root) == os.environ["NEWS_ARCHIVE"] and not slow.done:
@@ -461,7 +461,7 @@ def slow(db, root, now, progress=None, workers=None):
             if progress:
                 progress(done, 4)
             time.sleep(5)
-    return original(db, root, now, progress, workers)
+    return original(db, root, now, progress, *args, **kwargs)
 
 slow.done = False
 
