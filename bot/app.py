@@ -18,7 +18,7 @@ from bot.permissions import REQUIRED_PERMISSIONS
 from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
 from core.config import Config
-from core.ingest import ArchiveChanged, IngestReport, ingest
+from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class NewsBot(commands.Bot):
         self.last_ingest: IngestReport | None = None
         self._loader: asyncio.Task | None = None
         self._archive_refused = False  # logged once, not at every poll
+        self._stopping: asyncio.Future | None = None  # an abandoned ingest still finishing
         self.pinner = Pinner(self)  # pins story messages; keeps the pin record true
 
     async def setup_hook(self) -> None:
@@ -78,12 +79,24 @@ class NewsBot(commands.Bot):
             if not self.config.archive.is_dir():
                 log.error("archive folder %s not found (NEWS_ARCHIVE)", self.config.archive)
                 return None
-            report = await ingest(self.store, self.config.archive, discord.utils.utcnow())
+            if self._stopping is not None and not self._stopping.done():
+                log.warning("the abandoned ingest is still stopping; rescanning at the next poll")
+                return None
+            report = await ingest(
+                self.store,
+                self.config.archive,
+                discord.utils.utcnow(),
+                time_limit=self.config.ingest_timeout_seconds,
+            )
             self.last_ingest = report
             log.info("ingest of %s: %s", self.config.archive, report.summary())
             for rejection in report.rejected:
                 log.warning("rejected %s: %s", rejection.path, rejection.reason)
             return report
+        except IngestTimeout as exc:
+            self._stopping = exc.stopping
+            log.error("%s", exc)
+            return None
         except ArchiveUnreadable as exc:
             log.error("%s; the stories stay as they were", exc)
             return None
