@@ -19,7 +19,7 @@ from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
 from core.config import Config
 from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
-from core.store import Store
+from core.store import Store, check_database
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,8 @@ class NewsBot(commands.Bot):
         self.pinner = Pinner(self)  # pins story messages; keeps the pin record true
 
     async def setup_hook(self) -> None:
+        # A damaged or read-only database stops the start here, before anything else.
+        await asyncio.to_thread(check_database, self.config.db_path)
         self.store = await Store.open(self.config.db_path)
         self.tree.on_error = errors.on_app_command_error
         self.add_dynamic_items(views.RelatedButton, views.PinButton, views.OpenSimilarSelect)

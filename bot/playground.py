@@ -33,6 +33,7 @@ import functools
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import tempfile
 import webbrowser
@@ -43,6 +44,7 @@ import discord
 
 from bot.app import NewsBot, create_bot
 from core.config import Config
+from core.store import check_database
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +221,13 @@ async def serve(
         settings = playground_config(config, archive, Path(tmp) / "playground.db", poll)
         if not settings.archive.is_dir():
             say(f"archive not found: {settings.archive} (use --archive PATH or set NEWS_ARCHIVE)")
+            return 1
+        try:  # the temporary database: a read-only or full temporary folder shows here
+            check_database(settings.db_path)
+        except sqlite3.DatabaseError as exc:
+            from bot.cli import database_problem
+
+            say(database_problem(settings.db_path, exc))
             return 1
         bot = create_bot(settings)
         try:

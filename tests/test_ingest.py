@@ -397,21 +397,22 @@ def open_tmp():
     shutil.rmtree(path)
 
 
-def run_cli(args, db, archive, *, unprivileged=False, code="", timeout=60):
+def run_cli(args, db, archive, *, unprivileged=False, code="", timeout=60, give_files=True):
     """`python -m bot ARGS` in a subprocess; as an unprivileged user when asked.
 
     Root reads a chmod 000 folder anyway, so as root the command runs as `nobody`
-    (owning the files) and the permission really stops it.
+    (owning the files unless `give_files` is false) and the permission really stops it.
     """
     env = {**os.environ, "NEWS_DB": str(db), "NEWS_ARCHIVE": str(archive), "PYTHONPATH": str(ROOT)}
     env.pop("DISCORD_TOKEN", None)
     user = None
     if unprivileged and os.geteuid() == 0:
         user = NOBODY
-        for folder, dirs, files in os.walk(db.parent):
+        for folder, dirs, files in os.walk(db.parent) if give_files else ():
             for name in [*dirs, *files]:
                 os.lchown(os.path.join(folder, name), NOBODY, NOBODY)
-        os.chown(db.parent, NOBODY, NOBODY)
+        if give_files:
+            os.chown(db.parent, NOBODY, NOBODY)
     start = f"{code}\nimport sys\nfrom bot.cli import main\nsys.exit(main(sys.argv[1:]))"
     return subprocess.run(
         [sys.executable, "-c", start, *args],
@@ -517,6 +518,44 @@ def test_killing_the_ingest_leaves_no_worker_processes(open_tmp):
     while (alive := {pid for pid in workers if running(pid)}) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not alive, f"orphaned workers: {alive}"
+
+
+def test_run_on_a_corrupt_database_stops_in_one_line_before_connecting(open_tmp):
+    db = open_tmp / "news.db"
+    db.write_bytes(b"this is not a database, just garbage bytes " * 100)
+    # A fake token; any attempt to reach Discord would say so and stop.
+    no_network = (
+        "import os, sys, discord\n"
+        "os.environ['DISCORD_TOKEN'] = 'MTIz.fake.token'\n"
+        "async def login(self, token):\n"
+        "    print('tried to reach Discord', file=sys.stderr)\n"
+        "    sys.exit(3)\n"
+        "discord.Client.login = login\n"
+    )
+    done = run_cli(["run"], db, SEEDS, code=no_network)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"database {db}: file is not a database; it is damaged: restore it from a backup"
+        " (see the README, Data and backups)"
+    ]
+
+
+def test_ingest_into_a_read_only_database_is_named_in_one_line(open_tmp):
+    db = open_tmp / "news.db"
+    assert run_cli(["ingest"], db, SEEDS).returncode == 0
+    db.chmod(0o644)  # owned by root, in root's 0755 folder: nobody may only read it
+    if os.geteuid() != 0:  # without root to switch to nobody, take the rights away
+        db.chmod(0o444)
+        open_tmp.chmod(0o555)
+    try:
+        done = run_cli(["ingest"], db, SEEDS, unprivileged=True, give_files=False)
+    finally:
+        open_tmp.chmod(0o755)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"database {db}: attempt to write a readonly database; it is read-only: give the"
+        " bot's user write access to it and its folder"
+    ]
 
 
 def children(pid: int) -> set[int]:
