@@ -18,8 +18,8 @@ from bot.permissions import REQUIRED_PERMISSIONS
 from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
 from core.config import Config
-from core.ingest import ArchiveChanged, IngestReport, ingest
-from core.store import Store
+from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
+from core.store import Store, check_database
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,12 @@ class NewsBot(commands.Bot):
         self.last_ingest: IngestReport | None = None
         self._loader: asyncio.Task | None = None
         self._archive_refused = False  # logged once, not at every poll
+        self._stopping: asyncio.Future | None = None  # an abandoned ingest still finishing
         self.pinner = Pinner(self)  # pins story messages; keeps the pin record true
 
     async def setup_hook(self) -> None:
+        # A damaged or read-only database stops the start here, before anything else.
+        await asyncio.to_thread(check_database, self.config.db_path)
         self.store = await Store.open(self.config.db_path)
         self.tree.on_error = errors.on_app_command_error
         self.add_dynamic_items(views.RelatedButton, views.PinButton, views.OpenSimilarSelect)
@@ -78,7 +81,15 @@ class NewsBot(commands.Bot):
             if not self.config.archive.is_dir():
                 log.error("archive folder %s not found (NEWS_ARCHIVE)", self.config.archive)
                 return None
-            report = await ingest(self.store, self.config.archive, discord.utils.utcnow())
+            if self._stopping is not None and not self._stopping.done():
+                log.warning("the abandoned ingest is still stopping; rescanning at the next poll")
+                return None
+            report = await ingest(
+                self.store,
+                self.config.archive,
+                discord.utils.utcnow(),
+                time_limit=self.config.ingest_timeout_seconds,
+            )
             previous = self.last_ingest
             self.last_ingest = report
             # The poller rescans every few minutes: only a load that changed something is
@@ -90,6 +101,10 @@ class NewsBot(commands.Bot):
                 if (rejection.path, rejection.reason) not in known:
                     log.warning("rejected %s: %s", rejection.path, rejection.reason)
             return report
+        except IngestTimeout as exc:
+            self._stopping = exc.stopping
+            log.error("%s", exc)
+            return None
         except ArchiveUnreadable as exc:
             log.error("%s; the stories stay as they were", exc)
             return None

@@ -16,7 +16,7 @@ from core.archive import ArchiveUnreadable
 from core.config import Config, ConfigError
 from core.ingest import ArchiveChanged, IngestReport, ingest
 from core.models import Coverage, Story
-from core.store import Store
+from core.store import Store, check_database
 
 HELP = ("-h", "--help")
 
@@ -160,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run":
         from bot.app import run_bot
 
+        if config.token:  # checked before connecting: a bad database fails in one line
+            try:
+                check_database(config.db_path)
+            except sqlite3.DatabaseError as exc:
+                print(database_problem(config.db_path, exc), file=sys.stderr)
+                return 1
         return run_bot(config)
     if command == "playground":
         from bot import playground
@@ -202,8 +208,10 @@ def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
     text = str(exc)
     if "not a database" in text or "malformed" in text:
         advice = "it is damaged: restore it from a backup (see the README, Data and backups)"
-    elif "readonly" in text or "read-only" in text or "unable to open" in text:
-        advice = "it cannot be written: give the bot's user write access to it and its folder"
+    elif "readonly" in text or "read-only" in text:
+        advice = "it is read-only: give the bot's user write access to it and its folder"
+    elif "unable to open" in text:
+        advice = "it cannot be opened: give the bot's user write access to it and its folder"
     elif "full" in text:
         advice = "the disk is full: free some space, then run the command again"
     else:

@@ -33,6 +33,7 @@ import functools
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import tempfile
 import webbrowser
@@ -45,7 +46,7 @@ import discord
 from bot.app import NewsBot, create_bot
 from core.config import Config
 from core.ingest import ingest
-from core.store import Store
+from core.store import Store, check_database
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +236,13 @@ async def serve(
         settings = playground_config(config, archive, Path(tmp) / "playground.db", poll)
         if not settings.archive.is_dir():
             say(f"archive not found: {settings.archive} (use --archive PATH or set NEWS_ARCHIVE)")
+            return 1
+        try:  # the temporary database: a read-only or full temporary folder shows here
+            check_database(settings.db_path)
+        except sqlite3.DatabaseError as exc:
+            from bot.cli import database_problem
+
+            say(database_problem(settings.db_path, exc))
             return 1
         # While the archive loads, a stand-in runs: the same bot on an empty archive and a
         # database of its own. simcord waits for everything the attached bot does, so a

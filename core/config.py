@@ -31,6 +31,7 @@ class Config:
     poll_seconds: int = 300
     max_age_hours: int = 72
     posts_per_poll: int = 5
+    ingest_timeout_seconds: int = 600
     dev_guild: int | None = None
     log_level: str = "INFO"
 
@@ -56,6 +57,7 @@ class Config:
             poll_seconds=_int(get, "NEWS_POLL_SECONDS", 300, 5, 86_400),
             max_age_hours=_int(get, "NEWS_MAX_AGE_HOURS", 72, 0, 100_000),
             posts_per_poll=_int(get, "NEWS_POSTS_PER_POLL", 5, 1, 50),
+            ingest_timeout_seconds=_int(get, "NEWS_INGEST_TIMEOUT_SECONDS", 600, 1, 86_400),
             dev_guild=_int(get, "NEWS_DEV_GUILD", None, 1, 2**64 - 1),
             log_level=_log_level(get("LOG_LEVEL")),
         )

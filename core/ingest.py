@@ -3,11 +3,16 @@
 scan (size + mtime) → read + hash the files that look changed → parse only
 those whose hash changed (in worker processes when there are many, so both
 cores parse) → write in batches → hide stories whose files disappeared.
+
+An ingest past its time limit is abandoned between two files: the batches
+written so far stay (each is one transaction), nothing is marked removed, and
+the next ingest reads the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import operator
@@ -56,6 +61,19 @@ class ArchiveChanged(Exception):
         self.requested = requested
 
 
+class IngestTimeout(Exception):
+    """The ingest ran past its time limit and was abandoned; it resumes at the next one."""
+
+    def __init__(self, root: str | Path, seconds: float, stopping: asyncio.Future | None = None):
+        super().__init__(
+            f"ingest of {os.fspath(root)} took longer than {seconds:g}s "
+            "(NEWS_INGEST_TIMEOUT_SECONDS) and was abandoned; what it wrote stays, "
+            "the next ingest carries on"
+        )
+        # The abandoned ingest's thread, still finishing its current file (bot: don't overlap).
+        self.stopping = stopping
+
+
 @dataclass
 class IngestReport:
     scanned: int = 0
@@ -90,6 +108,8 @@ def ingest_archive(
     progress: Progress | None = None,
     workers: int | None = None,
     replace: bool = False,
+    time_limit: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> IngestReport:
     """Bring the database in line with the archive at `root`. Synchronous: run it in a thread.
 
@@ -97,8 +117,18 @@ def ingest_archive(
     files of a subfolder that cannot be listed are kept as they were, not removed.
     Raises `ArchiveChanged` when the database was built from another archive folder,
     unless `replace` (then that archive's stories are hidden, this one's shown).
+    Raises `IngestTimeout` once `time_limit` seconds have passed or `cancel` is set,
+    checked between files.
     """
     started = time.perf_counter()
+    deadline = None if time_limit is None else started + time_limit  # real seconds of work
+
+    def abandon_if_due() -> None:
+        if (cancel is not None and cancel.is_set()) or (
+            deadline is not None and time.perf_counter() > deadline
+        ):
+            raise IngestTimeout(root, time_limit or 0)
+
     root = os.fspath(root)
     here = str(Path(root).resolve())
     report = IngestReport()
@@ -161,28 +191,37 @@ def ingest_archive(
                 [f.path for f in candidates if f.path in known and f.path not in reread]
             )
         )
-        parsed = _parse_all(root, candidates, known_hashes, workers)
-        for done, item in enumerate(parsed, start=1):
-            if item[2] is None:  # same content, new mtime (a touch or a checkout)
-                touched.append(item[0])
-                report.unchanged += 1
-            else:
-                report.parsed += 1
-                batch.append(item)
-                if len(batch) >= BATCH:
-                    flush()
-            if progress and (done % 100 == 0 or done == total):
-                progress(done, total)
+        unfinished = writer.ingest_unfinished()
+        # closing: an abandoned parse also cancels the worker processes' queued chunks.
+        with contextlib.closing(_parse_all(root, candidates, known_hashes, workers)) as parsed:
+            for done, item in enumerate(parsed, start=1):
+                abandon_if_due()
+                if item[2] is None:  # same content, new mtime (a touch or a checkout)
+                    touched.append(item[0])
+                    report.unchanged += 1
+                else:
+                    report.parsed += 1
+                    batch.append(item)
+                    if len(batch) >= BATCH:
+                        if not unfinished:  # recorded before the first batch commits
+                            writer.set_ingest_unfinished(True)
+                            unfinished = True
+                        flush()
+                if progress and (done % 100 == 0 or done == total):
+                    progress(done, total)
         if batch:
             flush()
         if touched:
             writer.touch_files(touched)
         if gone:
             writer.forget_files(gone)
-        if gone or report.parsed:
+        # The scan is complete only here: an abandoned one must not hide anything.
+        if gone or report.parsed or unfinished:
             report.removed = writer.mark_removed(stamp)
             writer.count_topics()
             writer.count_terms()
+            if unfinished:
+                writer.set_ingest_unfinished(False)
         report.added, report.updated = counts.added, counts.updated
         report.unchanged += counts.unchanged
         report.rejected = writer.rejections()
@@ -210,17 +249,17 @@ def _parse_all(
     chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
     workers = workers or os.cpu_count() or 1
     if len(files) < PARALLEL_THRESHOLD or workers < 2:
-        for chunk in chunks:
-            yield from _parse_chunk(root, chunk, known_hashes)
+        yield from _parse_each(root, files, known_hashes)
         return
     # spawn, not fork: the bot calls this from a thread beside a running event loop.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=_die_with_parent,
         initargs=(os.getpid(),),
-    ) as pool:
+    )
+    try:
         jobs = pool.map(
             _parse_chunk_packed,
             [root] * len(chunks),
@@ -229,6 +268,8 @@ def _parse_all(
         )
         for chunk, results in zip(chunks, jobs, strict=True):
             yield from map(_unpack, chunk, results)
+    finally:  # also when the ingest is abandoned: the chunks not started are dropped
+        pool.shutdown(cancel_futures=True)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -246,14 +287,13 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _parse_chunk(
+def _parse_each(
     root: str, files: Iterable[ArchiveFile], known_hashes: dict[str, str]
-) -> list[tuple[ArchiveFile, str, ParseResult | None, str | None]]:
-    out = []
+) -> Iterator[tuple[ArchiveFile, str, ParseResult | None, str | None]]:
+    """In this process, one file at a time (so the time limit is checked after each)."""
     for file in files:
         digest, result = parse_file(root, file.path, known_hashes.get(file.path))
-        out.append((file, digest, result, fingerprint(result) if type(result) is Story else None))
-    return out
+        yield file, digest, result, fingerprint(result) if type(result) is Story else None
 
 
 # Between processes a Story travels as a plain tuple of its fields (its related links as
@@ -266,7 +306,7 @@ _RELATED = Story.__slots__.index("related")
 def _parse_chunk_packed(
     root: str, paths: list[str], known_hashes: dict[str, str]
 ) -> list[tuple[str, ParseResult | tuple | None, str | None]]:
-    """`_parse_chunk` in a worker: (hash, result, fingerprint), a Story as a tuple."""
+    """`_parse_each` of a chunk in a worker: (hash, result, fingerprint), a Story as a tuple."""
     out = []
     for path in paths:
         digest, result = parse_file(root, path, known_hashes.get(path))
@@ -304,6 +344,42 @@ async def ingest(
     progress: Progress | None = None,
     *,
     replace: bool = False,
+    time_limit: float | None = None,
 ):
-    """Run `ingest_archive` for an open `Store` without blocking the event loop."""
-    return await asyncio.to_thread(ingest_archive, store.path, root, now, progress, None, replace)
+    """Run `ingest_archive` for an open `Store` without blocking the event loop.
+
+    Past `time_limit` seconds it raises `IngestTimeout` even if the ingest's thread is
+    stuck inside one step; the thread stops at its next check, and
+    `IngestTimeout.stopping` completes when it has.
+    """
+    cancel = threading.Event()
+    work = asyncio.ensure_future(
+        asyncio.to_thread(
+            ingest_archive,
+            store.path,
+            root,
+            now,
+            progress,
+            None,
+            replace,
+            time_limit=time_limit,
+            cancel=cancel,
+        )
+    )
+    work.add_done_callback(_retrieve_outcome)
+    try:
+        # A little grace: the thread normally notices the time limit itself.
+        limit = None if time_limit is None else time_limit + 1
+        return await asyncio.wait_for(asyncio.shield(work), limit)
+    except TimeoutError:
+        cancel.set()
+        raise IngestTimeout(root, time_limit or 0, work) from None
+    except asyncio.CancelledError:  # the bot is closing: let the thread stop too
+        cancel.set()
+        raise
+
+
+def _retrieve_outcome(work: asyncio.Future) -> None:
+    """An abandoned ingest ends in `IngestTimeout` that nobody awaits: not an error."""
+    if not work.cancelled() and isinstance(work.exception(), IngestTimeout):
+        log.info("the abandoned ingest has stopped")

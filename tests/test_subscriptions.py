@@ -12,6 +12,7 @@ import logging
 import re
 import shutil
 import sqlite3
+import time
 
 import discord
 import pytest
@@ -815,3 +816,45 @@ async def test_a_failing_poll_step_does_not_stop_the_delivery(room, archive, mon
     assert posted_titles(room.news) == ["Due despite the failures"]
     failed = [r.getMessage() for r in caplog.records if "poll step" in r.getMessage()]
     assert any("reconcile" in m for m in failed), failed
+
+
+async def test_a_rescan_past_its_time_limit_is_abandoned_and_the_bot_carries_on(
+    room, archive, monkeypatch, caplog
+):
+    import core.ingest
+
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    room.env.bot.config = dataclasses.replace(
+        room.env.bot.config, ingest_timeout_seconds=1, posts_per_poll=1
+    )
+    write(archive, "due", "Due while the archive is slow", 200)
+    write(archive, "due-2", "Also due", 210, published="2025-12-31T13:00:00Z")
+    await room.rescan()  # one post per poll: the second waits for the next
+    assert posted_titles(room.news) == ["Due while the archive is slow"]
+
+    # A huge archive arrives: each file takes 0.3 s to read, 20 files take 6 s.
+    for n in range(20):
+        write(archive, f"bulk-{n}", f"Bulk story {n}", 10)
+    parse = core.ingest.parse_file
+
+    def slow_parse(*args):
+        time.sleep(0.3)
+        return parse(*args)
+
+    monkeypatch.setattr(core.ingest, "parse_file", slow_parse)
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO):
+        await room.rescan()
+    # Abandoned after about a second; the delivery of this poll still went out.
+    assert time.monotonic() - started < 4
+    assert posted_titles(room.news) == ["Due while the archive is slow", "Also due"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("took longer than 1s" in m and "abandoned" in m for m in errors), errors
+    # Commands are answered (with what is loaded so far).
+    result = await room.member.slash(room.news, "news", topic="AI")
+    assert "Robots learn to cook" in str(result.response.embeds[0].to_dict())
+
+    monkeypatch.undo()
+    await room.rescan()  # the next poll carries on and completes
+    titles = {s.title for s in (await room.env.bot.store.stories(limit=100)).stories}
+    assert {f"Bulk story {n}" for n in range(20)} <= titles

@@ -200,6 +200,21 @@ class ArchiveWriter:
                 list(values.items()),
             )
 
+    def ingest_unfinished(self) -> bool:
+        """Did an abandoned ingest write batches that no complete scan has followed yet?"""
+        query = "SELECT 1 FROM bot_state WHERE key = 'ingest:unfinished'"
+        return self.conn.execute(query).fetchone() is not None
+
+    def set_ingest_unfinished(self, unfinished: bool) -> None:
+        with self._transaction():
+            if unfinished:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO bot_state (key, value)"
+                    " VALUES ('ingest:unfinished', '1')"
+                )
+            else:
+                self.conn.execute("DELETE FROM bot_state WHERE key = 'ingest:unfinished'")
+
     def rejections(self) -> list[Rejection]:
         query = "SELECT path, reason FROM archive_files WHERE outcome = 'rejected' ORDER BY path"
         return [Rejection(path, reason) for path, reason in self.conn.execute(query)]
