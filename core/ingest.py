@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import operator
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from core.archive import PARSER_VERSION, ArchiveFile, ParseResult, parse_file, scan_stamps
+from core.archive import (
+    PARSER_VERSION,
+    STORY_SUFFIXES,
+    ArchiveFile,
+    ParseResult,
+    parse_file,
+    scan_stamps,
+)
 from core.models import Coverage, Rejection, Story
 from core.store.archive_writer import ArchiveWriter, WriteCounts, epoch, fingerprint
 from core.store.schema import connect, migrate
@@ -110,8 +118,15 @@ def ingest_archive(
     replace: bool = False,
     time_limit: float | None = None,
     cancel: threading.Event | None = None,
+    source: str = "",
+    changed: list[str] | None = None,
 ) -> IngestReport:
     """Bring the database in line with the archive at `root`. Synchronous: run it in a thread.
+
+    `source` names the source (see core/sources) whose folder `root` is: its files are
+    recorded as "source:path", apart from other sources' ("": the lone NEWS_ARCHIVE).
+    `changed` lists the only paths that may have changed (git knows): the rescan then
+    looks at those alone instead of walking the whole folder.
 
     Raises `ArchiveUnreadable` (and changes nothing) when `root` cannot be listed. The
     files of a subfolder that cannot be listed are kept as they were, not removed.
@@ -131,19 +146,29 @@ def ingest_archive(
 
     root = os.fspath(root)
     here = str(Path(root).resolve())
+    scope = f"{source}:" if source else ""  # this source's paths start so
+    path_key = f"{ARCHIVE_PATH_KEY}:{source}" if source else ARCHIVE_PATH_KEY
+    parser_key = f"{PARSER_VERSION_KEY}:{source}" if source else PARSER_VERSION_KEY
     report = IngestReport()
     conn = connect(db_path)
     try:
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         migrate(conn)
         writer = ArchiveWriter(conn)
-        recorded = writer.state(ARCHIVE_PATH_KEY)
+        recorded = writer.state(path_key)
         if recorded is not None and recorded != here and not replace:
             raise ArchiveChanged(recorded, here)
         # Files read by an older parser are parsed again, changed or not.
-        reparse = writer.state(PARSER_VERSION_KEY) != str(PARSER_VERSION)
-        known = writer.known_stamps()
-        stamps = scan_stamps(root, report.unreadable)
+        reparse = writer.state(parser_key) != str(PARSER_VERSION)
+        if changed is not None and not reparse:
+            known = writer.known_stamps_of([scope + path for path in changed])
+            stamps = _stamp_paths(root, changed, scope)
+        else:
+            known = writer.known_stamps(scope)
+            stamps = scan_stamps(root, report.unreadable)
+            if scope:
+                stamps = {scope + path: stamp for path, stamp in stamps.items()}
+                report.unreadable = [scope + folder for folder in report.unreadable]
         kept: set[str] = set()  # files of unreadable folders: not read again, even to reparse
         for folder in report.unreadable:  # unknown is not gone: keep what we knew
             prefix = folder + "/"
@@ -192,8 +217,11 @@ def ingest_archive(
             )
         )
         unfinished = writer.ingest_unfinished()
+        carried: list[Story] = []
         # closing: an abandoned parse also cancels the worker processes' queued chunks.
-        with contextlib.closing(_parse_all(root, candidates, known_hashes, workers)) as parsed:
+        with contextlib.closing(
+            _parse_all(root, candidates, known_hashes, workers, len(scope))
+        ) as parsed:
             for done, item in enumerate(parsed, start=1):
                 abandon_if_due()
                 if item[2] is None:  # same content, new mtime (a touch or a checkout)
@@ -202,6 +230,8 @@ def ingest_archive(
                 else:
                     report.parsed += 1
                     batch.append(item)
+                    if scope and type(item[2]) is Story:
+                        carried.append(item[2])
                     if len(batch) >= BATCH:
                         if not unfinished:  # recorded before the first batch commits
                             writer.set_ingest_unfinished(True)
@@ -211,6 +241,8 @@ def ingest_archive(
                     progress(done, total)
         if batch:
             flush()
+        if carried:
+            writer.note_sources(source, carried, stamp)
         if touched:
             writer.touch_files(touched)
         if gone:
@@ -227,10 +259,10 @@ def ingest_archive(
         report.rejected = writer.rejections()
         report.skipped = writer.skipped_count()
         report.unpublished = writer.unpublished_count()
-        states = {ARCHIVE_PATH_KEY: here}
+        states = {path_key: here}
         if reparse and not kept:  # else the kept files still wait for the new parser
-            states[PARSER_VERSION_KEY] = str(PARSER_VERSION)
-        if recorded != here or PARSER_VERSION_KEY in states:
+            states[parser_key] = str(PARSER_VERSION)
+        if recorded != here or parser_key in states:
             writer.set_states(states)
     finally:
         conn.close()
@@ -238,10 +270,93 @@ def ingest_archive(
     return report
 
 
+def _stamp_paths(root: str, paths: list[str], prefix: str) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of the story files among `paths`, as the folder scan would see them.
+
+    A path that is gone, hidden, not a story file or not a file is left out (so a
+    file that went is "gone" to the ingest).
+    """
+    out: dict[str, tuple[int, int]] = {}
+    real_root = os.path.realpath(root)
+    for path in paths:
+        name = path.rsplit("/", 1)[-1]
+        if any(part.startswith(".") for part in path.split("/")):
+            continue
+        if name[name.rfind(".") :].lower() not in STORY_SUFFIXES:
+            continue
+        full = os.path.join(root, path)
+        if not os.path.realpath(full).startswith(real_root.rstrip(os.sep) + os.sep):
+            continue  # through a link out of the folder: the scan would not follow it
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            out[prefix + path] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def ingest_stories(
+    db_path: str | Path, source: str, stories: list[Story], now: datetime
+) -> IngestReport:
+    """Write the stories of a feed source. Synchronous: run it in a thread.
+
+    Each item is recorded as "source:canonical URL" with its fingerprint as its hash, so
+    an unchanged item costs one lookup. Items that leave the feed stay: a feed lists only
+    its latest entries. A story another source already carries keeps that source's
+    version; this source is then listed as further coverage of it.
+    """
+    started = time.perf_counter()
+    prefix = f"{source}:"
+    report = IngestReport(scanned=len(stories))
+    by_path = {prefix + story.canonical: story for story in stories}
+    conn = connect(db_path)
+    try:
+        migrate(conn)
+        writer = ArchiveWriter(conn)
+        known = writer.known_hashes(list(by_path))
+        elsewhere = writer.carried_elsewhere([s.canonical for s in by_path.values()], prefix)
+        stamp = epoch(now)
+        batch: list[tuple[ArchiveFile, str, ParseResult, str | None]] = []
+        covered: list[tuple[str, str, str]] = []
+        for path, story in by_path.items():
+            print_ = fingerprint(story)
+            if known.get(path) == print_:
+                report.unchanged += 1
+            elif story.canonical in elsewhere:
+                covered.append((path, print_, story.canonical))
+                report.unchanged += 1
+            else:
+                batch.append((ArchiveFile(path, 0, 0), print_, story, print_))
+        report.parsed = len(batch)
+        if batch:
+            counts, _ = writer.write(batch, stamp)
+            report.added, report.updated = counts.added, counts.updated
+            report.unchanged += counts.unchanged
+        if covered:
+            writer.carry(covered)
+        changed = [by_path[item[0].path] for item in batch] + [by_path[c[0]] for c in covered]
+        if changed:
+            writer.note_sources(source, changed, stamp)
+        if batch:
+            writer.count_topics()
+            writer.count_terms()
+    finally:
+        conn.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
 def _parse_all(
-    root: str, files: list[ArchiveFile], known_hashes: dict[str, str], workers: int | None
+    root: str,
+    files: list[ArchiveFile],
+    known_hashes: dict[str, str],
+    workers: int | None,
+    strip: int = 0,
 ) -> Iterator[tuple[ArchiveFile, str, ParseResult | None, str | None]]:
     """Yield (file, hash, result, fingerprint) in order.
+
+    `strip`: the length of the source's prefix of each path (the file is at the rest).
 
     The result is None when the hash is unchanged; the fingerprint is the story's
     (see `ArchiveWriter.write`), computed here so that the workers share that work.
@@ -249,7 +364,7 @@ def _parse_all(
     chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
     workers = workers or os.cpu_count() or 1
     if len(files) < PARALLEL_THRESHOLD or workers < 2:
-        yield from _parse_each(root, files, known_hashes)
+        yield from _parse_each(root, files, known_hashes, strip)
         return
     # spawn, not fork: the bot calls this from a thread beside a running event loop.
     context = multiprocessing.get_context("spawn")
@@ -265,6 +380,7 @@ def _parse_all(
             [root] * len(chunks),
             [[f.path for f in c] for c in chunks],
             [{f.path: known_hashes[f.path] for f in c if f.path in known_hashes} for c in chunks],
+            [strip] * len(chunks),
         )
         for chunk, results in zip(chunks, jobs, strict=True):
             yield from map(_unpack, chunk, results)
@@ -288,11 +404,11 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _parse_each(
-    root: str, files: Iterable[ArchiveFile], known_hashes: dict[str, str]
+    root: str, files: Iterable[ArchiveFile], known_hashes: dict[str, str], strip: int = 0
 ) -> Iterator[tuple[ArchiveFile, str, ParseResult | None, str | None]]:
     """In this process, one file at a time (so the time limit is checked after each)."""
     for file in files:
-        digest, result = parse_file(root, file.path, known_hashes.get(file.path))
+        digest, result = parse_file(root, file.path[strip:], known_hashes.get(file.path))
         yield file, digest, result, fingerprint(result) if type(result) is Story else None
 
 
@@ -304,12 +420,12 @@ _RELATED = Story.__slots__.index("related")
 
 
 def _parse_chunk_packed(
-    root: str, paths: list[str], known_hashes: dict[str, str]
+    root: str, paths: list[str], known_hashes: dict[str, str], strip: int = 0
 ) -> list[tuple[str, ParseResult | tuple | None, str | None]]:
     """`_parse_each` of a chunk in a worker: (hash, result, fingerprint), a Story as a tuple."""
     out = []
     for path in paths:
-        digest, result = parse_file(root, path, known_hashes.get(path))
+        digest, result = parse_file(root, path[strip:], known_hashes.get(path))
         if type(result) is Story:
             fields = _story_fields(result)
             if result.related:

@@ -56,10 +56,75 @@ class ArchiveWriter:
         make = KnownFile._make
         return {path: make(rest) for path, *rest in self.conn.execute(query)}
 
-    def known_stamps(self) -> dict[str, tuple[int, int]]:
-        """path -> (size, mtime_ns): what a rescan compares (cheaper than `known_files`)."""
-        query = "SELECT path, size, mtime_ns FROM archive_files"
-        return {path: (size, mtime) for path, size, mtime in self.conn.execute(query)}
+    def known_stamps(self, prefix: str = "") -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns): what a rescan compares (cheaper than `known_files`).
+
+        With a `prefix` ("name:"), only that source's files (a range of the primary key).
+        """
+        if not prefix:
+            query = "SELECT path, size, mtime_ns FROM archive_files"
+            return {path: (size, mtime) for path, size, mtime in self.conn.execute(query)}
+        query = "SELECT path, size, mtime_ns FROM archive_files WHERE path >= ? AND path < ?"
+        rows = self.conn.execute(query, _prefix_range(prefix))
+        return {path: (size, mtime) for path, size, mtime in rows}
+
+    def known_stamps_of(self, paths: list[str]) -> dict[str, tuple[int, int]]:
+        """`known_stamps` of the given paths only: a rescan of what git says changed."""
+        out: dict[str, tuple[int, int]] = {}
+        for i in range(0, len(paths), _LOOKUP_CHUNK):
+            part = paths[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT path, size, mtime_ns FROM archive_files WHERE path IN ({marks})"
+            out.update(
+                (path, (size, mtime)) for path, size, mtime in self.conn.execute(query, part)
+            )
+        return out
+
+    def file_count(self, prefix: str = "") -> int:
+        """Story files (or feed items) a source carries."""
+        if not prefix:
+            query = "SELECT count(*) FROM archive_files WHERE outcome = 'story'"
+            return self.conn.execute(query).fetchone()[0]
+        query = (
+            "SELECT count(*) FROM archive_files WHERE path >= ? AND path < ? AND outcome = 'story'"
+        )
+        return self.conn.execute(query, _prefix_range(prefix)).fetchone()[0]
+
+    def carried_elsewhere(self, canonicals: list[str], prefix: str) -> set[str]:
+        """The stories among `canonicals` that a file outside this source carries."""
+        out: set[str] = set()
+        low, high = _prefix_range(prefix)
+        for i in range(0, len(canonicals), _LOOKUP_CHUNK):
+            part = canonicals[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(part))
+            query = f"""
+                SELECT DISTINCT story FROM archive_files
+                WHERE story IN ({marks}) AND outcome = 'story' AND (path < ? OR path >= ?)
+            """
+            out.update(story for (story,) in self.conn.execute(query, [*part, low, high]))
+        return out
+
+    def carry(self, items: list[tuple[str, str, str]]) -> None:
+        """Record (path, hash, canonical) items that carry a story another source shows."""
+        query = """
+            INSERT INTO archive_files (path, size, mtime_ns, hash, story, outcome, reason)
+            VALUES (?, 0, 0, ?, ?, 'story', NULL)
+            ON CONFLICT (path) DO UPDATE SET hash = excluded.hash, story = excluded.story
+        """
+        with self._transaction():
+            self.conn.executemany(query, items)
+
+    def note_sources(self, source: str, stories: list[Story], now: int) -> None:
+        """Remember that `source` carries these stories (the first source to bring one wins)."""
+        query = """
+            INSERT INTO story_sources (story, source, url, title, provider, first_seen_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (story, source) DO UPDATE SET
+                url = excluded.url, title = excluded.title, provider = excluded.provider
+        """
+        rows = [(s.canonical, source, s.url, s.title, s.provider, now) for s in stories]
+        with self._transaction():
+            self.conn.executemany(query, rows)
 
     def known_hashes(self, paths: list[str]) -> dict[str, str]:
         """path -> content hash, for the given paths that the database knows."""
@@ -288,6 +353,11 @@ _NEW_COLUMNS = (
     "heat_changed_at",
 )
 _LOOKUP_CHUNK = 500  # canonical URLs per IN (…) lookup
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """Bounds of the paths that start with `prefix` ("name:"): `low <= path < high`."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 class _BatchPlan:
