@@ -19,6 +19,7 @@ from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
 from core.config import Config
 from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
+from core.sources import follow
 from core.store import Store, check_database
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class NewsBot(commands.Bot):
 
     async def load_archive(self) -> IngestReport | None:
         """Ingest the archive (incremental); never raises, logs what went wrong."""
+        if self.config.source_list:
+            return await self.follow_sources()
         try:
             if not self.config.archive.is_dir():
                 log.error("archive folder %s not found (NEWS_ARCHIVE)", self.config.archive)
@@ -118,6 +121,26 @@ class NewsBot(commands.Bot):
         except Exception:
             log.exception("loading the archive %s failed", self.config.archive)
             return None
+        finally:
+            self.archive_loaded.set()
+
+    async def follow_sources(self) -> None:
+        """Fetch the sources of NEWS_SOURCES that are due; never raises, logs each failure."""
+        try:
+            outcomes = await asyncio.to_thread(
+                follow,
+                self.store.path,
+                self.config.source_list,
+                self.config.data_dir,
+                self.config.poll_seconds,
+                discord.utils.utcnow(),
+            )
+            for outcome in outcomes:
+                if outcome.report is not None:
+                    self.last_ingest = outcome.report
+                    log.info("source %s: %s", outcome.source.name, outcome.report.summary())
+        except Exception:
+            log.exception("following the sources failed")
         finally:
             self.archive_loaded.set()
 

@@ -332,7 +332,28 @@ class StoryQueries:
         story = await self.story(story_id)
         if story is None:
             return None
-        return Related(story, list(story.related), await self._similar(story, limit))
+        coverage = list(story.related) + await self._source_coverage(story)
+        return Related(story, coverage, await self._similar(story, limit))
+
+    async def _source_coverage(self, story: Story) -> list[Coverage]:
+        """The further sources that carry the story: "also covered by" (the first is shown)."""
+        rows = await self.db.execute_fetchall(
+            """
+            SELECT s.source, s.url, s.title, s.provider FROM story_sources s
+            WHERE s.story = ?
+              AND EXISTS (
+                  SELECT 1 FROM archive_files f
+                  WHERE f.story = s.story AND f.path >= s.source || ':'
+                    AND f.path < s.source || ';'
+              )
+            ORDER BY s.first_seen_at, s.source
+            """,
+            (story.canonical,),
+        )
+        return [
+            Coverage(title, url, f"also covered by {provider or source} (source {source})")
+            for source, url, title, provider in rows[1:]
+        ]
 
     # -- internals ---------------------------------------------------------------
 
