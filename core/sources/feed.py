@@ -94,6 +94,9 @@ def fetch(
     except urllib.error.HTTPError as exc:
         if exc.code == 304:
             return Fetched(None, etag, last_modified)
+        if 300 <= exc.code < 400:  # urllib refused to follow it (not http(s))
+            location = str(exc.headers.get("Location", ""))[:200]
+            raise FeedError(f"redirected to a non-http(s) URL: {location}") from None
         raise FeedError(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         reason = exc.reason
@@ -144,6 +147,9 @@ def parse(body: bytes, source: Source, url: str) -> Feed:
             categories=[t.get("term") for t in entry.get("tags") or ()],
         )
         _add(feed, story)
+    if parsed.bozo and not feed.stories:  # broken XML that yielded nothing usable
+        problem = " ".join(str(parsed.get("bozo_exception", "")).split())[:200]
+        raise FeedError(f"not a valid RSS or Atom feed: {problem or 'no usable entry'}")
     return feed
 
 
