@@ -8,11 +8,13 @@ import json
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import discord
 import pytest
 
 from bot import cli
@@ -393,3 +395,116 @@ def test_cli_ingests_every_source_and_lists_their_state(tmp_path, server, monkey
     assert cli.main(["sources"]) == 0
     text = capsys.readouterr().out
     assert "wire (feed)" in text and "last error (1 in a row): HTTP 500" in text
+
+
+# -- the bot follows its sources -------------------------------------------------------------
+
+POLL = 60
+
+
+def rss(*items: tuple[str, str]) -> bytes:
+    entries = "".join(
+        f"<item><title>{title}</title><link>https://wire.example/{slug}</link>"
+        f"<pubDate>Wed, 31 Dec 2025 12:00:00 GMT</pubDate></item>"
+        for slug, title in items
+    )
+    return f'<rss version="2.0"><channel><title>Wire</title>{entries}</channel></rss>'.encode()
+
+
+@pytest.fixture
+def followed(tmp_path, server, repo):
+    """The bot's sources: a feed (hot items, topic AI) and the git repository."""
+    work, bare = repo
+    url = server.serve("/ai.rss", rss(("first", "First wire story")), ETag='"1"')
+    return (
+        server,
+        work,
+        (
+            Source("wire", "feed", url, topics=("AI",), heat=150),
+            Source("repo", "git", f"file://{bare}", branch="main", path="_news"),
+        ),
+    )
+
+
+@pytest.fixture
+def bot_config(tmp_path, followed):
+    return Config(
+        archive=tmp_path / "unused",
+        db_path=tmp_path / "bot.db",
+        data_dir=tmp_path / "data",
+        hot_heat=100,
+        poll_seconds=POLL,
+        source_list=followed[2],
+    )
+
+
+def posted(channel) -> list[str]:
+    return [m.embeds[0].title for m in channel.history() if m.embeds]
+
+
+@needs_git
+async def test_the_poller_posts_a_new_hot_feed_item_and_git_story_once(simcord_env, followed):
+    server, work, _ = followed
+    env = simcord_env
+    guild = env.create_guild(name="Newsroom")
+    news = guild.create_text_channel("news")
+    staff_role = guild.create_role("Staff", permissions=discord.Permissions(manage_channels=True))
+    staff = guild.add_member(env.create_user("sam"), roles=[staff_role])
+    await env.bot.archive_loaded.wait()
+    assert len(rows(env.bot.store.path, "SELECT 1 FROM stories")) == 4  # 1 + 3 from git
+    await staff.slash(news, "subscribe", topic="AI")
+    await env.advance_time(POLL)
+    assert posted(news) == []  # what was there when the channel subscribed is not pushed
+
+    server.serve(
+        "/ai.rss", rss(("first", "First wire story"), ("second", "Breaking wire story")), ETag='"2"'
+    )
+    (work / "_news" / "hot.md").write_text(
+        story_file("Hot from the repository", "https://news.example/git-hot", heat=300)
+    )
+    commit(work, "a hot story")
+    await env.advance_time(POLL)
+    assert sorted(posted(news)) == ["Breaking wire story", "Hot from the repository"]
+    await env.advance_time(POLL * 3)
+    assert sorted(posted(news)) == ["Breaking wire story", "Hot from the repository"]
+    # The unchanged feed was asked politely and answered 304.
+    assert any(h.get("If-None-Match") == '"2"' for p, h in server.requests if p == "/ai.rss")
+
+
+@needs_git
+def test_python_m_bot_ingest_loads_a_repository_and_a_feed_and_follows_them(tmp_path, server, repo):
+    work, bare = repo
+    url = server.serve("/ai.rss", rss(("first", "First wire story")))
+    sources = tmp_path / "sources.yaml"
+    sources.write_text(
+        "sources:\n"
+        f"  - name: repo\n    git: file://{bare}\n    path: _news\n"
+        f"  - name: wire\n    feed: {url}\n    topics: [AI]\n    heat: 120\n    every: 15m\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "NEWS_SOURCES": str(sources),
+        "NEWS_DB": str(tmp_path / "news.db"),
+        "NEWS_DATA": str(tmp_path / "data"),
+    }
+    root = Path(__file__).resolve().parent.parent
+
+    def ingest() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "ingest"],
+            cwd=tmp_path,
+            env={**env, "PYTHONPATH": str(root)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = ingest()
+    assert "repo: 3 files: 3 added" in out and "wire: 1 files: 1 added" in out
+    (work / "_news" / "s9.md").write_text(story_file("Git story 9", "https://news.example/git-9"))
+    commit(work, "one more")
+    server.serve("/ai.rss", rss(("first", "First wire story"), ("second", "Second wire story")))
+    out = ingest()
+    assert "repo: 1 files: 1 added" in out and "wire: 2 files: 1 added" in out
