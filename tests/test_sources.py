@@ -346,7 +346,10 @@ def test_an_xml_bomb_and_external_entities_are_harmless(server):
     )
 
 
-async def test_the_same_story_from_two_sources_is_one_story_also_covered(tmp_path, server):
+@pytest.mark.parametrize("feed_first", [False, True])
+async def test_the_same_story_from_two_sources_is_one_story_also_covered(
+    tmp_path, server, feed_first
+):
     db = tmp_path / "news.db"
     folder = tmp_path / "folder"
     folder.mkdir()
@@ -355,6 +358,8 @@ async def test_the_same_story_from_two_sources_is_one_story_also_covered(tmp_pat
         Source("local", "folder", str(folder)),
         feed_source("wire", server.serve("/wire.rss", "wire.rss"), heat=500),
     )
+    if feed_first:  # the feed brings it first, the folder's version still wins
+        follow(db, sources[1:], tmp_path, 60, NOW - timedelta(hours=1), force=True)
     follow(db, sources, tmp_path, 60, NOW, force=True)
     follow(db, sources, tmp_path, 60, NOW + timedelta(minutes=5), force=True)
     shared = rows(

@@ -336,17 +336,22 @@ class StoryQueries:
         return Related(story, coverage, await self._similar(story, limit))
 
     async def _source_coverage(self, story: Story) -> list[Coverage]:
-        """The further sources that carry the story: "also covered by" (the first is shown)."""
+        """The further sources that carry the story: "also covered by".
+
+        The shown version is an archive source's (folder, git) if any carries it, else
+        the first feed's: a feed never overwrites another source's story.
+        """
         rows = await self.db.execute_fetchall(
             """
             SELECT s.source, s.url, s.title, s.provider FROM story_sources s
+            LEFT JOIN source_state k ON k.name = s.source
             WHERE s.story = ?
               AND EXISTS (
                   SELECT 1 FROM archive_files f
                   WHERE f.story = s.story AND f.path >= s.source || ':'
                     AND f.path < s.source || ';'
               )
-            ORDER BY s.first_seen_at, s.source
+            ORDER BY k.kind IS 'feed', s.first_seen_at, s.source
             """,
             (story.canonical,),
         )
