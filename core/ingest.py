@@ -165,6 +165,9 @@ def ingest_archive(
             stamps = _stamp_paths(root, changed, scope)
         else:
             known = writer.known_stamps(scope)
+            if not scope and (named := writer.source_names()):
+                # The lone archive leaves the files of the sources file's sources alone.
+                known = {p: s for p, s in known.items() if p.partition(":")[0] not in named}
             stamps = scan_stamps(root, report.unreadable)
             if scope:
                 stamps = {scope + path: stamp for path, stamp in stamps.items()}

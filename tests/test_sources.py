@@ -19,6 +19,7 @@ import pytest
 
 from bot import cli
 from core.config import Config, ConfigError
+from core.ingest import ingest_archive
 from core.sources import feed, follow, source_states
 from core.sources.config import Source, parse_sources
 from core.store import Store
@@ -513,3 +514,26 @@ def test_python_m_bot_ingest_loads_a_repository_and_a_feed_and_follows_them(tmp_
     server.serve("/ai.rss", rss(("first", "First wire story"), ("second", "Second wire story")))
     out = ingest()
     assert "repo: 1 files: 1 added" in out and "wire: 2 files: 1 added" in out
+
+
+def test_the_lone_archive_leaves_the_sources_stories_alone(tmp_path, server):
+    """Ingesting a folder by path (or NEWS_ARCHIVE alone again) hides no source's story."""
+    db = tmp_path / "news.db"
+    follow(db, (feed_source("wire", server.serve("/w", "wire.rss")),), tmp_path, 60, NOW, True)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.md").write_text(story_file("Folder story", "https://news.example/folder"))
+    report = ingest_archive(db, folder, NOW)
+    assert (report.added, report.removed) == (1, 0)
+    assert len(rows(db, "SELECT 1 FROM stories WHERE removed_at IS NULL")) == 3
+
+
+def test_each_source_is_fetched_at_its_own_interval(tmp_path, server):
+    db = tmp_path / "news.db"
+    quick = feed_source("quick", server.serve("/q", "wire.rss"))  # every poll (60 s)
+    slow = feed_source("slow", server.serve("/s", "lab.atom"), every=900)
+    for minute in range(0, 20):
+        follow(db, (quick, slow), tmp_path, 60, NOW + timedelta(minutes=minute))
+    fetched = [path for path, _ in server.requests]
+    assert fetched.count("/q") == 20
+    assert fetched.count("/s") == 2  # at 0 and 15 minutes

@@ -80,6 +80,10 @@ class ArchiveWriter:
             )
         return out
 
+    def source_names(self) -> set[str]:
+        """The sources (of a sources file) the database has followed."""
+        return {name for (name,) in self.conn.execute("SELECT name FROM source_state")}
+
     def file_count(self, prefix: str = "") -> int:
         """Story files (or feed items) a source carries."""
         if not prefix:
