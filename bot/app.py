@@ -134,6 +134,7 @@ class NewsBot(commands.Bot):
                 self.config.data_dir,
                 self.config.poll_seconds,
                 discord.utils.utcnow(),
+                time_limit=self.config.ingest_timeout_seconds,
             )
             for outcome in outcomes:
                 if outcome.report is not None:

@@ -537,3 +537,18 @@ def test_each_source_is_fetched_at_its_own_interval(tmp_path, server):
     fetched = [path for path, _ in server.requests]
     assert fetched.count("/q") == 20
     assert fetched.count("/s") == 2  # at 0 and 15 minutes
+
+
+def test_a_source_past_the_ingest_time_limit_carries_on_at_its_next_fetch(tmp_path):
+    db = tmp_path / "news.db"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for n in range(30):
+        url = f"https://news.example/slow-{n}"
+        (folder / f"s{n}.md").write_text(story_file(f"Story {n}", url))
+    source = (Source("local", "folder", str(folder)),)
+    (cut,) = follow(db, source, tmp_path, 60, NOW, force=True, time_limit=0)
+    assert "took longer than 0s" in cut.error
+    (done,) = follow(db, source, tmp_path, 60, NOW, force=True, time_limit=60)
+    assert done.error is None
+    assert len(rows(db, "SELECT 1 FROM stories WHERE removed_at IS NULL")) == 30

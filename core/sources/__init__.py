@@ -14,7 +14,13 @@ from datetime import datetime
 from pathlib import Path
 
 from core.archive import ArchiveUnreadable
-from core.ingest import ArchiveChanged, IngestReport, ingest_archive, ingest_stories
+from core.ingest import (
+    ArchiveChanged,
+    IngestReport,
+    IngestTimeout,
+    ingest_archive,
+    ingest_stories,
+)
 from core.sources import feed, git
 from core.sources.config import Source
 from core.store.archive_writer import ArchiveWriter, epoch
@@ -44,8 +50,13 @@ def follow(
     now: datetime,
     force: bool = False,
     replace: bool = False,
+    time_limit: float | None = None,
 ) -> list[Outcome]:
-    """Fetch and ingest every due source (all with `force`). Blocking: run it in a thread."""
+    """Fetch and ingest every due source (all with `force`). Blocking: run it in a thread.
+
+    `time_limit` bounds the ingest of each folder or git source (NEWS_INGEST_TIMEOUT_SECONDS):
+    past it, that ingest stops between files and carries on at the next fetch.
+    """
     states = source_states(db_path, sources)
     outcomes = []
     for source in sources:
@@ -55,10 +66,16 @@ def follow(
         outcome = Outcome(source)
         state.last_attempt_at = epoch(now)
         try:
-            outcome.report = _fetch(db_path, source, state, data_dir, now, replace)
+            outcome.report = _fetch(db_path, source, state, data_dir, now, replace, time_limit)
             outcome.not_modified = outcome.report is None
             state.last_success_at, state.last_error, state.failures = epoch(now), None, 0
-        except (git.GitError, feed.FeedError, ArchiveUnreadable, ArchiveChanged) as exc:
+        except (
+            git.GitError,
+            feed.FeedError,
+            ArchiveUnreadable,
+            ArchiveChanged,
+            IngestTimeout,
+        ) as exc:
             outcome.error = str(exc)
         except Exception as exc:  # one broken source must not stop the others
             log.exception("source %s failed", source.name)
@@ -97,16 +114,33 @@ def source_states(db_path: str | Path, sources: tuple[Source, ...]) -> dict[str,
 
 
 def _fetch(
-    db_path, source: Source, state: SourceState, data_dir: Path, now: datetime, replace: bool
+    db_path,
+    source: Source,
+    state: SourceState,
+    data_dir: Path,
+    now: datetime,
+    replace: bool,
+    time_limit: float | None,
 ) -> IngestReport | None:
     if source.kind == "folder":
         return ingest_archive(
-            db_path, source.location, now, replace=replace or not source.implicit, source=source.key
+            db_path,
+            source.location,
+            now,
+            replace=replace or not source.implicit,
+            source=source.key,
+            time_limit=time_limit,
         )
     if source.kind == "git":
         checkout = git.update(source, data_dir, state.git_commit)
         report = ingest_archive(
-            db_path, checkout.folder, now, source=source.key, changed=checkout.changed, replace=True
+            db_path,
+            checkout.folder,
+            now,
+            replace=True,
+            source=source.key,
+            changed=checkout.changed,
+            time_limit=time_limit,
         )
         state.git_commit = checkout.commit  # only once its files are in
         return report
