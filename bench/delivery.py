@@ -94,7 +94,7 @@ async def main() -> None:
             await store.subscribe(
                 guild_id=1, channel_id=channel_id, topic="Robotics", min_heat=100, now=now
             )
-        await deliverer.decide()  # consume the initial change log
+        await deliverer.decide(now)  # consume the initial change log
 
         # 1. One story becomes hot across every subscription.
         timings = []
@@ -102,7 +102,7 @@ async def main() -> None:
             write_story(archive, n, 500, now)
             await ingest(store, archive, now)
             started = time.perf_counter()
-            recorded = await deliverer.decide()
+            recorded = await deliverer.decide(now)
             timings.append((time.perf_counter() - started) * 1000)
             assert recorded == args.subscriptions, recorded
         decide_ms = statistics.median(timings)
@@ -113,14 +113,14 @@ async def main() -> None:
         await ingest(store, archive, now)
         await store.db.execute("DELETE FROM subscriptions WHERE channel_id != 1")
         await store.db.execute("DELETE FROM deliveries WHERE channel_id != 1")
-        await deliverer.decide()
+        await deliverer.decide(now)
         config = Config(archive=archive, db_path=config.db_path, max_age_hours=0, posts_per_poll=50)
         bot.config = config
         due = len([d for d in await store.due_deliveries() if d.channel_id == 1])
         started = time.perf_counter()
         sent = 0
         while True:
-            batch = await deliverer.deliver_channel(1)
+            batch = await deliverer.deliver_channel(1, now)
             if not batch:
                 break
             sent += batch

@@ -193,7 +193,9 @@ class Subscriptions(commands.Cog):
             now=now,
         )
         await self.store.clear_notice(target.id)
-        qualification, backfilled = await self.deliverer.start_subscription(subscription, backfill)
+        qualification, backfilled = await self.deliverer.start_subscription(
+            subscription, now, backfill
+        )
         where = f"**{embeds.plain(topic_name)}** in {target.mention}"
         if before is None:
             lines = [
@@ -225,7 +227,7 @@ class Subscriptions(commands.Cog):
             "\n".join(lines), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
         if backfilled:
-            await self.deliverer.deliver_channel(target.id)
+            await self.deliverer.deliver_channel(target.id, now)
 
     @app_commands.command(name="unsubscribe", description="Stop posting a topic in a channel")
     @app_commands.describe(

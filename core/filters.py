@@ -46,9 +46,14 @@ def has_keywords(story: Story, subscription: Subscription) -> bool:
     return any(found) if subscription.match_any else all(found)
 
 
-def is_excluded(story: Story, subscription: Subscription) -> bool:
+def excluded_by(story: Story, subscription: Subscription) -> str | None:
+    """The first `exclude` term the story has (whole word, any case), if any."""
     text = f"{story.title}\n{story.excerpt}".casefold()
-    return any(_has_term(text, term) for term in subscription.exclude)
+    return next((term for term in subscription.exclude if _has_term(text, term)), None)
+
+
+def is_excluded(story: Story, subscription: Subscription) -> bool:
+    return excluded_by(story, subscription) is not None
 
 
 def matches_filters(story: Story, subscription: Subscription) -> bool:
