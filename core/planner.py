@@ -15,17 +15,20 @@ from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 
 from core.filters import excluded_by, has_keywords
-from core.models import Story, Subscription
+from core.models import DeliveryState, Story, Subscription
 
-
-class DeliveryState(StrEnum):
-    """A delivery's state; the database stores these strings."""
-
-    SEEN = "seen"  # qualified when the channel subscribed (or resumed): not posted
-    PENDING = "pending"  # due
-    SENDING = "sending"  # a send started and its outcome is not recorded yet
-    SENT = "sent"
-    DROPPED = "dropped"  # no longer postable; its error says why
+__all__ = [
+    "Action",
+    "Decision",
+    "DeliveryState",
+    "Limits",
+    "Reason",
+    "Record",
+    "explain",
+    "judge",
+    "plan_change",
+    "plan_channel",
+]
 
 
 class Action(StrEnum):

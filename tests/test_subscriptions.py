@@ -20,6 +20,7 @@ import simcord
 import yaml
 
 from core.config import Config
+from core.models import DeliveryState
 from tests.conftest import CORPUS, ROOT, buttons, story_file
 
 POLL = 60
@@ -348,7 +349,7 @@ async def test_crash_between_send_and_record_never_posts_twice(
     real_mark = store.mark_delivery
 
     async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state == "sent":
+        if state is DeliveryState.SENT:
             raise RuntimeError("simulated crash after Discord accepted the post")
         return await real_mark(channel_id, story_id, state, now, **kw)
 
@@ -763,7 +764,7 @@ async def test_crash_recovery_finds_the_post_behind_200_later_messages(
     real_mark = store.mark_delivery
 
     async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state == "sent":
+        if state is DeliveryState.SENT:
             raise RuntimeError("simulated crash after Discord accepted the post")
         return await real_mark(channel_id, story_id, state, now, **kw)
 
@@ -804,8 +805,8 @@ async def test_a_failing_poll_step_does_not_stop_the_delivery(room, archive, mon
     real_due = store.due_deliveries
 
     # Reconciliation's look-up fails (the step before deciding and delivering).
-    async def broken_reconcile_lookup(states=("pending",), channel_id=None):
-        if states == ("sending",):
+    async def broken_reconcile_lookup(states=(DeliveryState.PENDING,), channel_id=None):
+        if states == (DeliveryState.SENDING,):
             raise sqlite3.OperationalError("disk I/O error")
         return await real_due(states, channel_id)
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from core.models import Delivery, Story, Subscription
-from core.planner import DeliveryState, Record
+from core.models import Delivery, DeliveryState, Story, Subscription
+from core.planner import Record
 from core.store.stories import (
     STORY_COLUMNS,
     VISIBLE,
