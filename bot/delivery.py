@@ -31,9 +31,17 @@ import discord
 from bot import embeds
 from bot.permissions import missing_post_permissions
 from bot.views import story_view
-from core.filters import Qualification, qualify
 from core.models import Delivery, Story, Subscription
-from core.planner import Action, Decision, DeliveryState, Limits, plan_change, plan_channel
+from core.planner import (
+    Action,
+    Decision,
+    DeliveryState,
+    Limits,
+    Qualification,
+    plan_change,
+    plan_channel,
+    qualify,
+)
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -114,7 +122,8 @@ class Deliverer:
         qualification = qualify(
             await self.store.topic_stories(subscription.topic),
             subscription,
-            self.limits.cutoff(now),
+            now,
+            self.limits,
             await self.store.channel_story_ids(subscription.channel_id, subscription.topic),
         )
         if not subscription.active:

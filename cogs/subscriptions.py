@@ -15,9 +15,9 @@ from bot.delivery import Deliverer
 from bot.errors import UserError
 from bot.permissions import can_manage_subscriptions, can_ping, missing_post_permissions
 from bot.views import NO_MENTIONS, Confirmation, Paginator
-from core.filters import Qualification, parse_terms
+from core.filters import parse_terms
 from core.models import Subscription
-from core.planner import Limits, explain
+from core.planner import Limits, Qualification, explain
 
 if TYPE_CHECKING:
     from bot.app import NewsBot

@@ -9,7 +9,8 @@ data to say it in one sentence (`Decision.sentence`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, StrEnum
@@ -22,12 +23,14 @@ __all__ = [
     "Decision",
     "DeliveryState",
     "Limits",
+    "Qualification",
     "Reason",
     "Record",
     "explain",
     "judge",
     "plan_change",
     "plan_channel",
+    "qualify",
 ]
 
 
@@ -307,3 +310,57 @@ def explain(
             story, Reason.WAITING_FOR_CAP, decision.subscriptions, now, limits, ahead=ahead
         )
     return decision
+
+
+@dataclass
+class Qualification:
+    """Which of a topic's current stories a subscription would post, and why not the rest.
+
+    Each story is counted once, under the first rule it fails (see `judge`).
+    """
+
+    total: int = 0
+    too_old: int = 0  # published before the age cutoff (or undated, with a cutoff)
+    too_cold: int = 0  # below the subscription's heat
+    without_keywords: int = 0
+    excluded: int = 0
+    already_here: int = 0  # already posted (or marked seen) in the channel
+    stories: list[Story] = field(default_factory=list)  # qualifying, hottest first
+
+
+def qualify(
+    stories: Iterable[Story],
+    subscription: Subscription,
+    now: datetime,
+    limits: Limits,
+    already_here: Collection[str] = (),
+) -> Qualification:
+    """Sort a topic's visible stories into those the subscription would post now and the rest.
+
+    What `/subscribe` reports (and backfills); a pause does not count: it is about what
+    the subscription would post once active.
+    """
+    active = dataclasses.replace(subscription, paused_by=None, paused_reason=None)
+    counters = {
+        Reason.TOO_OLD: "too_old",
+        Reason.BELOW_HEAT: "too_cold",
+        Reason.MISSING_KEYWORDS: "without_keywords",
+        Reason.EXCLUDED: "excluded",
+    }
+    result = Qualification()
+    for story in stories:
+        result.total += 1
+        reason = judge(story, [active], now, limits).reason
+        if reason in counters:
+            name = counters[reason]
+            setattr(result, name, getattr(result, name) + 1)
+        elif reason is not Reason.DUE:
+            continue  # not the topic's, or unpublished: the store does not pass those
+        elif story.id in already_here:
+            result.already_here += 1
+        else:
+            result.stories.append(story)
+    result.stories.sort(
+        key=lambda s: (s.heat, s.published_at.timestamp() if s.published_at else 0), reverse=True
+    )
+    return result

@@ -647,10 +647,8 @@ def _story(title, heat, hours_ago, excerpt=""):
 
 
 def test_qualify_counts_each_story_under_the_first_reason_it_fails():
-    from datetime import timedelta
-
-    from core.filters import qualify
     from core.models import Subscription
+    from core.planner import Limits, qualify
     from tests.conftest import NOW
 
     stories = [
@@ -665,15 +663,17 @@ def test_qualify_counts_each_story_under_the_first_reason_it_fails():
         id=1, guild_id=1, channel_id=1, topic="AI", min_heat=100,
         keywords=("robots",), exclude=("cats",),
     )  # fmt: skip
-    result = qualify(stories, sub, NOW - timedelta(hours=72), already_here={"Hot robo"})
+    result = qualify(stories, sub, NOW, Limits(max_age_hours=72), already_here={"Hot robo"})
     assert (result.total, result.too_old, result.too_cold) == (6, 1, 1)
     assert (result.without_keywords, result.excluded, result.already_here) == (1, 1, 1)
     assert [s.title for s in result.stories] == ["Hotter robots"]
     # match any: one of the keywords is enough.
     anyone = dataclasses.replace(sub, keywords=("robots", "cats"), exclude=(), match_any=True)
-    assert len(qualify(stories, anyone, None).stories) == 5
+    assert len(qualify(stories, anyone, NOW, Limits(max_age_hours=0)).stories) == 5
     every = dataclasses.replace(anyone, match_any=False)
-    assert [s.title for s in qualify(stories, every, None).stories] == ["Hot robots and cats"]
+    assert [s.title for s in qualify(stories, every, NOW, Limits(max_age_hours=0)).stories] == [
+        "Hot robots and cats"
+    ]
 
 
 async def test_keywords_match_any_or_all(room, archive):
