@@ -92,20 +92,13 @@ class Deliverer:
         candidates, latest = await self.store.changed_candidates()
         recorded = 0
         for story, subscriptions in candidates:
-            for decision in plan_change(story, subscriptions, now, self.limits):
-                # Waiting (a channel paused for a permission) is due too: it is posted
-                # once the permission is back.
+            for sub, decision in plan_change(story, subscriptions, now, self.limits):
                 if decision.action is Action.SKIP:
-                    log.debug(
-                        "story %s, subscription %s: %s",
-                        story.id,
-                        decision.subscription.id,
-                        decision.sentence(),
-                    )
+                    log.debug("story %s, subscription %s: %s", story.id, sub.id, decision.reason)
                     continue
-                recorded += await self.store.record_due_like(
-                    story.id, decision.subscription.id, now
-                )
+                # Waiting (a channel paused for a permission) is recorded too: it is
+                # posted once the permission is back.
+                recorded += await self.store.record_due_like(story.id, sub.id, now)
         await self.store.advance_watermark(latest)
         if recorded:
             log.info("%d new deliveries due", recorded)

@@ -247,12 +247,14 @@ def judge(
 
 def plan_change(
     story: Story, subscriptions: Sequence[Subscription], now: datetime, limits: Limits
-) -> list[Decision]:
-    """A story changed: one decision per subscription (post: record it as due).
+) -> list[tuple[Subscription, Decision]]:
+    """A story changed: what each subscription makes of it.
 
-    Subscriptions with the same filters decide alike, so the store may pass one of each.
+    Post, or wait (a channel paused for a missing permission): record it as due; skip:
+    nothing to record. Subscriptions with the same filters decide alike, so the store
+    may pass one of each kind.
     """
-    return [judge(story, [sub], now, limits) for sub in subscriptions]
+    return [(sub, judge(story, [sub], now, limits)) for sub in subscriptions]
 
 
 def plan_channel(

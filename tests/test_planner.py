@@ -126,8 +126,9 @@ def test_the_closest_refusal_is_given():
 
 
 def test_plan_change_decides_per_subscription():
-    decisions = plan_change(story(heat=120), [sub(min_heat=100), sub(min_heat=200)], NOW, LIMITS)
-    assert [d.reason for d in decisions] == [Reason.DUE, Reason.BELOW_HEAT]
+    warm, hot = sub(min_heat=100), sub(min_heat=200)
+    decisions = plan_change(story(heat=120), [warm, hot], NOW, LIMITS)
+    assert [(s, d.reason) for s, d in decisions] == [(warm, Reason.DUE), (hot, Reason.BELOW_HEAT)]
 
 
 def test_plan_channel_posts_up_to_the_cap_and_queues_the_rest():
