@@ -2,11 +2,14 @@
 
 One poll: rescan the archive → resume channels whose permissions are back →
 reconcile sends whose outcome was never recorded → decide what became due →
-send it, channel by channel. A delivery is recorded before its send
-('pending', then 'sending', with the time the send started) and marked 'sent'
-with the message id only once Discord accepted it; a crash in between is
-reconciled against every message of the channel since that send started,
-before anything is sent again.
+send it, channel by channel. The clock is read once per poll; what to post and
+why not is decided by the pure planner (core/planner.py); this module is the
+sender: it turns "post" decisions into messages and records what happened.
+
+A delivery is recorded before its send (pending, then sending, with the time the
+send started) and marked sent with the message id only once Discord accepted it;
+a crash in between is reconciled against every message of the channel since that
+send started, before anything is sent again.
 
 A story whose file is missing from the archive keeps its pending deliveries:
 a checkout or a sync can take a file away for one rescan, and the story is
@@ -28,10 +31,17 @@ import discord
 from bot import embeds
 from bot.permissions import missing_post_permissions
 from bot.views import story_view
-from core.filters import Qualification, matches_filters, parse_terms, qualify, wants
 from core.models import Delivery, Story, Subscription
-
-__all__ = ["Deliverer", "matches_filters", "parse_terms", "wants"]
+from core.planner import (
+    Action,
+    Decision,
+    DeliveryState,
+    Limits,
+    Qualification,
+    plan_change,
+    plan_channel,
+    qualify,
+)
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -58,52 +68,55 @@ class Deliverer:
     def config(self):
         return self.bot.config
 
-    def cutoff(self, now: datetime) -> datetime | None:
-        """Stories published before this are never pushed (None: no limit)."""
-        if not self.config.max_age_hours:
-            return None
-        return now - timedelta(hours=self.config.max_age_hours)
+    @property
+    def limits(self) -> Limits:
+        return Limits.of(self.config)
 
     async def poll(self, rescan: bool = True) -> None:
         """One round of the poller; one failing step is logged and never stops the others."""
+        now = discord.utils.utcnow()  # the one clock reading of the round
         steps = [self.resume_channels, self.reconcile, self.decide, self.deliver_all]
         if rescan:
-            steps.insert(0, self.bot.load_archive)
+            steps.insert(0, self.rescan)
         for step in steps:
             try:
-                await step()
+                await step(now)
             except Exception:
                 log.exception("poll step %s failed; carrying on with the others", step.__name__)
 
-    async def decide(self) -> int:
+    async def rescan(self, now: datetime) -> None:
+        await self.bot.load_archive()
+
+    async def decide(self, now: datetime) -> int:
         """Record a pending delivery for every (channel, story) that became due."""
-        now = discord.utils.utcnow()
-        recorded, filtered, latest = await self.store.record_due(self.cutoff(now), now)
-        rows = [
-            (sub.guild_id, sub.channel_id, story.id, "pending")
-            for sub, story in filtered
-            if matches_filters(story, sub)
-        ]
-        if rows:
-            recorded += await self.store.record_deliveries(rows, now)
+        candidates, latest = await self.store.changed_candidates()
+        recorded = 0
+        for story, subscriptions in candidates:
+            for sub, decision in plan_change(story, subscriptions, now, self.limits):
+                if decision.action is Action.SKIP:
+                    log.debug("story %s, subscription %s: %s", story.id, sub.id, decision.reason)
+                    continue
+                # Waiting (a channel paused for a permission) is recorded too: it is
+                # posted once the permission is back.
+                recorded += await self.store.record_due_like(story.id, sub.id, now)
         await self.store.advance_watermark(latest)
         if recorded:
             log.info("%d new deliveries due", recorded)
         return recorded
 
     async def start_subscription(
-        self, subscription: Subscription, backfill: int = 0
+        self, subscription: Subscription, now: datetime, backfill: int = 0
     ) -> tuple[Qualification, int]:
         """No flood: what already qualifies is marked seen, except the `backfill` hottest.
 
         Also run when a paused subscription resumes. Returns what qualified (and why the
         rest did not) and how many stories are now due.
         """
-        now = discord.utils.utcnow()
         qualification = qualify(
             await self.store.topic_stories(subscription.topic),
             subscription,
-            self.cutoff(now),
+            now,
+            self.limits,
             await self.store.channel_story_ids(subscription.channel_id, subscription.topic),
         )
         if not subscription.active:
@@ -113,14 +126,14 @@ class Deliverer:
                 subscription.guild_id,
                 subscription.channel_id,
                 s.id,
-                "pending" if i < backfill else "seen",
+                DeliveryState.PENDING if i < backfill else DeliveryState.SEEN,
             )
             for i, s in enumerate(qualification.stories)
         ]
         await self.store.record_deliveries(rows, now)
         return qualification, min(backfill, len(qualification.stories))
 
-    async def deliver_all(self) -> None:
+    async def deliver_all(self, now: datetime) -> None:
         by_channel: dict[int, list[Delivery]] = defaultdict(list)
         for delivery in await self.store.due_deliveries():
             by_channel[delivery.channel_id].append(delivery)
@@ -131,7 +144,7 @@ class Deliverer:
 
         async def deliver(channel_id: int, items: list[Delivery]) -> None:
             async with slots:
-                await self.deliver_channel(channel_id, items)
+                await self.deliver_channel(channel_id, now, items)
 
         await asyncio.gather(
             *(
@@ -141,16 +154,20 @@ class Deliverer:
             )
         )
 
-    async def deliver_channel(self, channel_id: int, items: list[Delivery] | None = None) -> int:
+    async def deliver_channel(
+        self, channel_id: int, now: datetime, items: list[Delivery] | None = None
+    ) -> int:
         """Post up to `posts_per_poll` due stories to one channel, oldest first."""
         async with self._locks[channel_id]:
             try:
-                return await self._deliver_channel(channel_id, items)
+                return await self._deliver_channel(channel_id, now, items)
             except Exception:
                 log.exception("delivering to channel %s failed", channel_id)
                 return 0
 
-    async def _deliver_channel(self, channel_id: int, items: list[Delivery] | None) -> int:
+    async def _deliver_channel(
+        self, channel_id: int, now: datetime, items: list[Delivery] | None
+    ) -> int:
         if items is None:
             items = await self.store.due_deliveries(channel_id=channel_id)
         if not items:
@@ -159,47 +176,37 @@ class Deliverer:
         if channel is None:
             return 0
         if missing := missing_post_permissions(channel):
-            await self.pause(channel, f"missing permission: {', '.join(missing)}")
+            await self.pause(channel, f"missing permission: {', '.join(missing)}", now)
             return 0
-        now = discord.utils.utcnow()
-        cutoff = self.cutoff(now)
-        subscriptions = await self.store.active_subscriptions(channel_id)
-        sent = 0
-        for delivery in items:
-            if sent >= self.config.posts_per_poll:
-                log.info(
-                    "channel %s: %d stories wait for the next poll", channel_id, len(items) - sent
-                )
-                break
-            story = delivery.story
-            if cutoff is not None and (story.published_at is None or story.published_at < cutoff):
-                await self._drop(channel_id, story, f"older than {self.config.max_age_hours}h")
-                continue
-            if not story.published:
-                await self._drop(channel_id, story, "unpublished in the archive")
-                continue
-            if delivery.removed:  # its file is missing: it waits, it may come back
-                log.debug("story %s waits for its file to come back", story.id)
-                continue
-            subs = [s for s in subscriptions if wants(s, story)]
-            if not subs:
-                await self._drop(channel_id, story, "no subscription of the channel wants it")
-                continue
-            if not await self._send(channel, story, subs):
+        # Paused ones too: the planner says why (a staff pause drops, a bot pause waits).
+        subscriptions = await self.store.channel_subscriptions(channel_id)
+        pending = [(d.story, d.removed) for d in items]
+        sent = waiting = 0
+        for decision in plan_channel(pending, subscriptions, now, self.limits):
+            story = decision.story
+            if decision.action is Action.SKIP:
+                await self._drop(channel_id, story, decision, now)
+            elif decision.action is Action.WAIT:
+                waiting += 1
+                log.debug("story %s waits in %s: %s", story.id, channel_id, decision.sentence())
+            elif await self._send(channel, decision, now):
+                sent += 1
+            else:
                 break  # the channel failed: the rest waits for the next poll
-            sent += 1
+        if waiting:
+            log.info("channel %s: %d stories wait for a later poll", channel_id, waiting)
         if sent:
             await self.store.clear_notice(channel_id)
         return sent
 
-    async def _send(self, channel, story: Story, subs: list[Subscription]) -> bool:
+    async def _send(self, channel, decision: Decision, now: datetime) -> bool:
+        story, subs = decision.story, decision.subscriptions
         roles = list(dict.fromkeys(s.mention_role_id for s in subs if s.mention_role_id))
         content = " ".join(f"<@&{role}>" for role in roles) or None
         allowed = discord.AllowedMentions(
             everyone=False, users=False, roles=[discord.Object(r) for r in roles]
         )
-        now = discord.utils.utcnow()
-        await self.store.mark_delivery(channel.id, story.id, "sending", now)
+        await self.store.mark_delivery(channel.id, story.id, DeliveryState.SENDING, now)
         pinned = await self.store.is_story_pinned(channel.guild.id, story.id)
         try:
             message = await channel.send(
@@ -210,11 +217,13 @@ class Deliverer:
             )
         except discord.HTTPException as exc:
             await self.store.mark_delivery(
-                channel.id, story.id, "pending", now, error=_describe(exc)
+                channel.id, story.id, DeliveryState.PENDING, now, error=_describe(exc)
             )
-            await self.handle_failure(channel, exc)
+            await self.handle_failure(channel, exc, now)
             return False
-        await self.store.mark_delivery(channel.id, story.id, "sent", now, message_id=message.id)
+        await self.store.mark_delivery(
+            channel.id, story.id, DeliveryState.SENT, now, message_id=message.id
+        )
         log.info("posted story %s to channel %s", story.id, channel.id)
         if channel.is_news():
             try:
@@ -225,7 +234,7 @@ class Deliverer:
                 )
         return True
 
-    async def handle_failure(self, channel, exc: discord.HTTPException) -> None:
+    async def handle_failure(self, channel, exc: discord.HTTPException, now: datetime) -> None:
         if isinstance(exc, discord.Forbidden) or exc.code in MISSING_ACCESS:
             missing = missing_post_permissions(channel)
             reason = (
@@ -233,15 +242,14 @@ class Deliverer:
                 if missing
                 else "Discord refused the post (missing access)"
             )
-            await self.pause(channel, reason)
+            await self.pause(channel, reason, now)
         elif isinstance(exc, discord.NotFound) and exc.code == UNKNOWN_CHANNEL:
             removed = await self.store.delete_channel(channel.id)
             log.warning("channel %s is gone: removed its %d subscriptions", channel.id, removed)
         else:  # 429, 5xx and the like: retried at the next poll
             log.warning("posting to channel %s failed, will retry: %s", channel.id, _describe(exc))
 
-    async def pause(self, channel, reason: str) -> None:
-        now = discord.utils.utcnow()
+    async def pause(self, channel, reason: str, now: datetime) -> None:
         await self.store.pause_channel(channel.id, reason, now)
         log.warning("paused subscriptions of channel %s: %s", channel.id, reason)
         if not await self.store.claim_notice(channel.id, reason, now):
@@ -264,21 +272,21 @@ class Deliverer:
             "could not tell guild %s that channel %s is paused", channel.guild.id, channel.id
         )
 
-    async def resume_channels(self) -> None:
+    async def resume_channels(self, now: datetime) -> None:
         for _, channel_id, reason in await self.store.paused_channels():
             channel = self.bot.get_channel(channel_id)
             if channel is not None and not missing_post_permissions(channel):
                 await self.store.resume_channel(channel_id)
                 log.info("resumed channel %s (was: %s)", channel_id, reason)
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, now: datetime) -> None:
         """Sends whose outcome was never recorded (a crash): find the post, or retry it."""
-        for delivery in await self.store.due_deliveries(("sending",)):
+        for delivery in await self.store.due_deliveries((DeliveryState.SENDING,)):
             async with self._locks[delivery.channel_id]:
-                await self._reconcile_one(delivery)
+                await self._reconcile_one(delivery, now)
 
-    async def _reconcile_one(self, delivery: Delivery) -> None:
-        story, now = delivery.story, discord.utils.utcnow()
+    async def _reconcile_one(self, delivery: Delivery, now: datetime) -> None:
+        story = delivery.story
         channel = await self._channel(delivery.channel_id)
         if channel is None:
             return
@@ -293,14 +301,14 @@ class Deliverer:
             ):
                 if message.author.id == self.bot.user.id and _carries(message, story):
                     await self.store.mark_delivery(
-                        channel.id, story.id, "sent", now, message_id=message.id
+                        channel.id, story.id, DeliveryState.SENT, now, message_id=message.id
                     )
                     log.info("story %s was already posted in %s", story.id, channel.id)
                     return
         except discord.HTTPException as exc:
             log.warning("cannot read channel %s to reconcile: %s", channel.id, _describe(exc))
             return  # try again at the next poll rather than risk a double post
-        await self.store.mark_delivery(channel.id, story.id, "pending", now)
+        await self.store.mark_delivery(channel.id, story.id, DeliveryState.PENDING, now)
 
     async def _channel(self, channel_id: int):
         channel = self.bot.get_channel(channel_id)
@@ -317,9 +325,10 @@ class Deliverer:
             log.warning("cannot reach channel %s: %s", channel_id, _describe(exc))
         return None
 
-    async def _drop(self, channel_id: int, story: Story, reason: str) -> None:
+    async def _drop(self, channel_id: int, story: Story, decision: Decision, now: datetime) -> None:
+        reason = decision.sentence().removeprefix("Not posted: ")
         await self.store.mark_delivery(
-            channel_id, story.id, "dropped", discord.utils.utcnow(), error=reason
+            channel_id, story.id, DeliveryState.DROPPED, now, error=reason
         )
         log.info("not posting story %s to channel %s: %s", story.id, channel_id, reason)
 

@@ -1,4 +1,4 @@
-"""Channel subscriptions: `/subscribe`, `/unsubscribe`, `/subscriptions`, and the poller."""
+"""Channel subscriptions: `/subscribe`, `/unsubscribe`, `/subscriptions`, `/why`, the poller."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot import embeds, errors
-from bot.autocomplete import topic_choices
+from bot.autocomplete import resolve_story, story_choices, topic_choices
 from bot.delivery import Deliverer
 from bot.errors import UserError
 from bot.permissions import can_manage_subscriptions, can_ping, missing_post_permissions
 from bot.views import NO_MENTIONS, Confirmation, Paginator
-from core.filters import Qualification, parse_terms
+from core.filters import parse_terms
 from core.models import Subscription
+from core.planner import Limits, Qualification, explain
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -101,6 +102,11 @@ class Subscriptions(commands.Cog):
         if subs and ALL.startswith(wanted):
             choices.insert(0, app_commands.Choice(name="all (every subscription here)", value=ALL))
         return choices[: embeds.CHOICES_LIMIT]
+
+    async def story_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await story_choices(self.store, current)
 
     # -- commands -----------------------------------------------------------------------
 
@@ -193,7 +199,9 @@ class Subscriptions(commands.Cog):
             now=now,
         )
         await self.store.clear_notice(target.id)
-        qualification, backfilled = await self.deliverer.start_subscription(subscription, backfill)
+        qualification, backfilled = await self.deliverer.start_subscription(
+            subscription, now, backfill
+        )
         where = f"**{embeds.plain(topic_name)}** in {target.mention}"
         if before is None:
             lines = [
@@ -225,7 +233,7 @@ class Subscriptions(commands.Cog):
             "\n".join(lines), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
         if backfilled:
-            await self.deliverer.deliver_channel(target.id)
+            await self.deliverer.deliver_channel(target.id, now)
 
     @app_commands.command(name="unsubscribe", description="Stop posting a topic in a channel")
     @app_commands.describe(
@@ -326,6 +334,38 @@ class Subscriptions(commands.Cog):
             paginator.message = await interaction.original_response()
         else:
             await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="why", description="Why a story was posted in a channel, or not")
+    @app_commands.describe(
+        story="The story: type words of its title or its id",
+        channel="The channel (default: this channel)",
+    )
+    @app_commands.autocomplete(story=story_autocomplete)
+    @staff_only()
+    async def why(
+        self,
+        interaction: discord.Interaction,
+        story: app_commands.Range[str, 1, 200],
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        target = self._target_channel(interaction, channel)
+        found = await resolve_story(self.bot, story)
+        subscriptions = await self.store.channel_subscriptions(target.id)
+        record, ahead = await self.store.delivery_record(target.id, found.id)
+        decision = explain(
+            found,
+            subscriptions,
+            record,
+            ahead,
+            discord.utils.utcnow(),
+            Limits.of(self.bot.config),
+        )
+        title = embeds.plain_truncated(found.title, 200)
+        await interaction.response.send_message(
+            f"**{title}** in {target.mention}: {decision.sentence(embeds.plain)}",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
 
     # -- helpers ------------------------------------------------------------------------
 

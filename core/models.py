@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,16 @@ class Subscription:
         return self.paused_reason is None and self.paused_by is None
 
 
+class DeliveryState(StrEnum):
+    """A delivery's state; the database stores these strings."""
+
+    SEEN = "seen"  # qualified when the channel subscribed (or resumed): not posted
+    PENDING = "pending"  # due
+    SENDING = "sending"  # a send started and its outcome is not recorded yet
+    SENT = "sent"
+    DROPPED = "dropped"  # no longer postable; its error says why
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One story due to (or being) posted to one channel."""
@@ -134,7 +145,7 @@ class Delivery:
     channel_id: int
     guild_id: int
     story: Story
-    state: str
+    state: DeliveryState
     attempts: int = 0
     visible: bool = True  # published and still in the archive
     removed: bool = False  # its file is missing from the archive (it may come back)

@@ -20,6 +20,7 @@ import simcord
 import yaml
 
 from core.config import Config
+from core.models import DeliveryState
 from tests.conftest import CORPUS, ROOT, buttons, story_file
 
 POLL = 60
@@ -348,7 +349,7 @@ async def test_crash_between_send_and_record_never_posts_twice(
     real_mark = store.mark_delivery
 
     async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state == "sent":
+        if state is DeliveryState.SENT:
             raise RuntimeError("simulated crash after Discord accepted the post")
         return await real_mark(channel_id, story_id, state, now, **kw)
 
@@ -646,10 +647,8 @@ def _story(title, heat, hours_ago, excerpt=""):
 
 
 def test_qualify_counts_each_story_under_the_first_reason_it_fails():
-    from datetime import timedelta
-
-    from core.filters import qualify
     from core.models import Subscription
+    from core.planner import Limits, qualify
     from tests.conftest import NOW
 
     stories = [
@@ -664,15 +663,17 @@ def test_qualify_counts_each_story_under_the_first_reason_it_fails():
         id=1, guild_id=1, channel_id=1, topic="AI", min_heat=100,
         keywords=("robots",), exclude=("cats",),
     )  # fmt: skip
-    result = qualify(stories, sub, NOW - timedelta(hours=72), already_here={"Hot robo"})
+    result = qualify(stories, sub, NOW, Limits(max_age_hours=72), already_here={"Hot robo"})
     assert (result.total, result.too_old, result.too_cold) == (6, 1, 1)
     assert (result.without_keywords, result.excluded, result.already_here) == (1, 1, 1)
     assert [s.title for s in result.stories] == ["Hotter robots"]
     # match any: one of the keywords is enough.
     anyone = dataclasses.replace(sub, keywords=("robots", "cats"), exclude=(), match_any=True)
-    assert len(qualify(stories, anyone, None).stories) == 5
+    assert len(qualify(stories, anyone, NOW, Limits(max_age_hours=0)).stories) == 5
     every = dataclasses.replace(anyone, match_any=False)
-    assert [s.title for s in qualify(stories, every, None).stories] == ["Hot robots and cats"]
+    assert [s.title for s in qualify(stories, every, NOW, Limits(max_age_hours=0)).stories] == [
+        "Hot robots and cats"
+    ]
 
 
 async def test_keywords_match_any_or_all(room, archive):
@@ -763,7 +764,7 @@ async def test_crash_recovery_finds_the_post_behind_200_later_messages(
     real_mark = store.mark_delivery
 
     async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state == "sent":
+        if state is DeliveryState.SENT:
             raise RuntimeError("simulated crash after Discord accepted the post")
         return await real_mark(channel_id, story_id, state, now, **kw)
 
@@ -804,8 +805,8 @@ async def test_a_failing_poll_step_does_not_stop_the_delivery(room, archive, mon
     real_due = store.due_deliveries
 
     # Reconciliation's look-up fails (the step before deciding and delivering).
-    async def broken_reconcile_lookup(states=("pending",), channel_id=None):
-        if states == ("sending",):
+    async def broken_reconcile_lookup(states=(DeliveryState.PENDING,), channel_id=None):
+        if states == (DeliveryState.SENDING,):
             raise sqlite3.OperationalError("disk I/O error")
         return await real_due(states, channel_id)
 

@@ -371,6 +371,18 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """,
         ),
     ),
+    (
+        "subscriptions by kind of filters",
+        (
+            # The poller decides once per kind of filters of a topic (not per channel):
+            # grouping subscriptions by these columns is then a scan of this index.
+            "DROP INDEX subscriptions_topic",
+            """
+            CREATE INDEX subscriptions_kind ON subscriptions
+                (topic, min_heat, keywords, exclude, match_any, paused_by IS NULL)
+            """,
+        ),
+    ),
 ]
 
 

@@ -6,7 +6,8 @@ from datetime import datetime
 
 import aiosqlite
 
-from core.models import Delivery, Story, Subscription
+from core.models import Delivery, DeliveryState, Story, Subscription
+from core.planner import Record
 from core.store.stories import (
     STORY_COLUMNS,
     VISIBLE,
@@ -152,8 +153,8 @@ class SubscriptionQueries:
             "DELETE FROM subscriptions WHERE channel_id = ?", (channel_id,)
         )
         await self.db.execute(
-            "DELETE FROM deliveries WHERE channel_id = ? AND state IN ('pending', 'sending')",
-            (channel_id,),
+            "DELETE FROM deliveries WHERE channel_id = ? AND state IN (?, ?)",
+            (channel_id, DeliveryState.PENDING, DeliveryState.SENDING),
         )
         await self.db.execute("DELETE FROM channel_notices WHERE channel_id = ?", (channel_id,))
         return cursor.rowcount
@@ -162,8 +163,8 @@ class SubscriptionQueries:
         """Forget a guild the bot was removed from."""
         cursor = await self.db.execute("DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,))
         await self.db.execute(
-            "DELETE FROM deliveries WHERE guild_id = ? AND state IN ('pending', 'sending')",
-            (guild_id,),
+            "DELETE FROM deliveries WHERE guild_id = ? AND state IN (?, ?)",
+            (guild_id, DeliveryState.PENDING, DeliveryState.SENDING),
         )
         return cursor.rowcount
 
@@ -254,66 +255,74 @@ class SubscriptionQueries:
         )
         return [story_from_row(r) for r in rows]
 
-    async def record_due(
-        self, cutoff: datetime | None, now: datetime
-    ) -> tuple[int, list[tuple[Subscription, Story]], int]:
-        """Record pending deliveries for archive changes since the last poll.
+    async def changed_candidates(self) -> tuple[list[tuple[Story, list[Subscription]]], int]:
+        """Stories changed since the last poll, each with the subscriptions that may want it.
 
-        Subscriptions without keyword filters are decided here, in one statement;
-        for those with filters the (subscription, story) candidates are returned
-        for the caller to filter and record. Also returns the change sequence to
-        pass to `advance_watermark` once that is done.
+        Pre-selected here (visible, a subscribed topic, heat at least the subscription's);
+        the planner decides. Subscriptions with the same filters decide alike, so one of
+        each kind comes back (see `record_due_like`): 10,000 channels with the default
+        filters are one candidate. Also returns the change sequence to pass to
+        `advance_watermark` once they are recorded.
         """
         watermark = int(await self.get_state(WATERMARK_KEY) or 0)
         rows = await self.db.execute_fetchall("SELECT max(seq) FROM story_changes")
         latest = rows[0][0] or 0
         if latest <= watermark:
-            return 0, [], latest
-        stamp = to_epoch(cutoff)
-        matches = f"""
-            FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
-            JOIN stories s ON s.rowid = c.story
-            JOIN story_topics st ON st.story = s.rowid
-            JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
-            WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?) AND sub.paused_by IS NULL
-        """
-        params = (watermark, latest, stamp, stamp)
-        cursor = await self.db.execute(
-            f"""
-            INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
-            SELECT sub.channel_id, s.rowid, sub.guild_id, 'pending', ? {matches}
-              AND sub.keywords = '' AND sub.exclude = ''
-            """,
-            (to_epoch(now), *params),
-        )
-        recorded = max(0, cursor.rowcount)
-        rows = await self.db.execute_fetchall(
-            f"""
+            return [], latest
+        query = f"""
+            WITH kinds AS (
+                SELECT s.rowid AS story, min(sub.id) AS sub
+                FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
+                JOIN stories s ON s.rowid = c.story
+                JOIN story_topics st ON st.story = s.rowid
+                JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
+                WHERE {VISIBLE}
+                GROUP BY s.rowid, sub.topic, sub.min_heat, sub.keywords, sub.exclude,
+                         sub.match_any, sub.paused_by IS NULL
+            )
             SELECT {SUBSCRIPTION_COLUMNS}, {STORY_COLUMNS}
-            FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
-            JOIN stories s ON s.rowid = c.story
+            FROM kinds JOIN stories s ON s.rowid = kinds.story
             LEFT JOIN providers p ON p.id = s.provider_id
-            JOIN story_topics st ON st.story = s.rowid
-            JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
-            JOIN topics t ON t.id = sub.topic
-            WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?) AND sub.paused_by IS NULL
-              AND (sub.keywords != '' OR sub.exclude != '')
-              AND NOT EXISTS (
-                  SELECT 1 FROM deliveries d WHERE d.channel_id = sub.channel_id
-                  AND d.story = s.rowid
-              )
-            """,
-            params,
-        )
+            JOIN subscriptions sub ON sub.id = kinds.sub JOIN topics t ON t.id = sub.topic
+            ORDER BY s.rowid, sub.id
+        """
+        rows = await self.db.execute_fetchall(query, (watermark, latest))
         width = SUBSCRIPTION_WIDTH
-        pairs = [(subscription_from_row(r[:width]), story_from_row(r[width:])) for r in rows]
-        return recorded, pairs, latest
+        by_story: dict[str, tuple[Story, list[Subscription]]] = {}
+        for r in rows:
+            story = story_from_row(r[width:])
+            by_story.setdefault(story.id, (story, []))[1].append(subscription_from_row(r[:width]))
+        return list(by_story.values()), latest
+
+    async def record_due_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
+        """Record the story as due for every subscription with the same filters as this one.
+
+        Same topic, heat, keywords, exclude, match and staff pause: what the planner decided
+        for one holds for all. Deliveries already recorded are kept.
+        """
+        cursor = await self.db.execute(
+            """
+            INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
+            SELECT sub.channel_id, s.rowid, sub.guild_id, ?, ?
+            FROM subscriptions one
+            JOIN subscriptions sub ON sub.topic = one.topic AND sub.min_heat = one.min_heat
+              AND sub.keywords = one.keywords AND sub.exclude = one.exclude
+              AND sub.match_any = one.match_any
+              AND (sub.paused_by IS NULL) = (one.paused_by IS NULL)
+            JOIN stories s ON s.id = ?
+            WHERE one.id = ?
+            """,
+            (DeliveryState.PENDING, to_epoch(now), story_id, subscription_id),
+        )
+        return max(0, cursor.rowcount)
 
     async def advance_watermark(self, seq: int) -> None:
         await self.set_state(WATERMARK_KEY, str(seq))
         await self.db.execute("DELETE FROM story_changes WHERE seq <= ?", (seq,))
 
-    async def record_deliveries(self, rows: list[tuple[int, int, str, str]], now: datetime) -> int:
+    async def record_deliveries(
+        self, rows: list[tuple[int, int, str, DeliveryState]], now: datetime
+    ) -> int:
         """Record (guild id, channel id, story id, state) rows; existing ones are kept."""
         before = self.db.total_changes
         await self.db.executemany(
@@ -331,7 +340,9 @@ class SubscriptionQueries:
     # -- sending -------------------------------------------------------------------
 
     async def due_deliveries(
-        self, states: tuple[str, ...] = ("pending",), channel_id: int | None = None
+        self,
+        states: tuple[DeliveryState, ...] = (DeliveryState.PENDING,),
+        channel_id: int | None = None,
     ) -> list[Delivery]:
         """Deliveries in `states` (of one channel, or all), by channel, oldest story first."""
         marks = ",".join("?" * len(states))
@@ -349,7 +360,7 @@ class SubscriptionQueries:
             Delivery(
                 channel_id=r[0],
                 guild_id=r[1],
-                state=r[2],
+                state=DeliveryState(r[2]),
                 attempts=r[3],
                 visible=bool(r[4]),
                 removed=bool(r[5]),
@@ -363,28 +374,37 @@ class SubscriptionQueries:
         self,
         channel_id: int,
         story_id: str,
-        state: str,
+        state: DeliveryState,
         now: datetime,
         *,
         message_id: int | None = None,
         error: str | None = None,
     ) -> None:
-        """Move one delivery to `state` ('sending' counts an attempt; 'sent' keeps the message).
+        """Move one delivery to `state` (sending counts an attempt; sent keeps the message).
 
-        `sent_at` is when the last send started ('sending'; 'sent' passes the same time):
+        `sent_at` is when the last send started (sending; sent passes the same time):
         after a crash, reconciliation looks for the post from that moment on.
         """
+        started = state in (DeliveryState.SENDING, DeliveryState.SENT)
         await self.db.execute(
             """
             UPDATE deliveries SET
                 state = ?,
                 message_id = coalesce(?, message_id),
-                sent_at = CASE WHEN ? IN ('sending', 'sent') THEN ? ELSE sent_at END,
-                attempts = attempts + (? = 'sending'),
+                sent_at = coalesce(?, sent_at),
+                attempts = attempts + ?,
                 last_error = ?
             WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
             """,
-            (state, message_id, state, to_epoch(now), state, error, channel_id, story_id),
+            (
+                state,
+                message_id,
+                to_epoch(now) if started else None,
+                int(state == DeliveryState.SENDING),
+                error,
+                channel_id,
+                story_id,
+            ),
         )
 
     async def active_subscriptions(self, channel_id: int) -> list[Subscription]:
@@ -402,11 +422,41 @@ class SubscriptionQueries:
         rows = await self.db.execute_fetchall(
             """
             SELECT 1 FROM deliveries d JOIN stories s ON s.rowid = d.story
-            WHERE d.channel_id = ? AND s.id = ? AND d.state = 'sent'
+            WHERE d.channel_id = ? AND s.id = ? AND d.state = ?
+            """,
+            (channel_id, story_id, DeliveryState.SENT),
+        )
+        return bool(rows)
+
+    async def delivery_record(self, channel_id: int, story_id: str) -> tuple[Record | None, int]:
+        """The channel's delivery of a story (None: never recorded), and for a due one how
+        many of the channel's due stories are posted before it."""
+        rows = await self.db.execute_fetchall(
+            """
+            SELECT d.state, d.guild_id, d.message_id, coalesce(d.sent_at, d.created_at),
+                   d.last_error, s.removed_at IS NOT NULL, (
+                       SELECT count(*) FROM deliveries o JOIN stories os ON os.rowid = o.story
+                       WHERE o.channel_id = d.channel_id AND o.state = d.state
+                         AND (os.published_at, os.rowid) < (s.published_at, s.rowid)
+                   )
+            FROM deliveries d JOIN stories s ON s.rowid = d.story
+            WHERE d.channel_id = ? AND s.id = ?
             """,
             (channel_id, story_id),
         )
-        return bool(rows)
+        if not rows:
+            return None, 0
+        state, guild_id, message_id, at, error, removed, ahead = rows[0]
+        record = Record(
+            state=DeliveryState(state),
+            guild_id=guild_id,
+            channel_id=channel_id,
+            message_id=message_id,
+            at=from_epoch(at),
+            error=error,
+            removed=bool(removed),
+        )
+        return record, ahead
 
     # -- internals -----------------------------------------------------------------
 
@@ -416,14 +466,14 @@ class SubscriptionQueries:
                 SELECT s.title || char(10) || d.sent_at FROM deliveries d
                 JOIN stories s ON s.rowid = d.story
                 JOIN story_topics st ON st.story = d.story AND st.topic = sub.topic
-                WHERE d.channel_id = sub.channel_id AND d.state = 'sent'
+                WHERE d.channel_id = sub.channel_id AND d.state = ?
                 ORDER BY d.sent_at DESC LIMIT 1
             )
             FROM subscriptions sub JOIN topics t ON t.id = sub.topic
             WHERE {condition}
             ORDER BY sub.channel_id, t.key
         """
-        rows = await self.db.execute_fetchall(query, params)
+        rows = await self.db.execute_fetchall(query, (DeliveryState.SENT, *params))
         out = []
         for row in rows:
             last_title, last_at = None, None
@@ -437,11 +487,11 @@ class SubscriptionQueries:
         """Unsent deliveries no remaining subscription of the channel wants are dropped."""
         await self.db.execute(
             """
-            UPDATE deliveries SET state = 'dropped', last_error = 'unsubscribed'
-            WHERE channel_id = ? AND state = 'pending' AND NOT EXISTS (
+            UPDATE deliveries SET state = ?, last_error = 'unsubscribed'
+            WHERE channel_id = ? AND state = ? AND NOT EXISTS (
                 SELECT 1 FROM subscriptions sub JOIN story_topics st ON st.topic = sub.topic
                 WHERE sub.channel_id = deliveries.channel_id AND st.story = deliveries.story
             )
             """,
-            (channel_id,),
+            (DeliveryState.DROPPED, channel_id, DeliveryState.PENDING),
         )
