@@ -23,21 +23,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot import embeds
-from bot.permissions import missing_post_permissions
+from bot.permissions import is_forum, missing_post_permissions
 from bot.views import story_view
-from core.models import Delivery, Story, Subscription
+from core.models import Delivery, PostStyle, Story, Subscription
 from core.planner import (
     Action,
     Decision,
     DeliveryState,
     Limits,
     Qualification,
+    covers,
     plan_change,
     plan_channel,
     qualify,
@@ -53,6 +55,7 @@ RECONCILE_MARGIN = timedelta(minutes=2)
 CHANNELS_AT_ONCE = 8
 MISSING_ACCESS = {50001, 50013}
 UNKNOWN_CHANNEL = 10003
+THREAD_ALREADY_CREATED = 160004
 
 
 class Deliverer:
@@ -175,13 +178,13 @@ class Deliverer:
         channel = await self._channel(channel_id)
         if channel is None:
             return 0
-        if missing := missing_post_permissions(channel):
-            await self.pause(channel, f"missing permission: {', '.join(missing)}", now)
-            return 0
         # Paused ones too: the planner says why (a staff pause drops, a bot pause waits).
         subscriptions = await self.store.channel_subscriptions(channel_id)
+        if missing := self._missing(channel, subscriptions):
+            await self.pause(channel, f"missing permission: {', '.join(missing)}", now)
+            return 0
         pending = [(d.story, d.removed) for d in items]
-        sent = waiting = 0
+        due, waiting = [], 0
         for decision in plan_channel(pending, subscriptions, now, self.limits):
             story = decision.story
             if decision.action is Action.SKIP:
@@ -189,54 +192,117 @@ class Deliverer:
             elif decision.action is Action.WAIT:
                 waiting += 1
                 log.debug("story %s waits in %s: %s", story.id, channel_id, decision.sentence())
-            elif await self._send(channel, decision, now):
-                sent += 1
             else:
-                break  # the channel failed: the rest waits for the next poll
+                due.append(decision)
         if waiting:
             log.info("channel %s: %d stories wait for a later poll", channel_id, waiting)
+        sent = 0
+        while due:
+            look = Look.of(due[0].subscriptions)
+            if look.style is PostStyle.COMPACT and not is_forum(channel):
+                # Compact stories going out together share a message, as many as fit.
+                run = []
+                for decision in due:
+                    if Look.of(decision.subscriptions).style is not PostStyle.COMPACT:
+                        break
+                    run.append(decision)
+                _, count = embeds.compact_message([d.story for d in run], _mentions(run)[0] or "")
+                batch = run[:count]
+            else:
+                batch = due[:1]
+            if not await self._send(channel, batch, now):
+                break  # the channel failed: the rest waits for the next poll
+            sent += len(batch)
+            due = due[len(batch) :]
         if sent:
             await self.store.clear_notice(channel_id)
         return sent
 
-    async def _send(self, channel, decision: Decision, now: datetime) -> bool:
-        story, subs = decision.story, decision.subscriptions
-        roles = list(dict.fromkeys(s.mention_role_id for s in subs if s.mention_role_id))
-        content = " ".join(f"<@&{role}>" for role in roles) or None
-        allowed = discord.AllowedMentions(
-            everyone=False, users=False, roles=[discord.Object(r) for r in roles]
-        )
-        await self.store.mark_delivery(channel.id, story.id, DeliveryState.SENDING, now)
-        pinned = await self.store.is_story_pinned(channel.guild.id, story.id)
+    def _missing(self, channel, subscriptions: list[Subscription]) -> list[str]:
+        """The permissions the bot lacks for what the channel's subscriptions ask for."""
+        threads = any(s.thread for s in subscriptions)
+        return missing_post_permissions(channel, threads=threads)
+
+    async def _send(self, channel, decisions: list[Decision], now: datetime) -> bool:
+        """Post one message (or forum post) carrying `decisions`' stories, and record it."""
+        stories = [d.story for d in decisions]
+        look = Look.of([s for d in decisions for s in d.subscriptions])
+        content, allowed = _mentions(decisions)
+        for story in stories:
+            await self.store.mark_delivery(channel.id, story.id, DeliveryState.SENDING, now)
         try:
-            message = await channel.send(
-                content=content,
-                embed=embeds.story_embed(story, self.config.hot_heat, pinned=pinned),
-                view=story_view(story),
-                allowed_mentions=allowed,
-            )
+            message = await self._post(channel, stories, look, content, allowed)
         except discord.HTTPException as exc:
-            await self.store.mark_delivery(
-                channel.id, story.id, DeliveryState.PENDING, now, error=_describe(exc)
-            )
+            for story in stories:
+                await self.store.mark_delivery(
+                    channel.id, story.id, DeliveryState.PENDING, now, error=_describe(exc)
+                )
             await self.handle_failure(channel, exc, now)
             return False
-        await self.store.mark_delivery(
-            channel.id, story.id, DeliveryState.SENT, now, message_id=message.id
-        )
-        log.info("posted story %s to channel %s", story.id, channel.id)
-        if channel.is_news():
+        for story in stories:
+            await self.store.mark_delivery(
+                channel.id, story.id, DeliveryState.SENT, now, message_id=message.id
+            )
+            log.info("posted story %s to channel %s", story.id, channel.id)
+        if not is_forum(channel) and channel.is_news():
             try:
                 await message.publish()
             except discord.HTTPException as exc:
-                log.warning(
-                    "could not publish story %s in %s: %s", story.id, channel.id, _describe(exc)
-                )
+                log.warning("could not publish stories in %s: %s", channel.id, _describe(exc))
+        if look.thread and not is_forum(channel):
+            await self._open_thread(channel, message, stories, look, now)
         return True
+
+    async def _post(
+        self, channel, stories: list[Story], look: Look, mentions: str | None, allowed
+    ) -> discord.Message:
+        """Send the stories in the subscription's style; a forum gets one post per story."""
+        story = stories[0]
+        if look.style is PostStyle.COMPACT:
+            body = {"content": embeds.compact_message(stories, mentions or "")[0]}
+        elif look.style is PostStyle.LINK:
+            body = {"content": embeds.link_content(story, mentions or "")}
+        else:
+            pinned = await self.store.is_story_pinned(channel.guild.id, story.id)
+            body = {
+                "content": mentions,
+                "embed": embeds.story_embed(story, self.config.hot_heat, pinned=pinned),
+                "view": story_view(story),
+            }
+        if not is_forum(channel):
+            return await channel.send(**body, allowed_mentions=allowed)
+        perms = channel.permissions_for(channel.guild.me)
+        tags = embeds.forum_tags(channel.available_tags, story, moderated=perms.manage_threads)
+        post = await channel.create_thread(
+            name=embeds.thread_name(story),
+            applied_tags=tags,
+            auto_archive_duration=look.thread_archive,
+            allowed_mentions=allowed,
+            **body,
+        )
+        return post.message  # its id is the post's (the thread's) id
+
+    async def _open_thread(
+        self, channel, message: discord.Message, stories: list[Story], look: Look, now: datetime
+    ) -> None:
+        """A discussion thread on a post; the post stands even when the thread fails."""
+        try:
+            await message.create_thread(
+                name=embeds.thread_name(stories[0], more=len(stories) - 1),
+                auto_archive_duration=look.thread_archive,
+            )
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_ALREADY_CREATED:
+                return
+            log.warning(
+                "could not open a thread on %s in %s: %s", message.id, channel.id, _describe(exc)
+            )
+            if isinstance(exc, discord.Forbidden) or exc.code in MISSING_ACCESS:
+                await self.handle_failure(channel, exc, now)
 
     async def handle_failure(self, channel, exc: discord.HTTPException, now: datetime) -> None:
         if isinstance(exc, discord.Forbidden) or exc.code in MISSING_ACCESS:
-            missing = missing_post_permissions(channel)
+            missing = self._missing(channel, await self.store.channel_subscriptions(channel.id))
             reason = (
                 f"missing permission: {', '.join(missing)}"
                 if missing
@@ -261,8 +327,8 @@ class Deliverer:
         )
         targets = [channel, channel.guild.system_channel]
         for target in targets:
-            if target is None:
-                continue
+            if not isinstance(target, discord.abc.Messageable):
+                continue  # none, or a forum: only posts go there
             try:
                 await target.send(notice, allowed_mentions=discord.AllowedMentions.none())
                 return
@@ -275,7 +341,8 @@ class Deliverer:
     async def resume_channels(self, now: datetime) -> None:
         for _, channel_id, reason in await self.store.paused_channels():
             channel = self.bot.get_channel(channel_id)
-            if channel is not None and not missing_post_permissions(channel):
+            subscriptions = await self.store.channel_subscriptions(channel_id)
+            if channel is not None and not self._missing(channel, subscriptions):
                 await self.store.resume_channel(channel_id)
                 log.info("resumed channel %s (was: %s)", channel_id, reason)
 
@@ -290,25 +357,54 @@ class Deliverer:
         channel = await self._channel(delivery.channel_id)
         if channel is None:
             return
-        # Every message since the send started, however busy the channel was since: newest
-        # first, paged back until the page that reaches the start (`after` without oldest_first).
+        # Every post since the send started, however busy the channel was since.
         started = (delivery.started_at or now - timedelta(days=1)) - RECONCILE_MARGIN
         try:
-            async for message in channel.history(
-                limit=None,
-                after=started,
-                oldest_first=False,
-            ):
-                if message.author.id == self.bot.user.id and _carries(message, story):
+            async for message in self._posts_since(channel, started):
+                if message.author.id == self.bot.user.id and embeds.carries(message, story):
                     await self.store.mark_delivery(
                         channel.id, story.id, DeliveryState.SENT, now, message_id=message.id
                     )
                     log.info("story %s was already posted in %s", story.id, channel.id)
+                    await self._reconcile_thread(channel, message, story, now)
                     return
         except discord.HTTPException as exc:
             log.warning("cannot read channel %s to reconcile: %s", channel.id, _describe(exc))
             return  # try again at the next poll rather than risk a double post
         await self.store.mark_delivery(channel.id, story.id, DeliveryState.PENDING, now)
+
+    async def _posts_since(self, channel, started: datetime):
+        """The channel's messages since `started`, newest first; a forum's: the starter
+        messages of its posts (active or archived since) made since then."""
+        if not is_forum(channel):
+            # Paged back until the page that reaches the start (`after` without oldest_first).
+            async for message in channel.history(limit=None, after=started, oldest_first=False):
+                yield message
+            return
+        threads = [t for t in await channel.guild.active_threads() if t.parent_id == channel.id]
+        async for thread in channel.archived_threads(limit=None):
+            if thread.archive_timestamp < started:
+                break  # archived before the send started: created before it too
+            threads.append(thread)
+        for thread in sorted(threads, key=lambda t: t.id, reverse=True):
+            if thread.owner_id != self.bot.user.id:
+                continue
+            if discord.utils.snowflake_time(thread.id) < started:
+                break
+            try:
+                yield await thread.fetch_message(thread.id)
+            except discord.NotFound:
+                continue  # its starter message was deleted: not ours to repost
+
+    async def _reconcile_thread(self, channel, message, story: Story, now: datetime) -> None:
+        """A post found after a crash gets its discussion thread now if it has none (the
+        crash may have come before it was opened); Discord refuses a second one."""
+        if is_forum(channel) or message.thread is not None:
+            return
+        subscriptions = [s for s in await self.store.channel_subscriptions(channel.id)]
+        look = Look.of([s for s in subscriptions if covers(s, story)])
+        if look.thread:
+            await self._open_thread(channel, message, [story], look, now)
 
     async def _channel(self, channel_id: int):
         channel = self.bot.get_channel(channel_id)
@@ -333,11 +429,39 @@ class Deliverer:
         log.info("not posting story %s to channel %s: %s", story.id, channel_id, reason)
 
 
-def _carries(message: discord.Message, story: Story) -> bool:
-    return any(
-        embed.url == story.url or embeds.footer_story_id(embed, full_story=True) == story.id
-        for embed in message.embeds
+@dataclass(frozen=True, slots=True)
+class Look:
+    """How a post looks, from the subscriptions it goes out for: the richest style any of
+    them asks for; a thread if any asks for one, archiving after the longest quiet."""
+
+    style: PostStyle = PostStyle.FULL
+    thread: bool = False
+    thread_archive: int = 1440
+
+    @classmethod
+    def of(cls, subscriptions) -> Look:
+        if not subscriptions:
+            return cls()
+        order = list(PostStyle)  # full, compact, link: richest first
+        return cls(
+            style=min((s.style for s in subscriptions), key=order.index),
+            thread=any(s.thread for s in subscriptions),
+            thread_archive=max(s.thread_archive for s in subscriptions),
+        )
+
+
+def _mentions(decisions: list[Decision]) -> tuple[str | None, discord.AllowedMentions]:
+    """The role pings of the subscriptions the stories go out for, and exactly those allowed."""
+    roles = list(
+        dict.fromkeys(
+            s.mention_role_id for d in decisions for s in d.subscriptions if s.mention_role_id
+        )
     )
+    content = " ".join(f"<@&{role}>" for role in roles) or None
+    allowed = discord.AllowedMentions(
+        everyone=False, users=False, roles=[discord.Object(r) for r in roles]
+    )
+    return content, allowed
 
 
 def _describe(exc: discord.HTTPException) -> str:

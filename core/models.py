@@ -102,6 +102,18 @@ class Related:
     similar: list[Story]
 
 
+class PostStyle(StrEnum):
+    """How a subscription's posts look; the database stores these strings."""
+
+    FULL = "full"  # the story embed with its buttons
+    COMPACT = "compact"  # one line: title as a link, source, heat (several per message)
+    LINK = "link"  # the bare URL: Discord's own preview shows
+
+
+# Discord's auto-archive durations, in minutes, by the names /subscribe offers.
+THREAD_ARCHIVE_MINUTES = {"1 hour": 60, "1 day": 1440, "3 days": 4320, "1 week": 10080}
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """A channel's standing order for a topic's hot stories."""
@@ -121,6 +133,9 @@ class Subscription:
     match_any: bool = False  # keywords: any of them is enough (default: all of them)
     paused_by: int | None = None  # a person paused it (apart from `paused_reason`)
     paused_by_at: datetime | None = None  # when that person paused it
+    style: PostStyle = PostStyle.FULL
+    thread: bool = False  # open a discussion thread on each post (text channels)
+    thread_archive: int = 1440  # minutes of quiet before a thread or forum post archives
 
     @property
     def active(self) -> bool:

@@ -383,6 +383,17 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """,
         ),
     ),
+    (
+        "subscription looks: style, thread per post",
+        (
+            # How a subscription's posts look (full embed, compact line, bare link) and
+            # whether each post opens a discussion thread; `thread_archive` (minutes) is
+            # when that thread, or a forum post, archives itself after going quiet.
+            "ALTER TABLE subscriptions ADD COLUMN style TEXT NOT NULL DEFAULT 'full'",
+            "ALTER TABLE subscriptions ADD COLUMN thread INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE subscriptions ADD COLUMN thread_archive INTEGER NOT NULL DEFAULT 1440",
+        ),
+    ),
 ]
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import aiosqlite
 
-from core.models import Delivery, DeliveryState, Story, Subscription
+from core.models import Delivery, DeliveryState, PostStyle, Story, Subscription
 from core.planner import Record
 from core.store.stories import (
     STORY_COLUMNS,
@@ -20,7 +20,7 @@ WATERMARK_KEY = "delivery_watermark"
 SUBSCRIPTION_COLUMNS = """
     sub.id, sub.guild_id, sub.channel_id, t.name, sub.min_heat, sub.keywords, sub.exclude,
     sub.mention_role_id, sub.paused_reason, sub.created_at, sub.match_any, sub.paused_by,
-    sub.paused_by_at
+    sub.paused_by_at, sub.style, sub.thread, sub.thread_archive
 """
 SUBSCRIPTION_WIDTH = len(SUBSCRIPTION_COLUMNS.split(","))
 
@@ -42,6 +42,9 @@ def subscription_from_row(row, last_story=None, last_posted_at=None) -> Subscrip
         match_any=bool(row[10]),
         paused_by=row[11],
         paused_by_at=from_epoch(row[12]),
+        style=PostStyle(row[13]),
+        thread=bool(row[14]),
+        thread_archive=row[15],
     )
 
 
@@ -65,6 +68,9 @@ class SubscriptionQueries:
         match_any: bool = False,
         paused_by: int | None = None,
         paused_by_at: datetime | None = None,
+        style: PostStyle = PostStyle.FULL,
+        thread: bool = False,
+        thread_archive: int = 1440,
         created_by: int | None = None,
         now: datetime,
     ) -> Subscription | None:
@@ -82,13 +88,15 @@ class SubscriptionQueries:
             """
             INSERT INTO subscriptions (guild_id, channel_id, topic, min_heat, keywords, exclude,
                                        mention_role_id, match_any, paused_by, paused_by_at,
-                                       created_by, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       style, thread, thread_archive, created_by, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (channel_id, topic) DO UPDATE SET
                 min_heat = excluded.min_heat, keywords = excluded.keywords,
                 exclude = excluded.exclude, mention_role_id = excluded.mention_role_id,
                 match_any = excluded.match_any, paused_by = excluded.paused_by,
-                paused_by_at = excluded.paused_by_at, paused_reason = NULL, paused_at = NULL
+                paused_by_at = excluded.paused_by_at, style = excluded.style,
+                thread = excluded.thread, thread_archive = excluded.thread_archive,
+                paused_reason = NULL, paused_at = NULL
             """,
             (
                 guild_id,
@@ -101,6 +109,9 @@ class SubscriptionQueries:
                 int(match_any),
                 paused_by,
                 to_epoch(paused_by_at),
+                str(style),
+                int(thread),
+                thread_archive,
                 created_by,
                 to_epoch(now),
             ),
