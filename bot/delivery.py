@@ -255,7 +255,7 @@ class Deliverer:
 
     async def _post(
         self, channel, stories: list[Story], look: Look, mentions: str | None, allowed
-    ) -> discord.Message:
+    ) -> discord.Message | discord.Thread:
         """Send the stories in the subscription's style; a forum gets one post per story."""
         story = stories[0]
         if look.style is PostStyle.COMPACT:
@@ -280,7 +280,8 @@ class Deliverer:
             allowed_mentions=allowed,
             **body,
         )
-        return post.message  # its id is the post's (the thread's) id
+        # Recorded by the post's id: the thread's, which is its starter message's on Discord.
+        return post.thread
 
     async def _open_thread(
         self, channel, message: discord.Message, stories: list[Story], look: Look, now: datetime
@@ -360,10 +361,10 @@ class Deliverer:
         # Every post since the send started, however busy the channel was since.
         started = (delivery.started_at or now - timedelta(days=1)) - RECONCILE_MARGIN
         try:
-            async for message in self._posts_since(channel, started):
+            async for message, post_id in self._posts_since(channel, started):
                 if message.author.id == self.bot.user.id and embeds.carries(message, story):
                     await self.store.mark_delivery(
-                        channel.id, story.id, DeliveryState.SENT, now, message_id=message.id
+                        channel.id, story.id, DeliveryState.SENT, now, message_id=post_id
                     )
                     log.info("story %s was already posted in %s", story.id, channel.id)
                     await self._reconcile_thread(channel, message, story, now)
@@ -374,12 +375,13 @@ class Deliverer:
         await self.store.mark_delivery(channel.id, story.id, DeliveryState.PENDING, now)
 
     async def _posts_since(self, channel, started: datetime):
-        """The channel's messages since `started`, newest first; a forum's: the starter
-        messages of its posts (active or archived since) made since then."""
+        """(message, the id to record) of the channel's messages since `started`, newest
+        first; of a forum: the starter message of each post (active, or archived since)
+        the bot made since then, with the post's id."""
         if not is_forum(channel):
             # Paged back until the page that reaches the start (`after` without oldest_first).
             async for message in channel.history(limit=None, after=started, oldest_first=False):
-                yield message
+                yield message, message.id
             return
         threads = [t for t in await channel.guild.active_threads() if t.parent_id == channel.id]
         async for thread in channel.archived_threads(limit=None):
@@ -391,10 +393,8 @@ class Deliverer:
                 continue
             if discord.utils.snowflake_time(thread.id) < started:
                 break
-            try:
-                yield await thread.fetch_message(thread.id)
-            except discord.NotFound:
-                continue  # its starter message was deleted: not ours to repost
+            async for starter in thread.history(limit=1, oldest_first=True):
+                yield starter, thread.id
 
     async def _reconcile_thread(self, channel, message, story: Story, now: datetime) -> None:
         """A post found after a crash gets its discussion thread now if it has none (the
