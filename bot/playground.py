@@ -9,11 +9,16 @@ server "Newsroom":
   `/subscribe` command (from `#general`, with a backfill), so the hottest stories
   arrive as the bot's pushed posts;
 - `#general`, where those `/subscribe` confirmations are and where commands can be typed;
+- `#forum-news`, a forum channel subscribed to the first topics: each hot story is a
+  forum post titled with the story, tagged with the forum's tags that match its topics
+  (staff made one tag per topic, as the bot never makes tags);
 - two people: "you", a moderator (Manage Channels, Manage Messages, Pin Messages), and
   "reader", an ordinary member; the page switches between them.
 
 simcord's preview serves one channel per session, so the page shows `#news` (its
-composer runs commands there too); `--channel general` opens `#general` instead.
+composer runs commands there too); `--channel general` opens `#general` instead. It has
+no forum view (a forum's posts are threads, each a channel of its own), so
+`#forum-news` is there for the bot, `/why` and the tests, not for the page.
 
 Virtual time runs at real speed (button timeouts feel as in Discord) and the poller
 rescans the archive every `--poll` seconds instead of NEWS_POLL_SECONDS, so a story
@@ -59,6 +64,9 @@ CHANNELS = ("news", "general")
 DEFAULT_POLL_SECONDS = 10
 TICK_SECONDS = 1.0  # virtual seconds advanced per real second: real speed
 BACKFILL = 10  # per topic, posted when #news subscribes (the most /subscribe allows)
+FORUM_TOPICS = 3  # topics #forum-news follows
+FORUM_BACKFILL = 3  # per topic, posted when #forum-news subscribes
+FORUM_TAGS = 20  # the forum's tags: one per topic, up to Discord's 20
 MAX_TOPICS = 50  # the biggest topics get a subscription; a huge archive stays quick to start
 SETTLE_SECONDS = 60.0  # a large archive's rescan may take a while
 
@@ -97,6 +105,7 @@ class Newsroom:
     general: object
     moderator: object
     member: object
+    forum: object = None
 
     @property
     def bot(self) -> NewsBot:
@@ -131,7 +140,25 @@ def build_newsroom(env) -> Newsroom:
     moderators = guild.create_role("Moderators", permissions=MODERATOR_PERMISSIONS)
     moderator = guild.add_member(env.create_user("you"), roles=[moderators])
     member = guild.add_member(env.create_user("reader"))
-    return Newsroom(env, guild, news, general, moderator, member)
+    forum = guild.create_forum_channel("forum-news")
+    return Newsroom(env, guild, news, general, moderator, member, forum)
+
+
+def tag_forum(room: Newsroom, names: list[str]) -> None:
+    """Give the forum one tag per name, as staff would in the forum's settings (simcord
+    has no staff-side channel editing; the bot itself never makes tags)."""
+    backend = room.env.backend
+    backend.channels[room.forum.id].available_tags = [
+        {
+            "id": str(backend.snowflake()),
+            "name": name[:20],  # Discord's limit for a tag's name
+            "moderated": False,
+            "emoji_id": None,
+            "emoji_name": None,
+        }
+        for name in names[:FORUM_TAGS]
+    ]
+    backend.announce_channel_update(room.forum.id)
 
 
 async def subscribe_news(room: Newsroom) -> tuple[int, int]:
@@ -151,6 +178,16 @@ async def subscribe_news(room: Newsroom) -> tuple[int, int]:
             subscribed += 1
         except (simcord.SetupError, simcord.BackendError) as exc:  # e.g. a name over 100 chars
             log.warning("could not subscribe #news to %r: %s", topic.name, exc)
+    # The forum follows the first few topics, each story a post tagged with its topics.
+    forum_topics = [t.name for t in topics[:FORUM_TOPICS]]
+    tag_forum(room, [t.name for t in topics])
+    for name in forum_topics:
+        try:
+            await room.moderator.slash(
+                room.general, "subscribe", topic=name, channel=room.forum, backfill=FORUM_BACKFILL
+            )
+        except (simcord.SetupError, simcord.BackendError) as exc:
+            log.warning("could not subscribe #forum-news to %r: %s", name, exc)
     return subscribed, len(topics)
 
 
@@ -360,7 +397,9 @@ async def _report_loading(loader, loading, clock, room, bot, status_id, settings
         else:
             text = (
                 f"Loaded the archive: {report.scanned:,} files in {report.seconds:.1f} s. "
-                f"#news follows {subscribed} of {topics} topics; its hottest stories follow."
+                f"#news follows {subscribed} of {topics} topics; its hottest stories follow. "
+                f"#forum-news, a forum, gets a tagged post per story of the first "
+                f"{min(topics, FORUM_TOPICS)} (this preview shows one channel, not forums)."
             )
         await bot.get_channel(room.news.id).get_partial_message(status_id).edit(content=text)
     await clock.refresh()
