@@ -9,7 +9,11 @@ sender: it turns "post" decisions into messages and records what happened.
 A delivery is recorded before its send (pending, then sending, with the time the
 send started) and marked sent with the message id only once Discord accepted it;
 a crash in between is reconciled against every message of the channel since that
-send started, before anything is sent again.
+send started (in a forum: the posts the bot made since then, active or archived),
+before anything is sent again. A post looks as its subscription's style says (a
+story card, compact lines several to a message, or a bare link); in a forum each
+story is a post of its own; `thread` subscriptions open a thread on each post (a
+post found by reconciliation without its thread gets it then).
 
 A story whose file is missing from the archive keeps its pending deliveries:
 a checkout or a sync can take a file away for one rescan, and the story is
