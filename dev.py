@@ -2,7 +2,8 @@
 """Set up the project's virtual environment and run it: the README's two commands.
 
     python3 dev.py run     # install (first time), then start the bot: connected to
-                           # Discord with DISCORD_TOKEN, else the offline playground
+                           # Discord with DISCORD_TOKEN, else the offline playground;
+                           # playground options pass on: dev.py run --no-browser
     python3 dev.py test    # install with the test tools, then lint and run every test
 
 Needs only Python 3.11+. Installing is skipped when pyproject.toml has not

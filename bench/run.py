@@ -174,6 +174,27 @@ def summary(samples: list[float]) -> dict:
     }
 
 
+def make_search_calls(store, m: dict, rng: random.Random, count: int) -> list:
+    """The search mix: 1-3 words (60% common, 40% rare), 40% within a topic, 75% relevance."""
+    calls = []
+    for _ in range(count):
+        words = []
+        for _ in range(rng.choice((1, 1, 2, 2, 3))):
+            pool = m["common_words"] if rng.random() < 0.6 else m["rare_words"]
+            words.append(rng.choice(pool))
+        topic = None
+        if rng.random() < 0.4:
+            pool = m["popular_topics"] if rng.random() < 0.7 else m["rare_topics"]
+            topic = rng.choice(pool)
+        sort = "relevance" if rng.random() < 0.75 else "new"
+        offset = rng.choice((0, 0, 0, 10))
+        text = " ".join(words)
+        calls.append(
+            lambda q=text, t=topic, s=sort, o=offset: store.search(q, t, s, limit=10, offset=o)
+        )
+    return calls
+
+
 async def bench_queries(db: Path, samples: int, seed: int = SEED) -> dict:
     rng = random.Random(seed)
     m = query_material(db, rng)
@@ -190,23 +211,7 @@ async def bench_queries(db: Path, samples: int, seed: int = SEED) -> dict:
                 lambda t=topic, s=sort, o=offset: store.stories(t, s, limit=10, offset=o)
             )
 
-        search_calls = []
-        for _ in range(count):
-            words = []
-            for _ in range(rng.choice((1, 1, 2, 2, 3))):
-                pool = m["common_words"] if rng.random() < 0.6 else m["rare_words"]
-                words.append(rng.choice(pool))
-            topic = None
-            if rng.random() < 0.4:
-                pool = m["popular_topics"] if rng.random() < 0.7 else m["rare_topics"]
-                topic = rng.choice(pool)
-            sort = "relevance" if rng.random() < 0.75 else "new"
-            offset = rng.choice((0, 0, 0, 10))
-            text = " ".join(words)
-            search_calls.append(
-                lambda q=text, t=topic, s=sort, o=offset: store.search(q, t, s, limit=10, offset=o)
-            )
-
+        search_calls = make_search_calls(store, m, rng, count)
         related_calls = [
             lambda i=story_id: store.related(i)
             for story_id in rng.sample(m["story_ids"], min(count, len(m["story_ids"])))

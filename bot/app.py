@@ -18,8 +18,9 @@ from bot.permissions import REQUIRED_PERMISSIONS
 from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
 from core.config import Config
-from core.ingest import ArchiveChanged, IngestReport, ingest
-from core.store import NewsStore, Store
+from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
+from core.sources import follow
+from core.store import NewsStore, Store, check_database
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,12 @@ class NewsBot(commands.Bot):
         self.last_ingest: IngestReport | None = None
         self._loader: asyncio.Task | None = None
         self._archive_refused = False  # logged once, not at every poll
+        self._stopping: asyncio.Future | None = None  # an abandoned ingest still finishing
         self.pinner = Pinner(self)  # pins story messages; keeps the pin record true
 
     async def setup_hook(self) -> None:
+        # A damaged or read-only database stops the start here, before anything else.
+        await asyncio.to_thread(check_database, self.config.db_path)
         self.store = await Store.open(self.config.db_path)
         self.tree.on_error = errors.on_app_command_error
         self.add_dynamic_items(views.RelatedButton, views.PinButton, views.OpenSimilarSelect)
@@ -74,16 +78,36 @@ class NewsBot(commands.Bot):
 
     async def load_archive(self) -> IngestReport | None:
         """Ingest the archive (incremental); never raises, logs what went wrong."""
+        if self.config.source_list:
+            return await self.follow_sources()
         try:
             if not self.config.archive.is_dir():
                 log.error("archive folder %s not found (NEWS_ARCHIVE)", self.config.archive)
                 return None
-            report = await ingest(self.store, self.config.archive, discord.utils.utcnow())
+            if self._stopping is not None and not self._stopping.done():
+                log.warning("the abandoned ingest is still stopping; rescanning at the next poll")
+                return None
+            report = await ingest(
+                self.store,
+                self.config.archive,
+                discord.utils.utcnow(),
+                time_limit=self.config.ingest_timeout_seconds,
+            )
+            previous = self.last_ingest
             self.last_ingest = report
-            log.info("ingest of %s: %s", self.config.archive, report.summary())
+            # The poller rescans every few minutes: only a load that changed something is
+            # news in the log, and a rejection is reported once, not on every rescan.
+            if previous is None or report.changed:
+                log.info("archive %s: %s", self.config.archive, report.summary())
+            known = {(r.path, r.reason) for r in previous.rejected} if previous else set()
             for rejection in report.rejected:
-                log.warning("rejected %s: %s", rejection.path, rejection.reason)
+                if (rejection.path, rejection.reason) not in known:
+                    log.warning("rejected %s: %s", rejection.path, rejection.reason)
             return report
+        except IngestTimeout as exc:
+            self._stopping = exc.stopping
+            log.error("%s", exc)
+            return None
         except ArchiveUnreadable as exc:
             log.error("%s; the stories stay as they were", exc)
             return None
@@ -97,6 +121,27 @@ class NewsBot(commands.Bot):
         except Exception:
             log.exception("loading the archive %s failed", self.config.archive)
             return None
+        finally:
+            self.archive_loaded.set()
+
+    async def follow_sources(self) -> None:
+        """Fetch the sources of NEWS_SOURCES that are due; never raises, logs each failure."""
+        try:
+            outcomes = await asyncio.to_thread(
+                follow,
+                self.store,
+                self.config.source_list,
+                self.config.data_dir,
+                self.config.poll_seconds,
+                discord.utils.utcnow(),
+                time_limit=self.config.ingest_timeout_seconds,
+            )
+            for outcome in outcomes:
+                if outcome.report is not None:
+                    self.last_ingest = outcome.report
+                    log.info("source %s: %s", outcome.source.name, outcome.report.summary())
+        except Exception:
+            log.exception("following the sources failed")
         finally:
             self.archive_loaded.set()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -15,7 +16,10 @@ from core.archive import ArchiveUnreadable
 from core.config import Config, ConfigError
 from core.ingest import ArchiveChanged, IngestReport, ingest
 from core.models import Coverage, Story
-from core.store import NewsStore, Store
+from core.sources import follow, source_states
+from core.store import NewsStore, Store, check_database
+
+HELP = ("-h", "--help")
 
 
 def story_json(story: Story) -> dict:
@@ -91,12 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("path", help="the backup file to write (replaced if it exists)")
     ingest_cmd = commands.add_parser("ingest", help="load the archive into the database")
-    ingest_cmd.add_argument("path", nargs="?", help="archive directory (default: NEWS_ARCHIVE)")
+    ingest_cmd.add_argument(
+        "path",
+        nargs="?",
+        help="archive directory (default: every source of NEWS_SOURCES, else NEWS_ARCHIVE)",
+    )
     ingest_cmd.add_argument(
         "--replace",
         action="store_true",
         help="load this archive into a database built from another one (hides the other's stories)",
     )
+    sources = commands.add_parser(
+        "sources", help="the sources followed, with their state: last success, items, errors"
+    )
+    sources.add_argument("--json", action="store_true", help="print JSON")
     search = commands.add_parser("search", help="full-text search; an empty QUERY lists stories")
     search.add_argument("query", nargs="*", help="words to find, no quotes needed (default: none)")
     search.add_argument("--topic", help="only stories of this topic")
@@ -120,14 +132,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # `python -m bot --no-browser` (what `python3 dev.py run --no-browser` runs): options
+    # without a command are the playground's, the only command the first run can start
+    # that takes any.
+    implied_playground = bool(argv) and argv[0].startswith("-") and argv[0] not in HELP
+    if implied_playground:
+        argv = ["playground", *argv]
     args = build_parser().parse_args(argv)
     try:
         config = Config.from_env()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    config.configure_logging()
     command = args.command
+    _configure_logging(config, command)
+    if implied_playground:
+        print(
+            "Playground options given: starting the offline playground"
+            + (" (DISCORD_TOKEN is not used by it)." if config.token else "."),
+            file=sys.stderr,
+        )
     if command is None:  # the first run: Discord with a token, else the playground
         if config.token:
             print("DISCORD_TOKEN is set: connecting to Discord.", file=sys.stderr)
@@ -140,9 +165,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             args = build_parser().parse_args(["playground"])
             command = "playground"
+            _configure_logging(config, command)
     if command == "run":
         from bot.app import run_bot
 
+        if config.token:  # checked before connecting: a bad database fails in one line
+            try:
+                check_database(config.db_path)
+            except sqlite3.DatabaseError as exc:
+                print(database_problem(config.db_path, exc), file=sys.stderr)
+                return 1
         return run_bot(config)
     if command == "playground":
         from bot import playground
@@ -185,8 +217,10 @@ def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
     text = str(exc)
     if "not a database" in text or "malformed" in text:
         advice = "it is damaged: restore it from a backup (see the README, Data and backups)"
-    elif "readonly" in text or "read-only" in text or "unable to open" in text:
-        advice = "it cannot be written: give the bot's user write access to it and its folder"
+    elif "readonly" in text or "read-only" in text:
+        advice = "it is read-only: give the bot's user write access to it and its folder"
+    elif "unable to open" in text:
+        advice = "it cannot be opened: give the bot's user write access to it and its folder"
     elif "full" in text:
         advice = "the disk is full: free some space, then run the command again"
     else:
@@ -197,6 +231,10 @@ def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
 async def _archive_command(command: str, args: argparse.Namespace, config: Config) -> int:
     async with await Store.open(config.db_path) as opened:
         store: NewsStore = opened
+        if command == "ingest" and not args.path and config.source_list:
+            return await _ingest_sources(config, args.replace)
+        if command == "sources":
+            return await _list_sources(config, args.json)
         if command == "ingest":
             archive = Path(args.path) if args.path else config.archive
             if not archive.is_dir():
@@ -285,6 +323,77 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
                     print("  (none)")
             return 0
     raise AssertionError(command)
+
+
+def _configure_logging(config: Config, command: str | None) -> None:
+    """The log goes to stderr; the playground shows only warnings, unless LOG_LEVEL is set.
+
+    A person trying the playground reads the terminal: the bot's, discord.py's and
+    simcord's INFO lines would bury the URL. LOG_LEVEL in the environment still wins.
+    """
+    config.configure_logging()
+    if command == "playground" and not os.environ.get("LOG_LEVEL", "").strip():
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+async def _ingest_sources(config: Config, replace: bool) -> int:
+    """Fetch and ingest every source now; one failing source does not stop the others."""
+    outcomes = await asyncio.to_thread(
+        follow,
+        config.db_path,
+        config.source_list,
+        config.data_dir,
+        config.poll_seconds,
+        datetime.now(UTC),
+        True,
+        replace,
+    )
+    for outcome in outcomes:
+        name = outcome.source.name
+        if outcome.error is not None:
+            print(f"{name}: failed: {outcome.error}", file=sys.stderr)
+        elif outcome.report is None:
+            print(f"{name}: not modified since the last fetch")
+        else:
+            print(f"{name}: {outcome.report.summary()}")
+            for rejection in outcome.report.rejected[:20]:
+                print(f"  rejected {rejection.path}: {rejection.reason}", file=sys.stderr)
+    return 1 if any(o.error for o in outcomes) else 0
+
+
+async def _list_sources(config: Config, as_json: bool) -> int:
+    states = await asyncio.to_thread(source_states, config.db_path, config.sources)
+
+    def when(epoch: int | None) -> str | None:
+        return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
+
+    rows = []
+    for source in config.sources:
+        state = states[source.name]
+        rows.append(
+            {
+                "name": source.name,
+                "kind": source.kind,
+                "location": source.location,
+                "last_success": when(state.last_success_at),
+                "items": state.items,
+                "last_error": state.last_error,
+                "failures": state.failures,
+                "next_fetch": when(state.next_fetch_at),
+            }
+        )
+    if as_json:
+        _print_json(rows)
+        return 0
+    for row in rows:
+        print(f"{row['name']} ({row['kind']}) {row['location']}")
+        print(
+            f"  last success: {row['last_success'] or 'never'} · items: {row['items']}"
+            f" · next fetch: {row['next_fetch'] or 'at the next poll'}"
+        )
+        if row["last_error"]:
+            print(f"  last error ({row['failures']} in a row): {row['last_error']}")
+    return 0
 
 
 def backup(db_path: Path, target: Path) -> int:

@@ -2,11 +2,18 @@
 
 One poll: rescan the archive → resume channels whose permissions are back →
 reconcile sends whose outcome was never recorded → decide what became due →
-send it, channel by channel. A delivery is recorded before its send
-('pending', then 'sending', with the time the send started) and marked 'sent'
-with the message id only once Discord accepted it; a crash in between is
-reconciled against every message of the channel since that send started,
-before anything is sent again.
+send it, channel by channel. The clock is read once per poll; what to post and
+why not is decided by the pure planner (core/planner.py); this module is the
+sender: it turns "post" decisions into messages and records what happened.
+
+A delivery is recorded before its send (pending, then sending, with the time the
+send started) and marked sent with the message id only once Discord accepted it;
+a crash in between is reconciled against every message of the channel since that
+send started (in a forum: the posts the bot made since then, active or archived),
+before anything is sent again. A post looks as its subscription's style says (a
+story card, compact lines several to a message, or a bare link); in a forum each
+story is a post of its own; `thread` subscriptions open a thread on each post (a
+post found by reconciliation without its thread gets it then).
 
 A story whose file is missing from the archive keeps its pending deliveries:
 a checkout or a sync can take a file away for one rescan, and the story is
@@ -20,19 +27,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot import embeds
-from bot.permissions import missing_post_permissions
+from bot.permissions import is_forum, missing_post_permissions
 from bot.views import story_view
-from core.filters import Qualification, matches_filters, parse_terms, qualify, wants
-from core.models import Delivery, Story, Subscription
+from core.models import Delivery, PostStyle, Story, Subscription
+from core.planner import (
+    Action,
+    Decision,
+    DeliveryState,
+    Limits,
+    Qualification,
+    covers,
+    plan_change,
+    plan_channel,
+    qualify,
+)
 from core.store import NewsStore
-
-__all__ = ["Deliverer", "matches_filters", "parse_terms", "wants"]
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -44,6 +60,7 @@ RECONCILE_MARGIN = timedelta(minutes=2)
 CHANNELS_AT_ONCE = 8
 MISSING_ACCESS = {50001, 50013}
 UNKNOWN_CHANNEL = 10003
+THREAD_ALREADY_CREATED = 160004
 
 
 class Deliverer:
@@ -59,52 +76,55 @@ class Deliverer:
     def config(self):
         return self.bot.config
 
-    def cutoff(self, now: datetime) -> datetime | None:
-        """Stories published before this are never pushed (None: no limit)."""
-        if not self.config.max_age_hours:
-            return None
-        return now - timedelta(hours=self.config.max_age_hours)
+    @property
+    def limits(self) -> Limits:
+        return Limits.of(self.config)
 
     async def poll(self, rescan: bool = True) -> None:
         """One round of the poller; one failing step is logged and never stops the others."""
+        now = discord.utils.utcnow()  # the one clock reading of the round
         steps = [self.resume_channels, self.reconcile, self.decide, self.deliver_all]
         if rescan:
-            steps.insert(0, self.bot.load_archive)
+            steps.insert(0, self.rescan)
         for step in steps:
             try:
-                await step()
+                await step(now)
             except Exception:
                 log.exception("poll step %s failed; carrying on with the others", step.__name__)
 
-    async def decide(self) -> int:
+    async def rescan(self, now: datetime) -> None:
+        await self.bot.load_archive()
+
+    async def decide(self, now: datetime) -> int:
         """Record a pending delivery for every (channel, story) that became due."""
-        now = discord.utils.utcnow()
-        recorded, filtered, latest = await self.store.record_due(self.cutoff(now), now)
-        rows = [
-            (sub.guild_id, sub.channel_id, story.id, "pending")
-            for sub, story in filtered
-            if matches_filters(story, sub)
-        ]
-        if rows:
-            recorded += await self.store.record_deliveries(rows, now)
+        candidates, latest = await self.store.changed_candidates()
+        recorded = 0
+        for story, subscriptions in candidates:
+            for sub, decision in plan_change(story, subscriptions, now, self.limits):
+                if decision.action is Action.SKIP:
+                    log.debug("story %s, subscription %s: %s", story.id, sub.id, decision.reason)
+                    continue
+                # Waiting (a channel paused for a permission) is recorded too: it is
+                # posted once the permission is back.
+                recorded += await self.store.record_due_like(story.id, sub.id, now)
         await self.store.advance_watermark(latest)
         if recorded:
             log.info("%d new deliveries due", recorded)
         return recorded
 
     async def start_subscription(
-        self, subscription: Subscription, backfill: int = 0
+        self, subscription: Subscription, now: datetime, backfill: int = 0
     ) -> tuple[Qualification, int]:
         """No flood: what already qualifies is marked seen, except the `backfill` hottest.
 
         Also run when a paused subscription resumes. Returns what qualified (and why the
         rest did not) and how many stories are now due.
         """
-        now = discord.utils.utcnow()
         qualification = qualify(
             await self.store.topic_stories(subscription.topic),
             subscription,
-            self.cutoff(now),
+            now,
+            self.limits,
             await self.store.channel_story_ids(subscription.channel_id, subscription.topic),
         )
         if not subscription.active:
@@ -114,14 +134,14 @@ class Deliverer:
                 subscription.guild_id,
                 subscription.channel_id,
                 s.id,
-                "pending" if i < backfill else "seen",
+                DeliveryState.PENDING if i < backfill else DeliveryState.SEEN,
             )
             for i, s in enumerate(qualification.stories)
         ]
         await self.store.record_deliveries(rows, now)
         return qualification, min(backfill, len(qualification.stories))
 
-    async def deliver_all(self) -> None:
+    async def deliver_all(self, now: datetime) -> None:
         by_channel: dict[int, list[Delivery]] = defaultdict(list)
         for delivery in await self.store.due_deliveries():
             by_channel[delivery.channel_id].append(delivery)
@@ -132,7 +152,7 @@ class Deliverer:
 
         async def deliver(channel_id: int, items: list[Delivery]) -> None:
             async with slots:
-                await self.deliver_channel(channel_id, items)
+                await self.deliver_channel(channel_id, now, items)
 
         await asyncio.gather(
             *(
@@ -142,16 +162,20 @@ class Deliverer:
             )
         )
 
-    async def deliver_channel(self, channel_id: int, items: list[Delivery] | None = None) -> int:
+    async def deliver_channel(
+        self, channel_id: int, now: datetime, items: list[Delivery] | None = None
+    ) -> int:
         """Post up to `posts_per_poll` due stories to one channel, oldest first."""
         async with self._locks[channel_id]:
             try:
-                return await self._deliver_channel(channel_id, items)
+                return await self._deliver_channel(channel_id, now, items)
             except Exception:
                 log.exception("delivering to channel %s failed", channel_id)
                 return 0
 
-    async def _deliver_channel(self, channel_id: int, items: list[Delivery] | None) -> int:
+    async def _deliver_channel(
+        self, channel_id: int, now: datetime, items: list[Delivery] | None
+    ) -> int:
         if items is None:
             items = await self.store.due_deliveries(channel_id=channel_id)
         if not items:
@@ -159,90 +183,145 @@ class Deliverer:
         channel = await self._channel(channel_id)
         if channel is None:
             return 0
-        if missing := missing_post_permissions(channel):
-            await self.pause(channel, f"missing permission: {', '.join(missing)}")
+        # Paused ones too: the planner says why (a staff pause drops, a bot pause waits).
+        subscriptions = await self.store.channel_subscriptions(channel_id)
+        if missing := self._missing(channel, subscriptions):
+            await self.pause(channel, f"missing permission: {', '.join(missing)}", now)
             return 0
-        now = discord.utils.utcnow()
-        cutoff = self.cutoff(now)
-        subscriptions = await self.store.active_subscriptions(channel_id)
+        pending = [(d.story, d.removed) for d in items]
+        due, waiting = [], 0
+        for decision in plan_channel(pending, subscriptions, now, self.limits):
+            story = decision.story
+            if decision.action is Action.SKIP:
+                await self._drop(channel_id, story, decision, now)
+            elif decision.action is Action.WAIT:
+                waiting += 1
+                log.debug("story %s waits in %s: %s", story.id, channel_id, decision.sentence())
+            else:
+                due.append(decision)
+        if waiting:
+            log.info("channel %s: %d stories wait for a later poll", channel_id, waiting)
         sent = 0
-        for delivery in items:
-            if sent >= self.config.posts_per_poll:
-                log.info(
-                    "channel %s: %d stories wait for the next poll", channel_id, len(items) - sent
-                )
-                break
-            story = delivery.story
-            if cutoff is not None and (story.published_at is None or story.published_at < cutoff):
-                await self._drop(channel_id, story, f"older than {self.config.max_age_hours}h")
-                continue
-            if not story.published:
-                await self._drop(channel_id, story, "unpublished in the archive")
-                continue
-            if delivery.removed:  # its file is missing: it waits, it may come back
-                log.debug("story %s waits for its file to come back", story.id)
-                continue
-            subs = [s for s in subscriptions if wants(s, story)]
-            if not subs:
-                await self._drop(channel_id, story, "no subscription of the channel wants it")
-                continue
-            if not await self._send(channel, story, subs):
+        while due:
+            look = Look.of(due[0].subscriptions)
+            if look.style is PostStyle.COMPACT and not is_forum(channel):
+                # Compact stories going out together share a message, as many as fit.
+                run = []
+                for decision in due:
+                    if Look.of(decision.subscriptions).style is not PostStyle.COMPACT:
+                        break
+                    run.append(decision)
+                _, count = embeds.compact_message([d.story for d in run], _mentions(run)[0] or "")
+                batch = run[:count]
+            else:
+                batch = due[:1]
+            if not await self._send(channel, batch, now):
                 break  # the channel failed: the rest waits for the next poll
-            sent += 1
+            sent += len(batch)
+            due = due[len(batch) :]
         if sent:
             await self.store.clear_notice(channel_id)
         return sent
 
-    async def _send(self, channel, story: Story, subs: list[Subscription]) -> bool:
-        roles = list(dict.fromkeys(s.mention_role_id for s in subs if s.mention_role_id))
-        content = " ".join(f"<@&{role}>" for role in roles) or None
-        allowed = discord.AllowedMentions(
-            everyone=False, users=False, roles=[discord.Object(r) for r in roles]
-        )
-        now = discord.utils.utcnow()
-        await self.store.mark_delivery(channel.id, story.id, "sending", now)
-        pinned = await self.store.is_story_pinned(channel.guild.id, story.id)
+    def _missing(self, channel, subscriptions: list[Subscription]) -> list[str]:
+        """The permissions the bot lacks for what the channel's subscriptions ask for."""
+        threads = any(s.thread for s in subscriptions)
+        return missing_post_permissions(channel, threads=threads)
+
+    async def _send(self, channel, decisions: list[Decision], now: datetime) -> bool:
+        """Post one message (or forum post) carrying `decisions`' stories, and record it."""
+        stories = [d.story for d in decisions]
+        look = Look.of([s for d in decisions for s in d.subscriptions])
+        content, allowed = _mentions(decisions)
+        for story in stories:
+            await self.store.mark_delivery(channel.id, story.id, DeliveryState.SENDING, now)
         try:
-            message = await channel.send(
-                content=content,
-                embed=embeds.story_embed(story, self.config.hot_heat, pinned=pinned),
-                view=story_view(story),
-                allowed_mentions=allowed,
-            )
+            message = await self._post(channel, stories, look, content, allowed)
         except discord.HTTPException as exc:
-            await self.store.mark_delivery(
-                channel.id, story.id, "pending", now, error=_describe(exc)
-            )
-            await self.handle_failure(channel, exc)
+            for story in stories:
+                await self.store.mark_delivery(
+                    channel.id, story.id, DeliveryState.PENDING, now, error=_describe(exc)
+                )
+            await self.handle_failure(channel, exc, now)
             return False
-        await self.store.mark_delivery(channel.id, story.id, "sent", now, message_id=message.id)
-        log.info("posted story %s to channel %s", story.id, channel.id)
-        if channel.is_news():
+        for story in stories:
+            await self.store.mark_delivery(
+                channel.id, story.id, DeliveryState.SENT, now, message_id=message.id
+            )
+            log.info("posted story %s to channel %s", story.id, channel.id)
+        if not is_forum(channel) and channel.is_news():
             try:
                 await message.publish()
             except discord.HTTPException as exc:
-                log.warning(
-                    "could not publish story %s in %s: %s", story.id, channel.id, _describe(exc)
-                )
+                log.warning("could not publish stories in %s: %s", channel.id, _describe(exc))
+        if look.thread and not is_forum(channel):
+            await self._open_thread(channel, message, stories, look, now)
         return True
 
-    async def handle_failure(self, channel, exc: discord.HTTPException) -> None:
+    async def _post(
+        self, channel, stories: list[Story], look: Look, mentions: str | None, allowed
+    ) -> discord.Message | discord.Thread:
+        """Send the stories in the subscription's style; a forum gets one post per story."""
+        story = stories[0]
+        if look.style is PostStyle.COMPACT:
+            body = {"content": embeds.compact_message(stories, mentions or "")[0]}
+        elif look.style is PostStyle.LINK:
+            body = {"content": embeds.link_content(story, mentions or "")}
+        else:
+            pinned = await self.store.is_story_pinned(channel.guild.id, story.id)
+            body = {
+                "content": mentions,
+                "embed": embeds.story_embed(story, self.config.hot_heat, pinned=pinned),
+                "view": story_view(story),
+            }
+        if not is_forum(channel):
+            return await channel.send(**body, allowed_mentions=allowed)
+        perms = channel.permissions_for(channel.guild.me)
+        tags = embeds.forum_tags(channel.available_tags, story, moderated=perms.manage_threads)
+        post = await channel.create_thread(
+            name=embeds.thread_name(story),
+            applied_tags=tags,
+            auto_archive_duration=look.thread_archive,
+            allowed_mentions=allowed,
+            **body,
+        )
+        # Recorded by the post's id: the thread's, which is its starter message's on Discord.
+        return post.thread
+
+    async def _open_thread(
+        self, channel, message: discord.Message, stories: list[Story], look: Look, now: datetime
+    ) -> None:
+        """A discussion thread on a post; the post stands even when the thread fails."""
+        try:
+            await message.create_thread(
+                name=embeds.thread_name(stories[0], more=len(stories) - 1),
+                auto_archive_duration=look.thread_archive,
+            )
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_ALREADY_CREATED:
+                return
+            log.warning(
+                "could not open a thread on %s in %s: %s", message.id, channel.id, _describe(exc)
+            )
+            if isinstance(exc, discord.Forbidden) or exc.code in MISSING_ACCESS:
+                await self.handle_failure(channel, exc, now)
+
+    async def handle_failure(self, channel, exc: discord.HTTPException, now: datetime) -> None:
         if isinstance(exc, discord.Forbidden) or exc.code in MISSING_ACCESS:
-            missing = missing_post_permissions(channel)
+            missing = self._missing(channel, await self.store.channel_subscriptions(channel.id))
             reason = (
                 f"missing permission: {', '.join(missing)}"
                 if missing
                 else "Discord refused the post (missing access)"
             )
-            await self.pause(channel, reason)
+            await self.pause(channel, reason, now)
         elif isinstance(exc, discord.NotFound) and exc.code == UNKNOWN_CHANNEL:
             removed = await self.store.delete_channel(channel.id)
             log.warning("channel %s is gone: removed its %d subscriptions", channel.id, removed)
         else:  # 429, 5xx and the like: retried at the next poll
             log.warning("posting to channel %s failed, will retry: %s", channel.id, _describe(exc))
 
-    async def pause(self, channel, reason: str) -> None:
-        now = discord.utils.utcnow()
+    async def pause(self, channel, reason: str, now: datetime) -> None:
         await self.store.pause_channel(channel.id, reason, now)
         log.warning("paused subscriptions of channel %s: %s", channel.id, reason)
         if not await self.store.claim_notice(channel.id, reason, now):
@@ -254,8 +333,8 @@ class Deliverer:
         )
         targets = [channel, channel.guild.system_channel]
         for target in targets:
-            if target is None:
-                continue
+            if not isinstance(target, discord.abc.Messageable):
+                continue  # none, or a forum: only posts go there
             try:
                 await target.send(notice, allowed_mentions=discord.AllowedMentions.none())
                 return
@@ -265,43 +344,72 @@ class Deliverer:
             "could not tell guild %s that channel %s is paused", channel.guild.id, channel.id
         )
 
-    async def resume_channels(self) -> None:
+    async def resume_channels(self, now: datetime) -> None:
         for _, channel_id, reason in await self.store.paused_channels():
             channel = self.bot.get_channel(channel_id)
-            if channel is not None and not missing_post_permissions(channel):
+            subscriptions = await self.store.channel_subscriptions(channel_id)
+            if channel is not None and not self._missing(channel, subscriptions):
                 await self.store.resume_channel(channel_id)
                 log.info("resumed channel %s (was: %s)", channel_id, reason)
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, now: datetime) -> None:
         """Sends whose outcome was never recorded (a crash): find the post, or retry it."""
-        for delivery in await self.store.due_deliveries(("sending",)):
+        for delivery in await self.store.due_deliveries((DeliveryState.SENDING,)):
             async with self._locks[delivery.channel_id]:
-                await self._reconcile_one(delivery)
+                await self._reconcile_one(delivery, now)
 
-    async def _reconcile_one(self, delivery: Delivery) -> None:
-        story, now = delivery.story, discord.utils.utcnow()
+    async def _reconcile_one(self, delivery: Delivery, now: datetime) -> None:
+        story = delivery.story
         channel = await self._channel(delivery.channel_id)
         if channel is None:
             return
-        # Every message since the send started, however busy the channel was since: newest
-        # first, paged back until the page that reaches the start (`after` without oldest_first).
+        # Every post since the send started, however busy the channel was since.
         started = (delivery.started_at or now - timedelta(days=1)) - RECONCILE_MARGIN
         try:
-            async for message in channel.history(
-                limit=None,
-                after=started,
-                oldest_first=False,
-            ):
-                if message.author.id == self.bot.user.id and _carries(message, story):
+            async for message, post_id in self._posts_since(channel, started):
+                if message.author.id == self.bot.user.id and embeds.carries(message, story):
                     await self.store.mark_delivery(
-                        channel.id, story.id, "sent", now, message_id=message.id
+                        channel.id, story.id, DeliveryState.SENT, now, message_id=post_id
                     )
                     log.info("story %s was already posted in %s", story.id, channel.id)
+                    await self._reconcile_thread(channel, message, story, now)
                     return
         except discord.HTTPException as exc:
             log.warning("cannot read channel %s to reconcile: %s", channel.id, _describe(exc))
             return  # try again at the next poll rather than risk a double post
-        await self.store.mark_delivery(channel.id, story.id, "pending", now)
+        await self.store.mark_delivery(channel.id, story.id, DeliveryState.PENDING, now)
+
+    async def _posts_since(self, channel, started: datetime):
+        """(message, the id to record) of the channel's messages since `started`, newest
+        first; of a forum: the starter message of each post (active, or archived since)
+        the bot made since then, with the post's id."""
+        if not is_forum(channel):
+            # Paged back until the page that reaches the start (`after` without oldest_first).
+            async for message in channel.history(limit=None, after=started, oldest_first=False):
+                yield message, message.id
+            return
+        threads = [t for t in await channel.guild.active_threads() if t.parent_id == channel.id]
+        async for thread in channel.archived_threads(limit=None):
+            if thread.archive_timestamp < started:
+                break  # archived before the send started: created before it too
+            threads.append(thread)
+        for thread in sorted(threads, key=lambda t: t.id, reverse=True):
+            if thread.owner_id != self.bot.user.id:
+                continue
+            if discord.utils.snowflake_time(thread.id) < started:
+                break
+            async for starter in thread.history(limit=1, oldest_first=True):
+                yield starter, thread.id
+
+    async def _reconcile_thread(self, channel, message, story: Story, now: datetime) -> None:
+        """A post found after a crash gets its discussion thread now if it has none (the
+        crash may have come before it was opened); Discord refuses a second one."""
+        if is_forum(channel) or message.thread is not None:
+            return
+        subscriptions = [s for s in await self.store.channel_subscriptions(channel.id)]
+        look = Look.of([s for s in subscriptions if covers(s, story)])
+        if look.thread:
+            await self._open_thread(channel, message, [story], look, now)
 
     async def _channel(self, channel_id: int):
         channel = self.bot.get_channel(channel_id)
@@ -318,18 +426,47 @@ class Deliverer:
             log.warning("cannot reach channel %s: %s", channel_id, _describe(exc))
         return None
 
-    async def _drop(self, channel_id: int, story: Story, reason: str) -> None:
+    async def _drop(self, channel_id: int, story: Story, decision: Decision, now: datetime) -> None:
+        reason = decision.sentence().removeprefix("Not posted: ")
         await self.store.mark_delivery(
-            channel_id, story.id, "dropped", discord.utils.utcnow(), error=reason
+            channel_id, story.id, DeliveryState.DROPPED, now, error=reason
         )
         log.info("not posting story %s to channel %s: %s", story.id, channel_id, reason)
 
 
-def _carries(message: discord.Message, story: Story) -> bool:
-    return any(
-        embed.url == story.url or embeds.footer_story_id(embed, full_story=True) == story.id
-        for embed in message.embeds
+@dataclass(frozen=True, slots=True)
+class Look:
+    """How a post looks, from the subscriptions it goes out for: the richest style any of
+    them asks for; a thread if any asks for one, archiving after the longest quiet."""
+
+    style: PostStyle = PostStyle.FULL
+    thread: bool = False
+    thread_archive: int = 1440
+
+    @classmethod
+    def of(cls, subscriptions) -> Look:
+        if not subscriptions:
+            return cls()
+        order = list(PostStyle)  # full, compact, link: richest first
+        return cls(
+            style=min((s.style for s in subscriptions), key=order.index),
+            thread=any(s.thread for s in subscriptions),
+            thread_archive=max(s.thread_archive for s in subscriptions),
+        )
+
+
+def _mentions(decisions: list[Decision]) -> tuple[str | None, discord.AllowedMentions]:
+    """The role pings of the subscriptions the stories go out for, and exactly those allowed."""
+    roles = list(
+        dict.fromkeys(
+            s.mention_role_id for d in decisions for s in d.subscriptions if s.mention_role_id
+        )
     )
+    content = " ".join(f"<@&{role}>" for role in roles) or None
+    allowed = discord.AllowedMentions(
+        everyone=False, users=False, roles=[discord.Object(r) for r in roles]
+    )
+    return content, allowed
 
 
 def _describe(exc: discord.HTTPException) -> str:

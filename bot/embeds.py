@@ -33,6 +33,10 @@ SELECT_OPTIONS_LIMIT = 25
 SIMILAR_URL_LIMIT = 400  # longer links of similar stories are left out (see similar_line)
 BUTTON_URL_LIMIT = 512
 URL_LIMIT = 2048
+MESSAGE_LIMIT = 2000  # characters of a message's content
+THREAD_NAME_LIMIT = 100  # a thread's (and a forum post's) name
+FORUM_TAGS_LIMIT = 5  # tags on one forum post
+COMPACT_URL_LIMIT = 500  # a compact line's link; a longer one leaves the title unlinked
 
 ELLIPSIS = "…"
 COLD, WARM, HOT, BLAZING = 0x5865F2, 0xF1C40F, 0xE67E22, 0xE74C3C
@@ -156,6 +160,78 @@ def story_embed(story: Story, hot_heat: int = 100, *, pinned: bool = False) -> d
         )
     embed.set_footer(text=story_footer(story, pinned, hot_heat))
     return fit(embed)
+
+
+def thread_name(story: Story, more: int = 0) -> str:
+    """A forum post's or discussion thread's name: the story's title (names render no
+    Markdown, so nothing is escaped); `more` other stories of the same message are counted."""
+    title = " ".join(story.title.split()) or story.id
+    suffix = f" (+{more} more)" if more else ""
+    return truncate(title, THREAD_NAME_LIMIT - len(suffix)) + suffix
+
+
+def forum_tags(forum_tags: list[discord.ForumTag], story: Story, *, moderated: bool) -> list:
+    """The forum's existing tags that name one of the story's topics (case-insensitive),
+    in the order of its topics, at most Discord's 5; `moderated` tags only if allowed."""
+    by_name = {tag.name.casefold(): tag for tag in forum_tags if moderated or not tag.moderated}
+    chosen = []
+    for topic in story.topics:
+        tag = by_name.get(topic.casefold())
+        if tag is not None and tag not in chosen:
+            chosen.append(tag)
+    return chosen[:FORUM_TAGS_LIMIT]
+
+
+def compact_line(story: Story) -> str:
+    """`[Title](<url>) · Provider · 🔥 231`: a story in one line, without a link preview.
+
+    A story without a usable link shows its id instead, so the bot can still find it.
+    """
+    title = plain_truncated(story.title, 200)
+    if url := safe_url(story.url, COMPACT_URL_LIMIT):
+        bits = [f"[{title}](<{link_target(url)}>)"]
+    else:
+        bits = [f"{title} `{story.id}`"]
+    if story.provider:
+        bits.append(plain_truncated(story.provider, 60))
+    bits.append(f"🔥 {story.heat}")
+    return "🎬 " * story.is_video + " · ".join(bits)
+
+
+def compact_message(stories: list[Story], mentions: str = "") -> tuple[str, int]:
+    """Compact lines of as many of `stories` as fit in one message (at least one), after
+    the role `mentions`; returns the content and how many stories it holds."""
+    lines = [mentions] if mentions else []
+    size, count = len(mentions), 0
+    for story in stories:
+        line = compact_line(story)
+        if count and size + 1 + len(line) > MESSAGE_LIMIT:
+            break
+        lines.append(line)
+        size += len(line) + (1 if size else 0)
+        count += 1
+    return truncate("\n".join(lines), MESSAGE_LIMIT), count
+
+
+def link_content(story: Story, mentions: str = "") -> str:
+    """The bare link (Discord shows its own preview); a story without one, as a compact line."""
+    body = safe_url(story.url, MESSAGE_LIMIT - len(mentions) - 1) or compact_line(story)
+    return truncate(f"{mentions} {body}".strip(), MESSAGE_LIMIT)
+
+
+def carries(message: discord.Message, story: Story) -> bool:
+    """Whether a message of the bot shows `story`, in any style: the bot finds its posts
+    again by it after a crash."""
+    if any(
+        embed.url == story.url or footer_story_id(embed, full_story=True) == story.id
+        for embed in message.embeds
+    ):
+        return True
+    content = message.content or ""
+    url = safe_url(story.url)
+    if url and (url in content.split() or f"(<{link_target(url)}>)" in content):
+        return True
+    return f"`{story.id}`" in content
 
 
 def story_line(story: Story, number: int | None = None) -> tuple[str, str]:

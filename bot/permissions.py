@@ -10,23 +10,48 @@ POST_PERMISSIONS = {
     "send_messages": "Send Messages",
     "embed_links": "Embed Links",
 }
+# A forum post is a thread with a starter message: Send Messages creates posts there,
+# and Send Messages in Threads lets the bot write into them.
+FORUM_POST_PERMISSIONS = {
+    **POST_PERMISSIONS,
+    "send_messages_in_threads": "Send Messages in Threads",
+}
+# A discussion thread on each post (`/subscribe thread:True`).
+THREAD_PERMISSIONS = {
+    "create_public_threads": "Create Public Threads",
+    "send_messages_in_threads": "Send Messages in Threads",
+}
 
 # Everything the bot does, and nothing more; `python -m bot invite` asks for exactly this.
 REQUIRED_PERMISSIONS = discord.Permissions(
     view_channel=True,
-    send_messages=True,
+    send_messages=True,  # also: create forum posts
     embed_links=True,
     read_message_history=True,  # to find its own posts again after a crash
     # Pinning needs Pin Messages since Discord split it from Manage Messages (Feb 2026);
     # reading a channel's pins needs Read Message History, already asked for above.
     pin_messages=True,
+    create_public_threads=True,  # a discussion thread on each post (thread:True)
+    send_messages_in_threads=True,  # forum posts and those threads
 )
 
 
-def missing_post_permissions(channel: discord.abc.GuildChannel) -> list[str]:
-    """Names of the permissions the bot lacks to post stories in `channel` (empty: none)."""
+def is_forum(channel) -> bool:
+    return isinstance(channel, discord.ForumChannel)
+
+
+def missing_post_permissions(
+    channel: discord.abc.GuildChannel, *, threads: bool = False
+) -> list[str]:
+    """Names of the permissions the bot lacks to post stories in `channel` (empty: none).
+
+    A forum channel needs what forum posts need; `threads`: each post opens a thread.
+    """
     perms = channel.permissions_for(channel.guild.me)
-    return [label for name, label in POST_PERMISSIONS.items() if not getattr(perms, name)]
+    needed = dict(FORUM_POST_PERMISSIONS if is_forum(channel) else POST_PERMISSIONS)
+    if threads and not is_forum(channel):
+        needed.update(THREAD_PERMISSIONS)
+    return [label for name, label in needed.items() if not getattr(perms, name)]
 
 
 def missing_pin_permissions(channel: discord.abc.GuildChannel) -> list[str]:

@@ -9,11 +9,16 @@ server "Newsroom":
   `/subscribe` command (from `#general`, with a backfill), so the hottest stories
   arrive as the bot's pushed posts;
 - `#general`, where those `/subscribe` confirmations are and where commands can be typed;
+- `#forum-news`, a forum channel subscribed to the first topics: each hot story is a
+  forum post titled with the story, tagged with the forum's tags that match its topics
+  (staff made one tag per topic, as the bot never makes tags);
 - two people: "you", a moderator (Manage Channels, Manage Messages, Pin Messages), and
   "reader", an ordinary member; the page switches between them.
 
 simcord's preview serves one channel per session, so the page shows `#news` (its
-composer runs commands there too); `--channel general` opens `#general` instead.
+composer runs commands there too); `--channel general` opens `#general` instead. It has
+no forum view (a forum's posts are threads, each a channel of its own), so
+`#forum-news` is there for the bot, `/why` and the tests, not for the page.
 
 Virtual time runs at real speed (button timeouts feel as in Discord) and the poller
 rescans the archive every `--poll` seconds instead of NEWS_POLL_SECONDS, so a story
@@ -33,9 +38,11 @@ import functools
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import tempfile
 import webbrowser
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,14 +50,23 @@ import discord
 
 from bot.app import NewsBot, create_bot
 from core.config import Config
+from core.ingest import ingest
+from core.store import Store, check_database
 
 log = logging.getLogger(__name__)
 
 GUILD_NAME = "Newsroom"
+BOT_NAME = "newsbot"
+QUICK_LOAD_SECONDS = 10.0  # an archive loaded within this is complete when the URL is shown
+PROGRESS_SECONDS = 2.0  # how often the loading message in #news is updated
+LOADING = "Loading the archive…"
 CHANNELS = ("news", "general")
 DEFAULT_POLL_SECONDS = 10
 TICK_SECONDS = 1.0  # virtual seconds advanced per real second: real speed
 BACKFILL = 10  # per topic, posted when #news subscribes (the most /subscribe allows)
+FORUM_TOPICS = 3  # topics #forum-news follows
+FORUM_BACKFILL = 3  # per topic, posted when #forum-news subscribes
+FORUM_TAGS = 20  # the forum's tags: one per topic, up to Discord's 20
 MAX_TOPICS = 50  # the biggest topics get a subscription; a huge archive stays quick to start
 SETTLE_SECONDS = 60.0  # a large archive's rescan may take a while
 
@@ -89,6 +105,7 @@ class Newsroom:
     general: object
     moderator: object
     member: object
+    forum: object = None
 
     @property
     def bot(self) -> NewsBot:
@@ -123,7 +140,25 @@ def build_newsroom(env) -> Newsroom:
     moderators = guild.create_role("Moderators", permissions=MODERATOR_PERMISSIONS)
     moderator = guild.add_member(env.create_user("you"), roles=[moderators])
     member = guild.add_member(env.create_user("reader"))
-    return Newsroom(env, guild, news, general, moderator, member)
+    forum = guild.create_forum_channel("forum-news")
+    return Newsroom(env, guild, news, general, moderator, member, forum)
+
+
+def tag_forum(room: Newsroom, names: list[str]) -> None:
+    """Give the forum one tag per name, as staff would in the forum's settings (simcord
+    has no staff-side channel editing; the bot itself never makes tags)."""
+    backend = room.env.backend
+    backend.channels[room.forum.id].available_tags = [
+        {
+            "id": str(backend.snowflake()),
+            "name": name[:20],  # Discord's limit for a tag's name
+            "moderated": False,
+            "emoji_id": None,
+            "emoji_name": None,
+        }
+        for name in names[:FORUM_TAGS]
+    ]
+    backend.announce_channel_update(room.forum.id)
 
 
 async def subscribe_news(room: Newsroom) -> tuple[int, int]:
@@ -143,6 +178,16 @@ async def subscribe_news(room: Newsroom) -> tuple[int, int]:
             subscribed += 1
         except (simcord.SetupError, simcord.BackendError) as exc:  # e.g. a name over 100 chars
             log.warning("could not subscribe #news to %r: %s", topic.name, exc)
+    # The forum follows the first few topics, each story a post tagged with its topics.
+    forum_topics = [t.name for t in topics[:FORUM_TOPICS]]
+    tag_forum(room, [t.name for t in topics])
+    for name in forum_topics:
+        try:
+            await room.moderator.slash(
+                room.general, "subscribe", topic=name, channel=room.forum, backfill=FORUM_BACKFILL
+            )
+        except (simcord.SetupError, simcord.BackendError) as exc:
+            log.warning("could not subscribe #forum-news to %r: %s", name, exc)
     return subscribed, len(topics)
 
 
@@ -153,8 +198,9 @@ class Clock:
     turns through one lock; the page is republished when the bot did something.
     """
 
-    def __init__(self, env, preview, step: float = TICK_SECONDS) -> None:
+    def __init__(self, env, preview, room, images, step: float = TICK_SECONDS) -> None:
         self.env, self.preview, self.step = env, preview, step
+        self.room, self.images = room, images
         self.lock = asyncio.Lock()
         self._seen = -1
         self._serialize_page_actions()
@@ -173,6 +219,16 @@ class Clock:
 
         self.preview._action = serialized
 
+    async def refresh(self) -> None:
+        """Republish the page (with images for new posts)."""
+        async with self.lock:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
+        self.images.supply(self.preview, (self.room.news, self.room.general))
+        await self.preview.refresh()
+        self._seen = len(self.env.http_requests)
+
     async def run(self) -> None:
         import simcord
 
@@ -181,10 +237,8 @@ class Clock:
             async with self.lock:
                 try:
                     await self.env.advance_time(self.step)
-                    changed = len(self.env.http_requests)
-                    if changed != self._seen:
-                        await self.preview.refresh()
-                        self._seen = len(self.env.http_requests)
+                    if len(self.env.http_requests) != self._seen:
+                        await self._refresh()
                 except TimeoutError:
                     log.warning("the bot is busy (a large archive rescan?); the clock waits")
                 except simcord.SetupError as exc:
@@ -220,58 +274,163 @@ async def serve(
         if not settings.archive.is_dir():
             say(f"archive not found: {settings.archive} (use --archive PATH or set NEWS_ARCHIVE)")
             return 1
+        try:  # the temporary database: a read-only or full temporary folder shows here
+            check_database(settings.db_path)
+        except sqlite3.DatabaseError as exc:
+            from bot.cli import database_problem
+
+            say(database_problem(settings.db_path, exc))
+            return 1
+        # While the archive loads, a stand-in runs: the same bot on an empty archive and a
+        # database of its own. simcord waits for everything the attached bot does, so a
+        # bot busy loading 100,000 files for a minute would stall the simulated server.
+        waiting = Path(tmp) / "waiting"
+        waiting.mkdir()
+        stand_in = create_bot(
+            dataclasses.replace(settings, archive=waiting, db_path=Path(tmp) / "waiting.db")
+        )
         bot = create_bot(settings)
         try:
-            return await _serve(bot, settings, port, open_browser, channel, say, simcord)
+            return await _serve(stand_in, bot, settings, port, open_browser, channel, say, simcord)
         finally:
+            await _close(stand_in)
             await _close(bot)
 
 
-async def _serve(bot, settings: Config, port, open_browser, channel, say, simcord) -> int:
-    say(f"Loading the archive {settings.archive} into a simulated Discord server ...")
-    async with simcord.run(bot, check_errors=False, settle_timeout=SETTLE_SECONDS) as env:
+async def _serve(stand_in, bot, settings: Config, port, open_browser, channel, say, simcord):
+    say(f"Starting a simulated Discord server with the archive {settings.archive} ...")
+    async with simcord.run(stand_in, check_errors=False, settle_timeout=SETTLE_SECONDS) as env:
+        await stand_in.user.edit(username=BOT_NAME)
         room = build_newsroom(env)
-        await bot.archive_loaded.wait()
         await room.guild.create_webhook(room.news, "Playground").send(NEWS_WELCOME)
         await room.guild.create_webhook(room.general, "Playground").send(GENERAL_WELCOME)
-        subscribed, topics = await subscribe_news(room)
-        # Past the next poll: the backfill beyond one poll's posts_per_poll is out too.
-        await env.advance_time(settings.poll_seconds)
+        status = await stand_in.get_channel(room.news.id).send(LOADING)
+        loader = ArchiveLoader(settings)
+        loading = asyncio.create_task(loader.run(), name="playground-archive-load")
+        # A small archive loads in a moment: then the page is complete when it opens.
+        await asyncio.wait({loading}, timeout=QUICK_LOAD_SECONDS)
         shown = room.channel(channel)
+        images = Images()
         async with (
             env.preview(
                 shown, viewers=[room.moderator, room.member], layout="channel", port=port
             ) as preview,
             _stop_signals() as stop,
         ):
-            clock = Clock(env, preview)
-            await preview.refresh()
-            posts = sum(1 for m in room.news.history() if m.author.id == bot.user.id)
+            clock = Clock(env, preview, room, images)
+            progress = asyncio.create_task(
+                _report_loading(loader, loading, clock, room, bot, status.id, settings),
+                name="playground-loading",
+            )
+            if loading.done():
+                await progress
+            await clock.refresh()
             other = "general" if channel == "news" else "news"
             say(
-                f'Server "{GUILD_NAME}": #news follows {subscribed} of {topics} topics '
-                f"and holds {posts} story post{'' if posts == 1 else 's'}; you are a moderator, "
-                "reader a member."
+                f'Server "{GUILD_NAME}": the page shows #{channel} (--channel {other} shows '
+                f"#{other}); you are a moderator, reader a member. The archive is rescanned "
+                f"every {settings.poll_seconds} s: a hot story file dropped into "
+                f"{settings.archive} appears in #news. Ctrl-C stops."
             )
+            if open_browser and not _graphical_session():
+                say("(No browser can be opened here: open the URL below yourself.)")
+                open_browser = False
             say(f"Open {preview.url}")
-            say(
-                f"The page shows #{channel} (run with --channel {other} to see #{other}). "
-                f"The archive is rescanned every {settings.poll_seconds} s: a hot story file "
-                f"dropped into {settings.archive} appears in #news. Ctrl-C stops."
-            )
             if open_browser:
                 await _open_browser(preview.url, say)
             ticking = asyncio.create_task(clock.run(), name="playground-clock")
             closed = asyncio.create_task(preview.wait_closed())
             stopped = asyncio.create_task(stop.wait())
+            tasks = (ticking, closed, stopped, progress, loading)
             try:
                 await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (ticking, closed, stopped):
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(ticking, closed, stopped, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
     say("Playground stopped.")
     return 0
+
+
+class ArchiveLoader:
+    """The first load of the archive, run by the playground itself, with its progress."""
+
+    def __init__(self, settings: Config) -> None:
+        self.settings = settings
+        self.done, self.total = 0, 0
+
+    def progress(self, done: int, total: int) -> None:  # called from the ingest thread
+        self.done, self.total = done, total
+
+    async def run(self):
+        async with await Store.open(self.settings.db_path) as store:
+            return await ingest(store, self.settings.archive, discord.utils.utcnow(), self.progress)
+
+
+async def _report_loading(loader, loading, clock, room, bot, status_id, settings) -> None:
+    """Show the load's progress in #news; once loaded, hand over to the real bot."""
+    env = room.env
+    while not loading.done():
+        if loader.total:
+            async with clock.lock:
+                await (
+                    env.bot.get_channel(room.news.id)
+                    .get_partial_message(status_id)
+                    .edit(content=f"{LOADING} {loader.done:,} of {loader.total:,} new files read.")
+                )
+            await clock.refresh()
+        await asyncio.wait({loading}, timeout=PROGRESS_SECONDS)
+    try:
+        report = loading.result()
+    except Exception:
+        log.exception("loading the archive %s failed", settings.archive)
+        report = None
+    async with clock.lock:
+        # The database is loaded: the bot's own start-up load finds nothing new.
+        await env.restart_bot(bot)
+        await bot.archive_loaded.wait()
+        subscribed, topics = await subscribe_news(room)
+        # Past the next poll: the backfill beyond one poll's posts_per_poll is out too.
+        await env.advance_time(settings.poll_seconds)
+        if report is None:
+            text = f"Could not load the archive {settings.archive}: see the terminal."
+        else:
+            text = (
+                f"Loaded the archive: {report.scanned:,} files in {report.seconds:.1f} s. "
+                f"#news follows {subscribed} of {topics} topics; its hottest stories follow. "
+                f"#forum-news, a forum, gets a tagged post per story of the first "
+                f"{min(topics, FORUM_TOPICS)} (this preview shows one channel, not forums)."
+            )
+        await bot.get_channel(room.news.id).get_partial_message(status_id).edit(content=text)
+    await clock.refresh()
+
+
+class Images:
+    """Offline stand-ins for the images of story embeds: the playground never goes online.
+
+    Each image URL gets one of a few bundled pictures (always the same one for a
+    URL); author and footer icons get the provider icon.
+    """
+
+    def __init__(self) -> None:
+        folder = Path(__file__).with_name("playground_images")
+        self.pictures = [p.read_bytes() for p in sorted(folder.glob("story-*.png"))]
+        self.icon = (folder / "provider.png").read_bytes()
+
+    def supply(self, preview, channels) -> None:
+        assets = getattr(preview, "_explicit_assets", None)
+        if assets is None:  # a simcord without it: the page says "image unavailable"
+            return
+        for channel in channels:
+            for message in channel.history():
+                for embed in message.embeds:
+                    for url in (embed.image.url, embed.thumbnail.url):
+                        if url and url not in assets:
+                            digest = zlib.crc32(url.encode())
+                            assets[url] = ("story.png", self.pictures[digest % len(self.pictures)])
+                    for url in (embed.author.icon_url, embed.footer.icon_url):
+                        if url and url not in assets:
+                            assets[url] = ("provider.png", self.icon)
 
 
 @contextlib.contextmanager

@@ -84,7 +84,8 @@ def help_embed(bot: NewsBot) -> discord.Embed:
             "A channel subscribed to a topic gets each story of that topic once, when its "
             f"heat reaches the subscription's `min_heat` (default {config.hot_heat}){age} "
             "if it has the `keywords` (all of them, or any with `match:any`) and none of the "
-            "`exclude` words, unless it is paused. See them with `/subscriptions`."
+            "`exclude` words, unless it is paused. See them with `/subscriptions`; "
+            "`/why` says why a story was posted in a channel, or not."
         ),
         inline=False,
     )

@@ -1,7 +1,8 @@
-"""Channel subscriptions: `/subscribe`, `/unsubscribe`, `/subscriptions`, and the poller."""
+"""Channel subscriptions: `/subscribe`, `/unsubscribe`, `/subscriptions`, `/why`, the poller."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -10,13 +11,19 @@ from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot import embeds, errors
-from bot.autocomplete import topic_choices
+from bot.autocomplete import resolve_story, story_choices, topic_choices
 from bot.delivery import Deliverer
 from bot.errors import UserError
-from bot.permissions import can_manage_subscriptions, can_ping, missing_post_permissions
+from bot.permissions import (
+    can_manage_subscriptions,
+    can_ping,
+    is_forum,
+    missing_post_permissions,
+)
 from bot.views import NO_MENTIONS, Confirmation, Paginator
-from core.filters import Qualification, parse_terms
-from core.models import Subscription
+from core.filters import parse_terms
+from core.models import THREAD_ARCHIVE_MINUTES, PostStyle, Subscription
+from core.planner import Limits, Qualification, explain
 from core.store import NewsStore
 
 if TYPE_CHECKING:
@@ -28,6 +35,13 @@ ALL = "all"
 SUBSCRIPTIONS_PAGE_SIZE = 8
 MATCHES = ("all", "any")  # keywords: a story needs all of them, or any one
 CLEARABLE = ("keywords", "exclude", "mention", "all filters")
+# Channels a subscription can post in: text and announcement channels, and forums.
+PostChannel = discord.TextChannel | discord.ForumChannel
+STYLES = {
+    PostStyle.FULL: "full (the story card with its buttons)",
+    PostStyle.COMPACT: "compact (one line each, several per message)",
+    PostStyle.LINK: "link (the bare link, with Discord's preview)",
+}
 
 
 def staff_only():
@@ -103,6 +117,11 @@ class Subscriptions(commands.Cog):
             choices.insert(0, app_commands.Choice(name="all (every subscription here)", value=ALL))
         return choices[: embeds.CHOICES_LIMIT]
 
+    async def story_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await story_choices(self.store, current)
+
     # -- commands -----------------------------------------------------------------------
 
     @app_commands.command(name="subscribe", description="Post a topic's hot stories in a channel")
@@ -117,10 +136,18 @@ class Subscriptions(commands.Cog):
         clear="Remove a filter of an existing subscription",
         paused="Pause the subscription (True) or resume it (False)",
         backfill="Also post this many of the hottest current stories now (default 0)",
+        style="How posts look: full card (default), compact line, or bare link",
+        thread="Open a discussion thread on each post (text and announcement channels)",
+        thread_archive="When a quiet thread or forum post archives itself (default 1 day)",
     )
     @app_commands.choices(
         match=[app_commands.Choice(name=m, value=m) for m in MATCHES],
         clear=[app_commands.Choice(name=c, value=c) for c in CLEARABLE],
+        style=[app_commands.Choice(name=label, value=str(s)) for s, label in STYLES.items()],
+        thread_archive=[
+            app_commands.Choice(name=name, value=minutes)
+            for name, minutes in THREAD_ARCHIVE_MINUTES.items()
+        ],
     )
     @app_commands.autocomplete(topic=topic_autocomplete)
     @staff_only()
@@ -128,7 +155,7 @@ class Subscriptions(commands.Cog):
         self,
         interaction: discord.Interaction,
         topic: app_commands.Range[str, 1, 100],
-        channel: discord.TextChannel | None = None,
+        channel: PostChannel | None = None,
         min_heat: app_commands.Range[int, 0, 1000] | None = None,
         keywords: app_commands.Range[str, 1, 300] | None = None,
         match: str | None = None,
@@ -137,12 +164,15 @@ class Subscriptions(commands.Cog):
         clear: str | None = None,
         paused: bool | None = None,
         backfill: app_commands.Range[int, 0, 10] = 0,
+        style: str | None = None,
+        thread: bool | None = None,
+        thread_archive: int | None = None,
     ) -> None:
         target = self._target_channel(interaction, channel)
-        if missing := missing_post_permissions(target):
+        if thread and is_forum(target):
             raise UserError(
-                f"I can't post in {target.mention}: I'm missing {', '.join(missing)}. "
-                "Grant it to my role there and try again."
+                f"Each story in {target.mention} is a forum post, a thread already: leave out "
+                "`thread:` (`thread_archive:` sets when posts archive)."
             )
         clearing = _clearing(clear)
         for name, value in (("keywords", keywords), ("exclude", exclude), ("mention", mention)):
@@ -162,6 +192,12 @@ class Subscriptions(commands.Cog):
             hint = f" Did you mean {', '.join(close)}?" if close else ""
             raise UserError(f"There is no topic “{embeds.plain_truncated(topic, 80)}”.{hint}")
         before = await self.store.subscription(target.id, topic_name)
+        wants_thread = thread if thread is not None else bool(before and before.thread)
+        if missing := missing_post_permissions(target, threads=wants_thread):
+            raise UserError(
+                f"I can't post in {target.mention}: I'm missing {', '.join(missing)}. "
+                "Grant it to my role there and try again."
+            )
         now = discord.utils.utcnow()
 
         def kept(name: str, given, default):
@@ -190,11 +226,16 @@ class Subscriptions(commands.Cog):
             mention_role_id=kept("mention_role_id", mention.id if mention else None, None),
             paused_by=paused_by,
             paused_by_at=paused_by_at,
+            style=PostStyle(kept("style", style, PostStyle.FULL)),
+            thread=kept("thread", thread, False),
+            thread_archive=kept("thread_archive", thread_archive, 1440),
             created_by=interaction.user.id,
             now=now,
         )
         await self.store.clear_notice(target.id)
-        qualification, backfilled = await self.deliverer.start_subscription(subscription, backfill)
+        qualification, backfilled = await self.deliverer.start_subscription(
+            subscription, now, backfill
+        )
         where = f"**{embeds.plain(topic_name)}** in {target.mention}"
         if before is None:
             lines = [
@@ -202,6 +243,7 @@ class Subscriptions(commands.Cog):
                 f"with heat ≥ {subscription.min_heat}."
             ]
             lines += _filter_lines(subscription)
+            lines.append(_look_line(subscription, is_forum(target)))
             if not subscription.active:
                 lines.append("⏸ Paused: nothing is posted until you resume it (`paused:False`).")
         elif changes := _changes(before, subscription):
@@ -226,7 +268,7 @@ class Subscriptions(commands.Cog):
             "\n".join(lines), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
         if backfilled:
-            await self.deliverer.deliver_channel(target.id)
+            await self.deliverer.deliver_channel(target.id, now)
 
     @app_commands.command(name="unsubscribe", description="Stop posting a topic in a channel")
     @app_commands.describe(
@@ -239,7 +281,7 @@ class Subscriptions(commands.Cog):
         self,
         interaction: discord.Interaction,
         topic: app_commands.Range[str, 1, 100],
-        channel: discord.TextChannel | None = None,
+        channel: PostChannel | None = None,
     ) -> None:
         target = self._target_channel(interaction, channel)
         if topic.strip().casefold() == ALL:
@@ -263,7 +305,7 @@ class Subscriptions(commands.Cog):
         )
 
     async def _confirm_unsubscribe_all(
-        self, interaction: discord.Interaction, target: discord.TextChannel, count: int
+        self, interaction: discord.Interaction, target: PostChannel, count: int
     ) -> None:
         async def remove_all() -> str:
             removed = await self.store.unsubscribe(target.id, None)
@@ -282,7 +324,7 @@ class Subscriptions(commands.Cog):
     @app_commands.describe(channel="Only this channel's subscriptions")
     @staff_only()
     async def subscriptions(
-        self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
+        self, interaction: discord.Interaction, channel: PostChannel | None = None
     ) -> None:
         note = None
         if channel is not None:
@@ -310,7 +352,10 @@ class Subscriptions(commands.Cog):
                     name=embeds.plain_truncated(
                         f"{sub.topic} · {_state(sub)}", embeds.FIELD_NAME_LIMIT
                     ),
-                    value=embeds.truncate(_describe(sub), embeds.FIELD_VALUE_LIMIT),
+                    value=embeds.truncate(
+                        _describe(sub, is_forum(interaction.guild.get_channel(sub.channel_id))),
+                        embeds.FIELD_VALUE_LIMIT,
+                    ),
                     inline=False,
                 )
             embed.set_footer(
@@ -328,18 +373,53 @@ class Subscriptions(commands.Cog):
         else:
             await interaction.response.send_message(embed=embed, ephemeral=True)
 
+    @app_commands.command(name="why", description="Why a story was posted in a channel, or not")
+    @app_commands.describe(
+        story="The story: type words of its title or its id",
+        channel="The channel (default: this channel)",
+    )
+    @app_commands.autocomplete(story=story_autocomplete)
+    @staff_only()
+    async def why(
+        self,
+        interaction: discord.Interaction,
+        story: app_commands.Range[str, 1, 200],
+        channel: PostChannel | None = None,
+    ) -> None:
+        target = self._target_channel(interaction, channel)
+        found = await resolve_story(self.bot, story)
+        subscriptions = await self.store.channel_subscriptions(target.id)
+        record, ahead = await self.store.delivery_record(target.id, found.id)
+        if record is not None and record.message_id and is_forum(target):
+            # A forum post's link is its thread's: the starter message's id is the thread's.
+            record = dataclasses.replace(record, channel_id=record.message_id)
+        decision = explain(
+            found,
+            subscriptions,
+            record,
+            ahead,
+            discord.utils.utcnow(),
+            Limits.of(self.bot.config),
+        )
+        title = embeds.plain_truncated(found.title, 200)
+        await interaction.response.send_message(
+            f"**{title}** in {target.mention}: {decision.sentence(embeds.plain)}",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
     # -- helpers ------------------------------------------------------------------------
 
     def _target_channel(
         self, interaction: discord.Interaction, channel: discord.abc.GuildChannel | None
-    ) -> discord.TextChannel:
+    ) -> PostChannel:
         """The channel option (same guild only), else the channel the command was run in.
 
         The caller must be able to manage subscriptions there (Manage Channels in it).
         """
         target = errors.channel_in_guild(interaction, channel) or interaction.channel
-        if not isinstance(target, discord.TextChannel):
-            raise UserError("Subscriptions post in text or announcement channels; pick one.")
+        if not isinstance(target, PostChannel):
+            raise UserError("Subscriptions post in text, announcement or forum channels; pick one.")
         if not can_manage_subscriptions(interaction.user, target):
             raise UserError(
                 f"You need the Manage Channels permission in {target.mention} "
@@ -422,6 +502,9 @@ def _changes(before: Subscription, after: Subscription) -> list[str]:
         ("match", before.match_any, after.match_any, lambda a: "any" if a else "all"),
         ("exclude", before.exclude, after.exclude, _terms),
         ("mention", before.mention_role_id, after.mention_role_id, role),
+        ("style", before.style, after.style, str),
+        ("thread", before.thread, after.thread, lambda t: "yes" if t else "no"),
+        ("thread archive", before.thread_archive, after.thread_archive, _archive_name),
     ]
     changes = [
         f"{name} {show(old)} → {show(new)}"
@@ -446,9 +529,25 @@ def _filter_lines(sub: Subscription) -> list[str]:
     return [embeds.plain(line) for line in lines]
 
 
-def _describe(sub: Subscription) -> str:
+def _archive_name(minutes: int) -> str:
+    names = {m: name for name, m in THREAD_ARCHIVE_MINUTES.items()}
+    return names.get(minutes, f"{minutes} min")
+
+
+def _look_line(sub: Subscription, forum: bool) -> str:
+    """`Style: compact · a thread on each post, archived after 1 day of quiet`."""
+    quiet = f"archived after {_archive_name(sub.thread_archive)} of quiet"
+    if forum:
+        return f"Style: {sub.style} · a forum post per story, {quiet}"
+    if sub.thread:
+        return f"Style: {sub.style} · a thread on each post, {quiet}"
+    return f"Style: {sub.style}"
+
+
+def _describe(sub: Subscription, forum: bool = False) -> str:
     lines = [f"<#{sub.channel_id}> · heat ≥ {sub.min_heat}"]
     lines += _filter_lines(sub)
+    lines.append(_look_line(sub, forum))
     if sub.mention_role_id:
         lines.append(f"Mentions <@&{sub.mention_role_id}>")
     if sub.paused_by is not None:

@@ -31,8 +31,13 @@ class Config:
     poll_seconds: int = 300
     max_age_hours: int = 72
     posts_per_poll: int = 5
+    ingest_timeout_seconds: int = 600
     dev_guild: int | None = None
     log_level: str = "INFO"
+    sources_file: Path | None = None  # NEWS_SOURCES; None: NEWS_ARCHIVE is the one source
+    data_dir: Path = Path("data")  # NEWS_DATA: clones of git sources live here
+    # The parsed sources file (see core/sources/config.py), read once with the rest.
+    source_list: tuple = ()
 
     @classmethod
     def from_env(
@@ -56,9 +61,20 @@ class Config:
             poll_seconds=_int(get, "NEWS_POLL_SECONDS", 300, 5, 86_400),
             max_age_hours=_int(get, "NEWS_MAX_AGE_HOURS", 72, 0, 100_000),
             posts_per_poll=_int(get, "NEWS_POSTS_PER_POLL", 5, 1, 50),
+            ingest_timeout_seconds=_int(get, "NEWS_INGEST_TIMEOUT_SECONDS", 600, 1, 86_400),
             dev_guild=_int(get, "NEWS_DEV_GUILD", None, 1, 2**64 - 1),
             log_level=_log_level(get("LOG_LEVEL")),
+            sources_file=Path(sources) if (sources := get("NEWS_SOURCES")) else None,
+            data_dir=Path(get("NEWS_DATA") or "data"),
+            source_list=_sources(sources),
         )
+
+    @property
+    def sources(self) -> tuple:
+        """The sources to follow: the sources file's, else NEWS_ARCHIVE alone."""
+        from core.sources.config import archive_source
+
+        return self.source_list or (archive_source(self.archive),)
 
     def configure_logging(self) -> None:
         logging.basicConfig(
@@ -112,6 +128,14 @@ def _int(get, name: str, default: int | None, low: int, high: int) -> int | None
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _sources(path: str | None) -> tuple:
+    if path is None:
+        return ()
+    from core.sources.config import load_sources  # it needs ConfigError from here
+
+    return load_sources(Path(path))
 
 
 def _log_level(raw: str | None) -> str:

@@ -3,15 +3,21 @@
 scan (size + mtime) → read + hash the files that look changed → parse only
 those whose hash changed (in worker processes when there are many, so both
 cores parse) → write in batches → hide stories whose files disappeared.
+
+An ingest past its time limit is abandoned between two files: the batches
+written so far stay (each is one transaction), nothing is marked removed, and
+the next ingest reads the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import operator
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from core.archive import PARSER_VERSION, ArchiveFile, ParseResult, parse_file, scan_stamps
+from core.archive import (
+    PARSER_VERSION,
+    STORY_SUFFIXES,
+    ArchiveFile,
+    ParseResult,
+    parse_file,
+    scan_stamps,
+)
 from core.fingerprint import fingerprint
 from core.models import Coverage, Rejection, Story
 from core.store.archive_writer import SqliteArchiveWriter
@@ -52,6 +65,19 @@ class ArchiveChanged(Exception):
         )
         self.recorded = recorded
         self.requested = requested
+
+
+class IngestTimeout(Exception):
+    """The ingest ran past its time limit and was abandoned; it resumes at the next one."""
+
+    def __init__(self, root: str | Path, seconds: float, stopping: asyncio.Future | None = None):
+        super().__init__(
+            f"ingest of {os.fspath(root)} took longer than {seconds:g}s "
+            "(NEWS_INGEST_TIMEOUT_SECONDS) and was abandoned; what it wrote stays, "
+            "the next ingest carries on"
+        )
+        # The abandoned ingest's thread, still finishing its current file (bot: don't overlap).
+        self.stopping = stopping
 
 
 @dataclass
@@ -88,30 +114,62 @@ def ingest_archive(
     progress: Progress | None = None,
     workers: int | None = None,
     replace: bool = False,
+    time_limit: float | None = None,
+    cancel: threading.Event | None = None,
+    source: str = "",
+    changed: list[str] | None = None,
 ) -> IngestReport:
     """Bring the store in line with the archive at `root`. Synchronous: run it in a thread.
 
     Everything is written through the store's `archive_writer()`; a path stands for the
     SQLite store at that path.
 
+    `source` names the source (see core/sources) whose folder `root` is: its files are
+    recorded as "source:path", apart from other sources' ("": the lone NEWS_ARCHIVE).
+    `changed` lists the only paths that may have changed (git knows): the rescan then
+    looks at those alone instead of walking the whole folder.
+
     Raises `ArchiveUnreadable` (and changes nothing) when `root` cannot be listed. The
     files of a subfolder that cannot be listed are kept as they were, not removed.
     Raises `ArchiveChanged` when the database was built from another archive folder,
     unless `replace` (then that archive's stories are hidden, this one's shown).
+    Raises `IngestTimeout` once `time_limit` seconds have passed or `cancel` is set,
+    checked between files.
     """
     started = time.perf_counter()
+    deadline = None if time_limit is None else started + time_limit  # real seconds of work
+
+    def abandon_if_due() -> None:
+        if (cancel is not None and cancel.is_set()) or (
+            deadline is not None and time.perf_counter() > deadline
+        ):
+            raise IngestTimeout(root, time_limit or 0)
+
     root = os.fspath(root)
     here = str(Path(root).resolve())
+    scope = f"{source}:" if source else ""  # this source's paths start so
+    path_key = f"{ARCHIVE_PATH_KEY}:{source}" if source else ARCHIVE_PATH_KEY
+    parser_key = f"{PARSER_VERSION_KEY}:{source}" if source else PARSER_VERSION_KEY
     report = IngestReport()
-    writer = _open_writer(store)
+    writer = open_writer(store)
     try:
-        recorded = writer.state(ARCHIVE_PATH_KEY)
+        recorded = writer.state(path_key)
         if recorded is not None and recorded != here and not replace:
             raise ArchiveChanged(recorded, here)
         # Files read by an older parser are parsed again, changed or not.
-        reparse = writer.state(PARSER_VERSION_KEY) != str(PARSER_VERSION)
-        known = writer.known_stamps()
-        stamps = scan_stamps(root, report.unreadable)
+        reparse = writer.state(parser_key) != str(PARSER_VERSION)
+        if changed is not None and not reparse:
+            known = writer.known_stamps_of([scope + path for path in changed])
+            stamps = _stamp_paths(root, changed, scope)
+        else:
+            known = writer.known_stamps(scope)
+            if not scope and (named := writer.source_names()):
+                # The lone archive leaves the files of the sources file's sources alone.
+                known = {p: s for p, s in known.items() if p.partition(":")[0] not in named}
+            stamps = scan_stamps(root, report.unreadable)
+            if scope:
+                stamps = {scope + path: stamp for path, stamp in stamps.items()}
+                report.unreadable = [scope + folder for folder in report.unreadable]
         kept: set[str] = set()  # files of unreadable folders: not read again, even to reparse
         for folder in report.unreadable:  # unknown is not gone: keep what we knew
             prefix = folder + "/"
@@ -158,37 +216,53 @@ def ingest_archive(
                 [f.path for f in candidates if f.path in known and f.path not in reread]
             )
         )
-        parsed = _parse_all(root, candidates, known_hashes, workers)
-        for done, item in enumerate(parsed, start=1):
-            if item[2] is None:  # same content, new mtime (a touch or a checkout)
-                touched.append(item[0])
-                report.unchanged += 1
-            else:
-                report.parsed += 1
-                batch.append(item)
-                if len(batch) >= BATCH:
-                    flush()
-            if progress and (done % 100 == 0 or done == total):
-                progress(done, total)
+        unfinished = writer.ingest_unfinished()
+        carried: list[Story] = []
+        # closing: an abandoned parse also cancels the worker processes' queued chunks.
+        with contextlib.closing(
+            _parse_all(root, candidates, known_hashes, workers, len(scope))
+        ) as parsed:
+            for done, item in enumerate(parsed, start=1):
+                abandon_if_due()
+                if item[2] is None:  # same content, new mtime (a touch or a checkout)
+                    touched.append(item[0])
+                    report.unchanged += 1
+                else:
+                    report.parsed += 1
+                    batch.append(item)
+                    if scope and type(item[2]) is Story:
+                        carried.append(item[2])
+                    if len(batch) >= BATCH:
+                        if not unfinished:  # recorded before the first batch commits
+                            writer.set_ingest_unfinished(True)
+                            unfinished = True
+                        flush()
+                if progress and (done % 100 == 0 or done == total):
+                    progress(done, total)
         if batch:
             flush()
+        if carried:
+            writer.note_sources(source, carried, now)
         if touched:
             writer.touch_files(touched)
         if gone:
             writer.forget_files(gone)
-        if gone or report.parsed:
+        # The scan is complete only here: an abandoned one must not hide anything.
+        if gone or report.parsed or unfinished:
             report.removed = writer.mark_removed(now)
             writer.count_topics()
             writer.count_terms()
+            if unfinished:
+                writer.set_ingest_unfinished(False)
         report.added, report.updated = counts.added, counts.updated
         report.unchanged += counts.unchanged
         report.rejected = writer.rejections()
         report.skipped = writer.skipped_count()
         report.unpublished = writer.unpublished_count()
-        states = {ARCHIVE_PATH_KEY: here}
+        states = {path_key: here}
         if reparse and not kept:  # else the kept files still wait for the new parser
-            states[PARSER_VERSION_KEY] = str(PARSER_VERSION)
-        if recorded != here or PARSER_VERSION_KEY in states:
+            states[parser_key] = str(PARSER_VERSION)
+        if recorded != here or parser_key in states:
             writer.set_states(states)
     finally:
         writer.close()
@@ -196,16 +270,98 @@ def ingest_archive(
     return report
 
 
-def _open_writer(store: NewsStore | str | Path) -> ArchiveWriter:
+def open_writer(store: NewsStore | str | Path) -> ArchiveWriter:
+    """The store's writer for one ingest; a path stands for the SQLite store there."""
     if isinstance(store, str | os.PathLike):
         return SqliteArchiveWriter.open(store)
     return store.archive_writer()
 
 
+def _stamp_paths(root: str, paths: list[str], prefix: str) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of the story files among `paths`, as the folder scan would see them.
+
+    A path that is gone, hidden, not a story file or not a file is left out (so a
+    file that went is "gone" to the ingest).
+    """
+    out: dict[str, tuple[int, int]] = {}
+    real_root = os.path.realpath(root)
+    for path in paths:
+        name = path.rsplit("/", 1)[-1]
+        if any(part.startswith(".") for part in path.split("/")):
+            continue
+        if name[name.rfind(".") :].lower() not in STORY_SUFFIXES:
+            continue
+        full = os.path.join(root, path)
+        if not os.path.realpath(full).startswith(real_root.rstrip(os.sep) + os.sep):
+            continue  # through a link out of the folder: the scan would not follow it
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            out[prefix + path] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def ingest_stories(
+    store: NewsStore | str | Path, source: str, stories: list[Story], now: datetime
+) -> IngestReport:
+    """Write the stories of a feed source through the store's `archive_writer()` (a path
+    stands for the SQLite store there). Synchronous: run it in a thread.
+
+    Each item is recorded as "source:canonical URL" with its fingerprint as its hash, so
+    an unchanged item costs one lookup. Items that leave the feed stay: a feed lists only
+    its latest entries. A story another source already carries keeps that source's
+    version; this source is then listed as further coverage of it.
+    """
+    started = time.perf_counter()
+    prefix = f"{source}:"
+    report = IngestReport(scanned=len(stories))
+    by_path = {prefix + story.canonical: story for story in stories}
+    writer = open_writer(store)
+    try:
+        known = writer.known_hashes(list(by_path))
+        elsewhere = writer.carried_elsewhere([s.canonical for s in by_path.values()], prefix)
+        batch: list[ParsedFile] = []
+        covered: list[tuple[str, str, str]] = []
+        for path, story in by_path.items():
+            print_ = fingerprint(story)
+            if known.get(path) == print_:
+                report.unchanged += 1
+            elif story.canonical in elsewhere:
+                covered.append((path, print_, story.canonical))
+                report.unchanged += 1
+            else:
+                batch.append((ArchiveFile(path, 0, 0), print_, story, print_))
+        report.parsed = len(batch)
+        if batch:
+            counts, _ = writer.write(batch, now)
+            report.added, report.updated = counts.added, counts.updated
+            report.unchanged += counts.unchanged
+        if covered:
+            writer.carry(covered)
+        changed = [by_path[item[0].path] for item in batch] + [by_path[c[0]] for c in covered]
+        if changed:
+            writer.note_sources(source, changed, now)
+        if batch:
+            writer.count_topics()
+            writer.count_terms()
+    finally:
+        writer.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
 def _parse_all(
-    root: str, files: list[ArchiveFile], known_hashes: dict[str, str], workers: int | None
+    root: str,
+    files: list[ArchiveFile],
+    known_hashes: dict[str, str],
+    workers: int | None,
+    strip: int = 0,
 ) -> Iterator[tuple[ArchiveFile, str, ParseResult | None, str | None]]:
     """Yield (file, hash, result, fingerprint) in order.
+
+    `strip`: the length of the source's prefix of each path (the file is at the rest).
 
     The result is None when the hash is unchanged; the fingerprint is the story's
     (see `core.fingerprint`), computed here so that the workers share that work.
@@ -213,25 +369,28 @@ def _parse_all(
     chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
     workers = workers or os.cpu_count() or 1
     if len(files) < PARALLEL_THRESHOLD or workers < 2:
-        for chunk in chunks:
-            yield from _parse_chunk(root, chunk, known_hashes)
+        yield from _parse_each(root, files, known_hashes, strip)
         return
     # spawn, not fork: the bot calls this from a thread beside a running event loop.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
+    pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=_die_with_parent,
         initargs=(os.getpid(),),
-    ) as pool:
+    )
+    try:
         jobs = pool.map(
             _parse_chunk_packed,
             [root] * len(chunks),
             [[f.path for f in c] for c in chunks],
             [{f.path: known_hashes[f.path] for f in c if f.path in known_hashes} for c in chunks],
+            [strip] * len(chunks),
         )
         for chunk, results in zip(chunks, jobs, strict=True):
             yield from map(_unpack, chunk, results)
+    finally:  # also when the ingest is abandoned: the chunks not started are dropped
+        pool.shutdown(cancel_futures=True)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -249,14 +408,13 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _parse_chunk(
-    root: str, files: Iterable[ArchiveFile], known_hashes: dict[str, str]
-) -> list[tuple[ArchiveFile, str, ParseResult | None, str | None]]:
-    out = []
+def _parse_each(
+    root: str, files: Iterable[ArchiveFile], known_hashes: dict[str, str], strip: int = 0
+) -> Iterator[tuple[ArchiveFile, str, ParseResult | None, str | None]]:
+    """In this process, one file at a time (so the time limit is checked after each)."""
     for file in files:
-        digest, result = parse_file(root, file.path, known_hashes.get(file.path))
-        out.append((file, digest, result, fingerprint(result) if type(result) is Story else None))
-    return out
+        digest, result = parse_file(root, file.path[strip:], known_hashes.get(file.path))
+        yield file, digest, result, fingerprint(result) if type(result) is Story else None
 
 
 # Between processes a Story travels as a plain tuple of its fields (its related links as
@@ -267,12 +425,12 @@ _RELATED = Story.__slots__.index("related")
 
 
 def _parse_chunk_packed(
-    root: str, paths: list[str], known_hashes: dict[str, str]
+    root: str, paths: list[str], known_hashes: dict[str, str], strip: int = 0
 ) -> list[tuple[str, ParseResult | tuple | None, str | None]]:
-    """`_parse_chunk` in a worker: (hash, result, fingerprint), a Story as a tuple."""
+    """`_parse_each` of a chunk in a worker: (hash, result, fingerprint), a Story as a tuple."""
     out = []
     for path in paths:
-        digest, result = parse_file(root, path, known_hashes.get(path))
+        digest, result = parse_file(root, path[strip:], known_hashes.get(path))
         if type(result) is Story:
             fields = _story_fields(result)
             if result.related:
@@ -307,6 +465,42 @@ async def ingest(
     progress: Progress | None = None,
     *,
     replace: bool = False,
+    time_limit: float | None = None,
 ):
-    """Run `ingest_archive` for an open store without blocking the event loop."""
-    return await asyncio.to_thread(ingest_archive, store, root, now, progress, None, replace)
+    """Run `ingest_archive` for an open store without blocking the event loop.
+
+    Past `time_limit` seconds it raises `IngestTimeout` even if the ingest's thread is
+    stuck inside one step; the thread stops at its next check, and
+    `IngestTimeout.stopping` completes when it has.
+    """
+    cancel = threading.Event()
+    work = asyncio.ensure_future(
+        asyncio.to_thread(
+            ingest_archive,
+            store,
+            root,
+            now,
+            progress,
+            None,
+            replace,
+            time_limit=time_limit,
+            cancel=cancel,
+        )
+    )
+    work.add_done_callback(_retrieve_outcome)
+    try:
+        # A little grace: the thread normally notices the time limit itself.
+        limit = None if time_limit is None else time_limit + 1
+        return await asyncio.wait_for(asyncio.shield(work), limit)
+    except TimeoutError:
+        cancel.set()
+        raise IngestTimeout(root, time_limit or 0, work) from None
+    except asyncio.CancelledError:  # the bot is closing: let the thread stop too
+        cancel.set()
+        raise
+
+
+def _retrieve_outcome(work: asyncio.Future) -> None:
+    """An abandoned ingest ends in `IngestTimeout` that nobody awaits: not an error."""
+    if not work.cancelled() and isinstance(work.exception(), IngestTimeout):
+        log.info("the abandoned ingest has stopped")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,18 @@ class Related:
     similar: list[Story]
 
 
+class PostStyle(StrEnum):
+    """How a subscription's posts look; the database stores these strings."""
+
+    FULL = "full"  # the story embed with its buttons
+    COMPACT = "compact"  # one line: title as a link, source, heat (several per message)
+    LINK = "link"  # the bare URL: Discord's own preview shows
+
+
+# Discord's auto-archive durations, in minutes, by the names /subscribe offers.
+THREAD_ARCHIVE_MINUTES = {"1 hour": 60, "1 day": 1440, "3 days": 4320, "1 week": 10080}
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """A channel's standing order for a topic's hot stories."""
@@ -120,11 +133,24 @@ class Subscription:
     match_any: bool = False  # keywords: any of them is enough (default: all of them)
     paused_by: int | None = None  # a person paused it (apart from `paused_reason`)
     paused_by_at: datetime | None = None  # when that person paused it
+    style: PostStyle = PostStyle.FULL
+    thread: bool = False  # open a discussion thread on each post (text channels)
+    thread_archive: int = 1440  # minutes of quiet before a thread or forum post archives
 
     @property
     def active(self) -> bool:
         """Posting: neither paused by someone nor by the bot (a missing permission)."""
         return self.paused_reason is None and self.paused_by is None
+
+
+class DeliveryState(StrEnum):
+    """A delivery's state; the database stores these strings."""
+
+    SEEN = "seen"  # qualified when the channel subscribed (or resumed): not posted
+    PENDING = "pending"  # due
+    SENDING = "sending"  # a send started and its outcome is not recorded yet
+    SENT = "sent"
+    DROPPED = "dropped"  # no longer postable; its error says why
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +160,7 @@ class Delivery:
     channel_id: int
     guild_id: int
     story: Story
-    state: str
+    state: DeliveryState
     attempts: int = 0
     visible: bool = True  # published and still in the archive
     removed: bool = False  # its file is missing from the archive (it may come back)

@@ -333,3 +333,39 @@ async def test_autocomplete_ignores_a_lone_surrogate(newsroom, caplog):
     stories = await newsroom.member.autocomplete(newsroom.channel, "story", "story", "\ud800")
     assert stories  # what was typed, without the broken character: nothing, so the latest
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# -- the poller's log ------------------------------------------------------------------
+
+
+async def test_an_unchanged_rescan_logs_nothing_and_a_rejection_is_logged_once(
+    tmp_path, caplog, make_bot
+):
+    from conftest import story_file
+
+    from core.store import Store
+
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "a.md").write_text(story_file(title="Solar kites", url="https://e.com/a"))
+    (archive / "broken.md").write_text("---\ntitle: [unclosed\n---\n")
+    bot = make_bot(Config(archive=archive, db_path=tmp_path / "bot.db"))
+    bot.store = await Store.open(bot.config.db_path)  # what setup_hook does
+    caplog.set_level(logging.DEBUG)
+
+    await bot.load_archive()  # the start-up load says what it loaded
+    first = [(r.levelno, r.getMessage()) for r in caplog.records if r.levelno >= logging.INFO]
+    assert any(level == logging.INFO and "1 added" in text for level, text in first), first
+    assert [text for level, text in first if level == logging.WARNING] == [
+        f"rejected broken.md: {bot.last_ingest.rejected[0].reason}"
+    ]
+
+    caplog.clear()
+    await bot.load_archive()  # the poller's rescan, nothing changed
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO] == []
+
+    caplog.clear()
+    (archive / "b.md").write_text(story_file(title="Tidal turbines", url="https://e.com/b"))
+    await bot.load_archive()  # a rescan that found a new story
+    changed = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert len(changed) == 1 and "1 added" in changed[0], changed

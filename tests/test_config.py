@@ -18,6 +18,7 @@ KEYS = (
     "NEWS_POLL_SECONDS",
     "NEWS_MAX_AGE_HOURS",
     "NEWS_POSTS_PER_POLL",
+    "NEWS_INGEST_TIMEOUT_SECONDS",
     "NEWS_DEV_GUILD",
     "LOG_LEVEL",
 )
@@ -32,6 +33,7 @@ def test_defaults():
     assert config.db_path == Path("data/news.db")
     assert (config.hot_heat, config.poll_seconds, config.max_age_hours) == (100, 300, 72)
     assert config.dev_guild is None
+    assert config.ingest_timeout_seconds == 600
     assert config.log_level == "INFO"
 
 
@@ -97,6 +99,11 @@ def test_missing_dotenv_is_fine(tmp_path: Path):
         ("NEWS_HOT_HEAT", "-1", "NEWS_HOT_HEAT must be between 0 and 1000000, got -1"),
         ("NEWS_POLL_SECONDS", "1", "NEWS_POLL_SECONDS must be between 5 and 86400, got 1"),
         ("NEWS_MAX_AGE_HOURS", "-5", "NEWS_MAX_AGE_HOURS must be between 0 and 100000, got -5"),
+        (
+            "NEWS_INGEST_TIMEOUT_SECONDS",
+            "0",
+            "NEWS_INGEST_TIMEOUT_SECONDS must be between 1 and 86400, got 0",
+        ),
         ("NEWS_DEV_GUILD", "my-server", "NEWS_DEV_GUILD must be a whole number, got 'my-server'"),
         ("NEWS_DEV_GUILD", "0", "NEWS_DEV_GUILD must be between 1 and"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG"),

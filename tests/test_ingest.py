@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -396,21 +397,22 @@ def open_tmp():
     shutil.rmtree(path)
 
 
-def run_cli(args, db, archive, *, unprivileged=False, code="", timeout=60):
+def run_cli(args, db, archive, *, unprivileged=False, code="", timeout=60, give_files=True):
     """`python -m bot ARGS` in a subprocess; as an unprivileged user when asked.
 
     Root reads a chmod 000 folder anyway, so as root the command runs as `nobody`
-    (owning the files) and the permission really stops it.
+    (owning the files unless `give_files` is false) and the permission really stops it.
     """
     env = {**os.environ, "NEWS_DB": str(db), "NEWS_ARCHIVE": str(archive), "PYTHONPATH": str(ROOT)}
     env.pop("DISCORD_TOKEN", None)
     user = None
     if unprivileged and os.geteuid() == 0:
         user = NOBODY
-        for folder, dirs, files in os.walk(db.parent):
+        for folder, dirs, files in os.walk(db.parent) if give_files else ():
             for name in [*dirs, *files]:
                 os.lchown(os.path.join(folder, name), NOBODY, NOBODY)
-        os.chown(db.parent, NOBODY, NOBODY)
+        if give_files:
+            os.chown(db.parent, NOBODY, NOBODY)
     start = f"{code}\nimport sys\nfrom bot.cli import main\nsys.exit(main(sys.argv[1:]))"
     return subprocess.run(
         [sys.executable, "-c", start, *args],
@@ -518,6 +520,44 @@ def test_killing_the_ingest_leaves_no_worker_processes(open_tmp):
     assert not alive, f"orphaned workers: {alive}"
 
 
+def test_run_on_a_corrupt_database_stops_in_one_line_before_connecting(open_tmp):
+    db = open_tmp / "news.db"
+    db.write_bytes(b"this is not a database, just garbage bytes " * 100)
+    # A fake token; any attempt to reach Discord would say so and stop.
+    no_network = (
+        "import os, sys, discord\n"
+        "os.environ['DISCORD_TOKEN'] = 'MTIz.fake.token'\n"
+        "async def login(self, token):\n"
+        "    print('tried to reach Discord', file=sys.stderr)\n"
+        "    sys.exit(3)\n"
+        "discord.Client.login = login\n"
+    )
+    done = run_cli(["run"], db, SEEDS, code=no_network)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"database {db}: file is not a database; it is damaged: restore it from a backup"
+        " (see the README, Data and backups)"
+    ]
+
+
+def test_ingest_into_a_read_only_database_is_named_in_one_line(open_tmp):
+    db = open_tmp / "news.db"
+    assert run_cli(["ingest"], db, SEEDS).returncode == 0
+    db.chmod(0o644)  # owned by root, in root's 0755 folder: nobody may only read it
+    if os.geteuid() != 0:  # without root to switch to nobody, take the rights away
+        db.chmod(0o444)
+        open_tmp.chmod(0o555)
+    try:
+        done = run_cli(["ingest"], db, SEEDS, unprivileged=True, give_files=False)
+    finally:
+        open_tmp.chmod(0o755)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"database {db}: attempt to write a readonly database; it is read-only: give the"
+        " bot's user write access to it and its folder"
+    ]
+
+
 def children(pid: int) -> set[int]:
     found = set()
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -577,3 +617,90 @@ def test_another_archive_is_refused_unless_replacing(archive: Path, tmp_path: Pa
     visible = "SELECT title FROM stories WHERE removed_at IS NULL"
     assert rows(db, visible) == [("Other archive's story",)]
     assert ingest_archive(db, other, LATEST).parsed == 0  # the new archive is now the one
+
+
+# -- the time limit -------------------------------------------------------------------
+
+
+def slow_parsing(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Each file takes `seconds` to parse (a huge archive on a slow disk, in miniature)."""
+    parse = core.ingest.parse_file
+
+    def slow_parse(*args):
+        time.sleep(seconds)
+        return parse(*args)
+
+    monkeypatch.setattr(core.ingest, "parse_file", slow_parse)
+
+
+def topic_counts(db: Path) -> list[tuple]:
+    return rows(db, "SELECT name, story_count FROM topics WHERE story_count > 0 ORDER BY name")
+
+
+def test_an_ingest_past_its_time_limit_is_abandoned_and_the_next_one_completes(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    db = tmp_path / "news.db"
+    write(archive / "gone.md", story_file(title="Gone", url="https://e.com/gone"), 1)
+    write(archive / "kept.md", story_file(title="Kept", url="https://e.com/kept"), 1)
+    ingest_archive(db, archive, NOW)
+    (archive / "gone.md").unlink()
+    for n in range(10):
+        text = story_file(title=f"New {n}", url=f"https://e.com/{n}", topics=("Robotics",))
+        write(archive / f"new-{n}.md", text, 2)
+    monkeypatch.setattr(core.ingest, "BATCH", 2)
+    slow_parsing(monkeypatch, 0.1)
+
+    with pytest.raises(core.ingest.IngestTimeout, match=r"took longer than 0\.35s"):
+        ingest_archive(db, archive, LATER, time_limit=0.35)
+
+    # Whole batches were written; the incomplete scan hid nothing.
+    written = [t for t in visible_titles(db) if t.startswith("New")]
+    assert 0 < len(written) < 10
+    assert "Gone" in visible_titles(db)
+
+    monkeypatch.undo()
+    report = ingest_archive(db, archive, LATEST)
+
+    assert report.added == 10 - len(written)
+    assert report.removed == 1
+    assert visible_titles(db) == ["Kept", *(f"New {n}" for n in range(10))]
+    fresh = tmp_path / "fresh.db"
+    ingest_archive(fresh, archive, LATEST)
+    assert topic_counts(db) == topic_counts(fresh) == [("AI", 1), ("Robotics", 10)]
+
+
+def test_an_abandoned_ingest_is_finished_even_when_nothing_is_left_to_read(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    db = tmp_path / "news.db"
+    write(archive / "edited.md", story_file(title="Old link", url="https://e.com/old"), 1)
+    write(archive / "zz-touched.md", story_file(title="Touched", url="https://e.com/t"), 1)
+    ingest_archive(db, archive, NOW)
+    # The edit gives the story a new link: the old story must be hidden.
+    write(archive / "edited.md", story_file(title="New link", url="https://e.com/new"), 2)
+    for n in range(3):
+        write(archive / f"new-{n}.md", story_file(title=f"New {n}", url=f"https://e.com/{n}"), 2)
+    os.utime(archive / "zz-touched.md", ns=(5 * 10**9, 5 * 10**9))  # same text, read last
+    monkeypatch.setattr(core.ingest, "BATCH", 2)
+    cancel = threading.Event()
+    parse = core.ingest.parse_file
+
+    def stop_at_the_touched_file(root, path, known_hash):
+        if path == "zz-touched.md":
+            cancel.set()
+        return parse(root, path, known_hash)
+
+    monkeypatch.setattr(core.ingest, "parse_file", stop_at_the_touched_file)
+
+    with pytest.raises(core.ingest.IngestTimeout):
+        ingest_archive(db, archive, LATER, cancel=cancel)
+    # Both batches were written, so only the touched file is left for the next ingest.
+    assert visible_titles(db) == ["New 0", "New 1", "New 2", "New link", "Old link", "Touched"]
+
+    monkeypatch.undo()
+    report = ingest_archive(db, archive, LATEST)
+
+    assert report.parsed == 0
+    assert report.removed == 1
+    assert visible_titles(db) == ["New 0", "New 1", "New 2", "New link", "Touched"]

@@ -62,11 +62,13 @@ def playground_archive(tmp_path: Path) -> Path:
 class Playground:
     """A `python -m bot …` process printing the preview URL; always stopped."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, args: list[str], cwd: Path, env: dict[str, str], command: list | None = None
+    ) -> None:
         self.stderr_path = cwd / "playground.stderr"
         self._stderr = self.stderr_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", *args],
+            [*(command or [sys.executable, "-m", "bot"]), *args],
             cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
@@ -246,7 +248,10 @@ def test_news_channel_holds_the_hot_stories_as_pushed_posts(playground):
     titles = sorted(t for post in posts for t in story_titles(post))
     assert titles == sorted(title for title, _ in HOT)  # each once; the cold one never
     assert all(post["components"] for post in posts)  # Read / Related buttons
-    assert "#news follows 2 of 2 topics and holds 3 story posts" in "".join(playground.output)
+    assert all(post["author"]["name"] == "newsbot" for post in posts)
+    loaded = [m["content"] for m in page.messages() if "Loaded the archive" in m["content"]]
+    assert loaded == ["Loaded the archive: 4 files in " + loaded[0].split(" in ")[1]]
+    assert "#news follows 2 of 2 topics" in loaded[0]
 
 
 def test_a_slash_command_from_the_page_answers_with_story_embeds(playground):
@@ -307,7 +312,7 @@ def test_the_first_run_without_a_token_starts_the_playground(tmp_path, playgroun
     err = started.stderr_path.read_text()
     assert "No DISCORD_TOKEN" in err and "offline playground" in err
     # No display here: it says so instead of launching a console browser.
-    assert "open the URL above yourself" in "".join(started.output)
+    assert "open the URL below yourself" in "".join(started.output)
 
 
 def test_the_first_run_with_a_token_connects_to_discord(tmp_path, monkeypatch, capsys):
@@ -387,3 +392,105 @@ def test_a_real_browser_shows_the_story_titles(tmp_path, playground):
     for title, _ in HOT:
         assert title in dom, f"{title!r} is not on the page"
     assert "Welcome to the newsbot playground" in dom
+
+
+# -- first impressions: the default archive, dev.py, a quiet terminal, a big archive -------
+
+
+def assert_quiet_start(started: Playground, stderr_allowed: tuple[str, ...] = ()) -> None:
+    """The URL is the last line printed at start; the log shows nothing below WARNING."""
+    time.sleep(3)  # anything printed after the URL would have arrived by now
+    started.stop()
+    out = [line for line in started.output if line.strip()]
+    assert out[-1] == "Playground stopped.\n", started.transcript()
+    assert out[-2].startswith("Open http://127.0.0.1:"), started.transcript()
+    chatter = [
+        line
+        for line in started.stderr_path.read_text().splitlines()
+        if line.strip() and not any(allowed in line for allowed in stderr_allowed)
+    ]
+    assert chatter == [], started.transcript()
+
+
+def test_the_default_archive_makes_a_living_news_channel(tmp_path):
+    (tmp_path / "seeds").symlink_to(ROOT / "seeds")  # the default NEWS_ARCHIVE, `seeds/`
+    started = Playground(["playground", "--no-browser"], cwd=tmp_path, env=clean_env(tmp_path))
+    try:
+        page = started.open_page()
+        posts = page.story_posts()
+        assert len(posts) >= 10
+        assert {p["author"]["name"] for p in posts} == {"newsbot"}
+        topics = embed_text({"embeds": [e for p in posts for e in p["embeds"]]})
+        assert "Computer Vision" in topics and "Robotics" in topics
+        # Story images render from the bundled stand-ins: nothing is "unavailable".
+        images = [e["image"] for p in posts for e in p["embeds"] if e.get("image")]
+        assert images and all(image["available"] for image in images)
+    finally:
+        assert_quiet_start(started)
+
+
+def test_dev_py_run_passes_the_playground_options(tmp_path, playground_archive):
+    env = clean_env(tmp_path, NEWS_ARCHIVE=str(playground_archive))
+    for args in (["run", "--no-browser", "--poll", "3"], ["run", "playground", "--no-browser"]):
+        started = Playground(
+            args, cwd=tmp_path, env=env, command=[sys.executable, str(ROOT / "dev.py")]
+        )
+        try:
+            assert len(started.open_page().story_posts()) == len(HOT)
+        finally:
+            started.stop()
+        assert "Traceback" not in started.stderr_path.read_text(), started.transcript()
+
+
+def test_the_playground_start_is_quiet_and_ends_with_the_url(playground):
+    assert_quiet_start(playground)
+
+
+SLOW_INGEST = """
+import os, sys, time
+import core.ingest
+
+original = core.ingest.ingest_archive
+
+def slow(db, root, now, progress=None, *args, **kwargs):
+    # The first load of the archive (the stand-in's empty one and later rescans are quick)
+    # takes 20 s and reports progress, as a 100,000-file archive would.
+    if str(root) == os.environ["NEWS_ARCHIVE"] and not slow.done:
+        slow.done = True
+        for done in range(4):
+            if progress:
+                progress(done, 4)
+            time.sleep(5)
+    return original(db, root, now, progress, *args, **kwargs)
+
+slow.done = False
+
+core.ingest.ingest_archive = slow
+from bot.cli import main
+sys.exit(main())
+"""
+
+
+def test_a_slow_first_load_runs_in_the_background_and_the_page_says_so(
+    tmp_path, playground_archive
+):
+    started = Playground(
+        ["playground", "--no-browser", "--poll", "2"],
+        cwd=tmp_path,
+        env=clean_env(tmp_path, NEWS_ARCHIVE=str(playground_archive)),
+        command=[sys.executable, "-c", SLOW_INGEST],
+    )
+    try:
+        page = started.open_page()  # the URL came before the load finished
+        contents = [m["content"] for m in page.messages()]
+        assert any(c.startswith("Loading the archive…") for c in contents), contents
+        assert page.story_posts() == []
+
+        def loaded():
+            return any("Loaded the archive" in m["content"] for m in page.messages())
+
+        assert wait_for(loaded, timeout=60), started.transcript()
+        assert wait_for(lambda: len(page.story_posts()) == len(HOT), timeout=20)
+    finally:
+        started.stop()
+    assert "Traceback" not in started.stderr_path.read_text(), started.transcript()

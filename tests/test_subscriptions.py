@@ -12,6 +12,7 @@ import logging
 import re
 import shutil
 import sqlite3
+import time
 
 import discord
 import pytest
@@ -19,6 +20,7 @@ import simcord
 import yaml
 
 from core.config import Config
+from core.models import DeliveryState
 from tests.conftest import CORPUS, ROOT, buttons, story_file
 
 POLL = 60
@@ -347,7 +349,7 @@ async def test_crash_between_send_and_record_never_posts_twice(
     real_mark = store.mark_delivery
 
     async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state == "sent":
+        if state is DeliveryState.SENT:
             raise RuntimeError("simulated crash after Discord accepted the post")
         return await real_mark(channel_id, story_id, state, now, **kw)
 
@@ -645,10 +647,8 @@ def _story(title, heat, hours_ago, excerpt=""):
 
 
 def test_qualify_counts_each_story_under_the_first_reason_it_fails():
-    from datetime import timedelta
-
-    from core.filters import qualify
     from core.models import Subscription
+    from core.planner import Limits, qualify
     from tests.conftest import NOW
 
     stories = [
@@ -663,15 +663,17 @@ def test_qualify_counts_each_story_under_the_first_reason_it_fails():
         id=1, guild_id=1, channel_id=1, topic="AI", min_heat=100,
         keywords=("robots",), exclude=("cats",),
     )  # fmt: skip
-    result = qualify(stories, sub, NOW - timedelta(hours=72), already_here={"Hot robo"})
+    result = qualify(stories, sub, NOW, Limits(max_age_hours=72), already_here={"Hot robo"})
     assert (result.total, result.too_old, result.too_cold) == (6, 1, 1)
     assert (result.without_keywords, result.excluded, result.already_here) == (1, 1, 1)
     assert [s.title for s in result.stories] == ["Hotter robots"]
     # match any: one of the keywords is enough.
     anyone = dataclasses.replace(sub, keywords=("robots", "cats"), exclude=(), match_any=True)
-    assert len(qualify(stories, anyone, None).stories) == 5
+    assert len(qualify(stories, anyone, NOW, Limits(max_age_hours=0)).stories) == 5
     every = dataclasses.replace(anyone, match_any=False)
-    assert [s.title for s in qualify(stories, every, None).stories] == ["Hot robots and cats"]
+    assert [s.title for s in qualify(stories, every, NOW, Limits(max_age_hours=0)).stories] == [
+        "Hot robots and cats"
+    ]
 
 
 async def test_keywords_match_any_or_all(room, archive):
@@ -762,7 +764,7 @@ async def test_crash_recovery_finds_the_post_behind_200_later_messages(
     real_mark = store.mark_delivery
 
     async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state == "sent":
+        if state is DeliveryState.SENT:
             raise RuntimeError("simulated crash after Discord accepted the post")
         return await real_mark(channel_id, story_id, state, now, **kw)
 
@@ -803,8 +805,8 @@ async def test_a_failing_poll_step_does_not_stop_the_delivery(room, archive, mon
     real_due = store.due_deliveries
 
     # Reconciliation's look-up fails (the step before deciding and delivering).
-    async def broken_reconcile_lookup(states=("pending",), channel_id=None):
-        if states == ("sending",):
+    async def broken_reconcile_lookup(states=(DeliveryState.PENDING,), channel_id=None):
+        if states == (DeliveryState.SENDING,):
             raise sqlite3.OperationalError("disk I/O error")
         return await real_due(states, channel_id)
 
@@ -815,3 +817,45 @@ async def test_a_failing_poll_step_does_not_stop_the_delivery(room, archive, mon
     assert posted_titles(room.news) == ["Due despite the failures"]
     failed = [r.getMessage() for r in caplog.records if "poll step" in r.getMessage()]
     assert any("reconcile" in m for m in failed), failed
+
+
+async def test_a_rescan_past_its_time_limit_is_abandoned_and_the_bot_carries_on(
+    room, archive, monkeypatch, caplog
+):
+    import core.ingest
+
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    room.env.bot.config = dataclasses.replace(
+        room.env.bot.config, ingest_timeout_seconds=1, posts_per_poll=1
+    )
+    write(archive, "due", "Due while the archive is slow", 200)
+    write(archive, "due-2", "Also due", 210, published="2025-12-31T13:00:00Z")
+    await room.rescan()  # one post per poll: the second waits for the next
+    assert posted_titles(room.news) == ["Due while the archive is slow"]
+
+    # A huge archive arrives: each file takes 0.3 s to read, 20 files take 6 s.
+    for n in range(20):
+        write(archive, f"bulk-{n}", f"Bulk story {n}", 10)
+    parse = core.ingest.parse_file
+
+    def slow_parse(*args):
+        time.sleep(0.3)
+        return parse(*args)
+
+    monkeypatch.setattr(core.ingest, "parse_file", slow_parse)
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO):
+        await room.rescan()
+    # Abandoned after about a second; the delivery of this poll still went out.
+    assert time.monotonic() - started < 4
+    assert posted_titles(room.news) == ["Due while the archive is slow", "Also due"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert any("took longer than 1s" in m and "abandoned" in m for m in errors), errors
+    # Commands are answered (with what is loaded so far).
+    result = await room.member.slash(room.news, "news", topic="AI")
+    assert "Robots learn to cook" in str(result.response.embeds[0].to_dict())
+
+    monkeypatch.undo()
+    await room.rescan()  # the next poll carries on and completes
+    titles = {s.title for s in (await room.env.bot.store.stories(limit=100)).stories}
+    assert {f"Bulk story {n}" for n in range(20)} <= titles

@@ -21,9 +21,28 @@ from core.store.schema import BUSY_TIMEOUT_MS, connect, migrate
 from core.store.stories import StoryQueries, quote_fts
 from core.store.subscriptions import SubscriptionQueries
 
-__all__ = ["ArchiveWriter", "NewsStore", "Pin", "Store", "quote_fts"]
+__all__ = ["ArchiveWriter", "NewsStore", "Pin", "Store", "check_database", "quote_fts"]
 
 MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: the OS page cache backs it
+
+
+def check_database(path: str | Path) -> None:
+    """At start-up: raise `sqlite3.DatabaseError` if the database is damaged or read-only.
+
+    A missing database is created (with its folder), as `Store.open` would.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    try:
+        problems = [row["quick_check"] for row in conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError(f"database disk image is malformed: {problems[0]}")
+        # A write lock shows a database the bot's user may read but not write.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
 
 
 class Store(StoryQueries, SubscriptionQueries, PinQueries):

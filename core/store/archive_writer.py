@@ -16,6 +16,7 @@ from core.fingerprint import fingerprint
 from core.models import Rejection, Skipped, Story
 from core.store.protocol import ParsedFile, WriteCounts
 from core.store.schema import connect, migrate
+from core.store.source_state import SourceState, load_states, save_state
 
 # Page cache of the ingest connection (KiB): the default 2 MB thrashes on the random
 # inserts into the unique and FTS indexes once the archive has ~100k stories.
@@ -61,10 +62,90 @@ class SqliteArchiveWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def known_stamps(self) -> dict[str, tuple[int, int]]:
-        """path -> (size, mtime_ns): what a rescan compares."""
-        query = "SELECT path, size, mtime_ns FROM archive_files"
-        return {row["path"]: (row["size"], row["mtime_ns"]) for row in self.conn.execute(query)}
+    def known_stamps(self, prefix: str = "") -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns): what a rescan compares.
+
+        With a `prefix` ("name:"), only that source's files (a range of the primary key).
+        """
+        if not prefix:
+            rows = self.conn.execute("SELECT path, size, mtime_ns FROM archive_files")
+        else:
+            query = "SELECT path, size, mtime_ns FROM archive_files WHERE path >= ? AND path < ?"
+            rows = self.conn.execute(query, _prefix_range(prefix))
+        return {row["path"]: (row["size"], row["mtime_ns"]) for row in rows}
+
+    def known_stamps_of(self, paths: list[str]) -> dict[str, tuple[int, int]]:
+        """`known_stamps` of the given paths only: a rescan of what git says changed."""
+        out: dict[str, tuple[int, int]] = {}
+        for i in range(0, len(paths), _LOOKUP_CHUNK):
+            part = paths[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(part))
+            query = f"SELECT path, size, mtime_ns FROM archive_files WHERE path IN ({marks})"
+            out.update(
+                (row["path"], (row["size"], row["mtime_ns"]))
+                for row in self.conn.execute(query, part)
+            )
+        return out
+
+    def source_names(self) -> set[str]:
+        """The sources (of a sources file) the database has followed."""
+        return {row["name"] for row in self.conn.execute("SELECT name FROM source_state")}
+
+    def source_states(self) -> dict[str, SourceState]:
+        """What the database remembers of each source it followed, by name."""
+        return load_states(self.conn)
+
+    def save_source_state(self, state: SourceState) -> None:
+        with self._transaction():
+            save_state(self.conn, state)
+
+    def file_count(self, prefix: str = "") -> int:
+        """Story files (or feed items) a source carries."""
+        if not prefix:
+            query = "SELECT count(*) AS n FROM archive_files WHERE outcome = 'story'"
+            return self.conn.execute(query).fetchone()["n"]
+        query = (
+            "SELECT count(*) AS n FROM archive_files"
+            " WHERE path >= ? AND path < ? AND outcome = 'story'"
+        )
+        return self.conn.execute(query, _prefix_range(prefix)).fetchone()["n"]
+
+    def carried_elsewhere(self, canonicals: list[str], prefix: str) -> set[str]:
+        """The stories among `canonicals` that a file outside this source carries."""
+        out: set[str] = set()
+        low, high = _prefix_range(prefix)
+        for i in range(0, len(canonicals), _LOOKUP_CHUNK):
+            part = canonicals[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(part))
+            query = f"""
+                SELECT DISTINCT story FROM archive_files
+                WHERE story IN ({marks}) AND outcome = 'story' AND (path < ? OR path >= ?)
+            """
+            out.update(row["story"] for row in self.conn.execute(query, [*part, low, high]))
+        return out
+
+    def carry(self, items: list[tuple[str, str, str]]) -> None:
+        """Record (path, hash, canonical) items that carry a story another source shows."""
+        query = """
+            INSERT INTO archive_files (path, size, mtime_ns, hash, story, outcome, reason)
+            VALUES (?, 0, 0, ?, ?, 'story', NULL)
+            ON CONFLICT (path) DO UPDATE SET hash = excluded.hash, story = excluded.story
+        """
+        with self._transaction():
+            self.conn.executemany(query, items)
+
+    def note_sources(self, source: str, stories: list[Story], now: datetime) -> None:
+        """Remember that `source` carries these stories (the first source to bring one wins)."""
+        query = """
+            INSERT INTO story_sources (story, source, url, title, provider, first_seen_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (story, source) DO UPDATE SET
+                url = excluded.url, title = excluded.title, provider = excluded.provider
+        """
+        stamp = epoch(now)
+        rows = [(s.canonical, source, s.url, s.title, s.provider, stamp) for s in stories]
+        with self._transaction():
+            self.conn.executemany(query, rows)
 
     def known_hashes(self, paths: list[str]) -> dict[str, str]:
         """path -> content hash, for the given paths that the database knows."""
@@ -203,6 +284,21 @@ class SqliteArchiveWriter:
                 list(values.items()),
             )
 
+    def ingest_unfinished(self) -> bool:
+        """Did an abandoned ingest write batches that no complete scan has followed yet?"""
+        query = "SELECT 1 FROM bot_state WHERE key = 'ingest:unfinished'"
+        return self.conn.execute(query).fetchone() is not None
+
+    def set_ingest_unfinished(self, unfinished: bool) -> None:
+        with self._transaction():
+            if unfinished:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO bot_state (key, value)"
+                    " VALUES ('ingest:unfinished', '1')"
+                )
+            else:
+                self.conn.execute("DELETE FROM bot_state WHERE key = 'ingest:unfinished'")
+
     def rejections(self) -> list[Rejection]:
         query = "SELECT path, reason FROM archive_files WHERE outcome = 'rejected' ORDER BY path"
         return [Rejection(row["path"], row["reason"]) for row in self.conn.execute(query)]
@@ -276,6 +372,11 @@ _NEW_COLUMNS = (
     "heat_changed_at",
 )
 _LOOKUP_CHUNK = 500  # canonical URLs per IN (…) lookup
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    """Bounds of the paths that start with `prefix` ("name:"): `low <= path < high`."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 class _BatchPlan:

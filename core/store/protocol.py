@@ -16,14 +16,18 @@ from typing import Protocol
 from core.archive import ArchiveFile, ParseResult
 from core.models import (
     Delivery,
+    DeliveryState,
     Page,
     Pin,
+    PostStyle,
     Rejection,
     Related,
     Story,
     Subscription,
     TopicCount,
 )
+from core.planner import Record
+from core.store.source_state import SourceState
 
 # One parsed archive file as ingest hands it over: the file, its content hash, what it
 # holds, and the story's content fingerprint (`core.fingerprint`) if computed already.
@@ -50,8 +54,37 @@ class ArchiveWriter(Protocol):
 
     def set_states(self, values: dict[str, str]) -> None: ...
 
-    def known_stamps(self) -> dict[str, tuple[int, int]]:
-        """path -> (size, mtime_ns) of every archive file the store knows."""
+    def known_stamps(self, prefix: str = "") -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) of every archive file the store knows (with a `prefix`,
+        "name:", only that source's)."""
+        ...
+
+    def known_stamps_of(self, paths: list[str]) -> dict[str, tuple[int, int]]:
+        """`known_stamps` of the given paths only: a rescan of what git says changed."""
+        ...
+
+    def source_names(self) -> set[str]:
+        """The sources (of a sources file) the store has followed."""
+        ...
+
+    def source_states(self) -> dict[str, SourceState]: ...
+
+    def save_source_state(self, state: SourceState) -> None: ...
+
+    def file_count(self, prefix: str = "") -> int:
+        """Story files (or feed items) a source carries."""
+        ...
+
+    def carried_elsewhere(self, canonicals: list[str], prefix: str) -> set[str]:
+        """The stories among `canonicals` that a file outside this source carries."""
+        ...
+
+    def carry(self, items: list[tuple[str, str, str]]) -> None:
+        """Record (path, hash, canonical) items that carry a story another source shows."""
+        ...
+
+    def note_sources(self, source: str, stories: list[Story], now: datetime) -> None:
+        """Remember that `source` carries these stories."""
         ...
 
     def known_hashes(self, paths: list[str]) -> dict[str, str]:
@@ -85,6 +118,12 @@ class ArchiveWriter(Protocol):
     def skipped_count(self) -> int: ...
 
     def unpublished_count(self) -> int: ...
+
+    def ingest_unfinished(self) -> bool:
+        """Did an abandoned ingest write batches that no complete scan has followed yet?"""
+        ...
+
+    def set_ingest_unfinished(self, unfinished: bool) -> None: ...
 
 
 class NewsStore(Protocol):
@@ -158,6 +197,9 @@ class NewsStore(Protocol):
         match_any: bool = False,
         paused_by: int | None = None,
         paused_by_at: datetime | None = None,
+        style: PostStyle = PostStyle.FULL,
+        thread: bool = False,
+        thread_archive: int = 1440,
         created_by: int | None = None,
         now: datetime,
     ) -> Subscription | None: ...
@@ -194,30 +236,41 @@ class NewsStore(Protocol):
 
     async def channel_story_ids(self, channel_id: int, topic: str) -> set[str]: ...
 
-    async def record_due(
-        self, cutoff: datetime | None, now: datetime
-    ) -> tuple[int, list[tuple[Subscription, Story]], int]: ...
+    async def changed_candidates(self) -> tuple[list[tuple[Story, list[Subscription]]], int]:
+        """Stories changed since the last poll with one subscription of each kind of
+        filters that may want it, and the change sequence for `advance_watermark`."""
+        ...
+
+    async def record_due_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
+        """Record the story as due for every subscription with this one's filters."""
+        ...
 
     async def advance_watermark(self, seq: int) -> None: ...
 
     async def record_deliveries(
-        self, rows: list[tuple[int, int, str, str]], now: datetime
+        self, rows: list[tuple[int, int, str, DeliveryState]], now: datetime
     ) -> int: ...
 
     async def due_deliveries(
-        self, states: tuple[str, ...] = ("pending",), channel_id: int | None = None
+        self,
+        states: tuple[DeliveryState, ...] = (DeliveryState.PENDING,),
+        channel_id: int | None = None,
     ) -> list[Delivery]: ...
 
     async def mark_delivery(
         self,
         channel_id: int,
         story_id: str,
-        state: str,
+        state: DeliveryState,
         now: datetime,
         *,
         message_id: int | None = None,
         error: str | None = None,
     ) -> None: ...
+
+    async def delivery_record(self, channel_id: int, story_id: str) -> tuple[Record | None, int]:
+        """The channel's delivery of a story (None: never), and how many due ones precede it."""
+        ...
 
     # -- pins ----------------------------------------------------------------------
 

@@ -333,6 +333,67 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """,
         ),
     ),
+    (
+        "sources",
+        (
+            # What the bot knows of each source it follows (NEWS_SOURCES): when it last
+            # fetched it, what went wrong, when it fetches next, and what lets the next
+            # fetch be cheap (a feed's ETag / Last-Modified, a repository's last commit).
+            """
+            CREATE TABLE source_state (
+                name TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                location TEXT NOT NULL,
+                last_attempt_at INTEGER,
+                last_success_at INTEGER,
+                items INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT,
+                failures INTEGER NOT NULL DEFAULT 0,
+                next_fetch_at INTEGER,
+                etag TEXT,
+                last_modified TEXT,
+                git_commit TEXT,
+                title TEXT
+            ) WITHOUT ROWID
+            """,
+            # Which sources carry a story (by canonical URL), in the order they brought it:
+            # the first one's version is shown, the others are "also covered by".
+            """
+            CREATE TABLE story_sources (
+                story TEXT NOT NULL,
+                source TEXT NOT NULL,
+                url TEXT NOT NULL,
+                title TEXT NOT NULL,
+                provider TEXT NOT NULL DEFAULT '',
+                first_seen_at INTEGER NOT NULL,
+                PRIMARY KEY (story, source)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
+    (
+        "subscriptions by kind of filters",
+        (
+            # The poller decides once per kind of filters of a topic (not per channel):
+            # grouping subscriptions by these columns is then a scan of this index.
+            "DROP INDEX subscriptions_topic",
+            """
+            CREATE INDEX subscriptions_kind ON subscriptions
+                (topic, min_heat, keywords, exclude, match_any, paused_by IS NULL)
+            """,
+        ),
+    ),
+    (
+        "subscription looks: style, thread per post",
+        (
+            # How a subscription's posts look (full embed, compact line, bare link) and
+            # whether each post opens a discussion thread; `thread_archive` (minutes) is
+            # when that thread, or a forum post, archives itself after going quiet.
+            "ALTER TABLE subscriptions ADD COLUMN style TEXT NOT NULL DEFAULT 'full'",
+            "ALTER TABLE subscriptions ADD COLUMN thread INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE subscriptions ADD COLUMN thread_archive INTEGER NOT NULL DEFAULT 1440",
+        ),
+    ),
 ]
 
 

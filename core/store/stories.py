@@ -343,7 +343,38 @@ class StoryQueries(StoreBase):
         story = await self.story(story_id)
         if story is None:
             return None
-        return Related(story, list(story.related), await self._similar(story, limit))
+        coverage = list(story.related) + await self._source_coverage(story)
+        return Related(story, coverage, await self._similar(story, limit))
+
+    async def _source_coverage(self, story: Story) -> list[Coverage]:
+        """The further sources that carry the story: "also covered by".
+
+        The shown version is an archive source's (folder, git) if any carries it, else
+        the first feed's: a feed never overwrites another source's story.
+        """
+        rows = await self._rows(
+            """
+            SELECT s.source, s.url, s.title, s.provider FROM story_sources s
+            LEFT JOIN source_state k ON k.name = s.source
+            WHERE s.story = ?
+              AND EXISTS (
+                  SELECT 1 FROM archive_files f
+                  WHERE f.story = s.story AND f.path >= s.source || ':'
+                    AND f.path < s.source || ';'
+              )
+            ORDER BY k.kind IS 'feed', s.first_seen_at, s.source
+            """,
+            (story.canonical,),
+        )
+        shown_elsewhere = rows[1:]  # the first carrier's version is the one shown
+        return [
+            Coverage(
+                row["title"],
+                row["url"],
+                f"also covered by {row['provider'] or row['source']} (source {row['source']})",
+            )
+            for row in shown_elsewhere
+        ]
 
     # -- internals ---------------------------------------------------------------
 

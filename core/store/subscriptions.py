@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 
-from core.models import Delivery, Story, Subscription
+from core.models import Delivery, DeliveryState, PostStyle, Story, Subscription
+from core.planner import Record
 from core.store.base import StoreBase
 from core.store.stories import STORY_COLUMNS, VISIBLE, from_epoch, story_from_row, to_epoch
 
@@ -17,7 +18,8 @@ SUBSCRIPTION_COLUMNS = """
     sub.exclude AS sub_exclude, sub.mention_role_id AS sub_mention_role_id,
     sub.paused_reason AS sub_paused_reason, sub.created_at AS sub_created_at,
     sub.match_any AS sub_match_any, sub.paused_by AS sub_paused_by,
-    sub.paused_by_at AS sub_paused_by_at
+    sub.paused_by_at AS sub_paused_by_at, sub.style AS sub_style, sub.thread AS sub_thread,
+    sub.thread_archive AS sub_thread_archive
 """
 DELIVERY_COLUMNS = """
     d.channel_id AS delivery_channel_id, d.guild_id AS delivery_guild_id,
@@ -47,6 +49,9 @@ def subscription_from_row(row: sqlite3.Row, with_last: bool = False) -> Subscrip
         match_any=bool(row["sub_match_any"]),
         paused_by=row["sub_paused_by"],
         paused_by_at=from_epoch(row["sub_paused_by_at"]),
+        style=PostStyle(row["sub_style"]),
+        thread=bool(row["sub_thread"]),
+        thread_archive=row["sub_thread_archive"],
     )
 
 
@@ -55,7 +60,7 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
     return Delivery(
         channel_id=row["delivery_channel_id"],
         guild_id=row["delivery_guild_id"],
-        state=row["delivery_state"],
+        state=DeliveryState(row["delivery_state"]),
         attempts=row["delivery_attempts"],
         visible=bool(row["story_visible"]),
         removed=bool(row["story_removed"]),
@@ -82,6 +87,9 @@ class SubscriptionQueries(StoreBase):
         match_any: bool = False,
         paused_by: int | None = None,
         paused_by_at: datetime | None = None,
+        style: PostStyle = PostStyle.FULL,
+        thread: bool = False,
+        thread_archive: int = 1440,
         created_by: int | None = None,
         now: datetime,
     ) -> Subscription | None:
@@ -106,6 +114,9 @@ class SubscriptionQueries(StoreBase):
                     int(match_any),
                     paused_by,
                     to_epoch(paused_by_at),
+                    str(style),
+                    int(thread),
+                    thread_archive,
                     created_by,
                     to_epoch(now),
                 )
@@ -120,13 +131,15 @@ class SubscriptionQueries(StoreBase):
             """
             INSERT INTO subscriptions (guild_id, channel_id, topic, min_heat, keywords, exclude,
                                        mention_role_id, match_any, paused_by, paused_by_at,
-                                       created_by, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       style, thread, thread_archive, created_by, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (channel_id, topic) DO UPDATE SET
                 min_heat = excluded.min_heat, keywords = excluded.keywords,
                 exclude = excluded.exclude, mention_role_id = excluded.mention_role_id,
                 match_any = excluded.match_any, paused_by = excluded.paused_by,
-                paused_by_at = excluded.paused_by_at, paused_reason = NULL, paused_at = NULL
+                paused_by_at = excluded.paused_by_at, style = excluded.style,
+                thread = excluded.thread, thread_archive = excluded.thread_archive,
+                paused_reason = NULL, paused_at = NULL
             """,
             values,
         )
@@ -176,8 +189,8 @@ class SubscriptionQueries(StoreBase):
                 "DELETE FROM subscriptions WHERE channel_id = ?", (channel_id,)
             )
             await self._execute(
-                "DELETE FROM deliveries WHERE channel_id = ? AND state IN ('pending', 'sending')",
-                (channel_id,),
+                "DELETE FROM deliveries WHERE channel_id = ? AND state IN (?, ?)",
+                (channel_id, DeliveryState.PENDING, DeliveryState.SENDING),
             )
             await self._execute("DELETE FROM channel_notices WHERE channel_id = ?", (channel_id,))
         return removed
@@ -189,8 +202,8 @@ class SubscriptionQueries(StoreBase):
                 "DELETE FROM subscriptions WHERE guild_id = ?", (guild_id,)
             )
             await self._execute(
-                "DELETE FROM deliveries WHERE guild_id = ? AND state IN ('pending', 'sending')",
-                (guild_id,),
+                "DELETE FROM deliveries WHERE guild_id = ? AND state IN (?, ?)",
+                (guild_id, DeliveryState.PENDING, DeliveryState.SENDING),
             )
         return removed
 
@@ -257,65 +270,74 @@ class SubscriptionQueries(StoreBase):
         )
         return {row["id"] for row in rows}
 
-    async def record_due(
-        self, cutoff: datetime | None, now: datetime
-    ) -> tuple[int, list[tuple[Subscription, Story]], int]:
-        """Record pending deliveries for archive changes since the last poll.
+    async def changed_candidates(self) -> tuple[list[tuple[Story, list[Subscription]]], int]:
+        """Stories changed since the last poll, each with the subscriptions that may want it.
 
-        Subscriptions without keyword filters are decided here, in one statement;
-        for those with filters the (subscription, story) candidates are returned
-        for the caller to filter and record. Also returns the change sequence to
-        pass to `advance_watermark` once that is done.
+        Pre-selected here (visible, a subscribed topic, heat at least the subscription's);
+        the planner decides. Subscriptions with the same filters decide alike, so one of
+        each kind comes back (see `record_due_like`): 10,000 channels with the default
+        filters are one candidate. Also returns the change sequence to pass to
+        `advance_watermark` once they are recorded.
         """
         watermark = int(await self.get_state(WATERMARK_KEY) or 0)
         last = await self._row("SELECT coalesce(max(seq), 0) AS latest FROM story_changes")
         latest = 0 if last is None else last["latest"]
         if latest <= watermark:
-            return 0, [], latest
-        stamp = to_epoch(cutoff)
-        matches = f"""
-            FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
-            JOIN stories s ON s.rowid = c.story
-            JOIN story_topics st ON st.story = s.rowid
-            JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
-            WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?) AND sub.paused_by IS NULL
-        """
-        params = (watermark, latest, stamp, stamp)
-        recorded = await self._execute(
-            f"""
-            INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
-            SELECT sub.channel_id, s.rowid, sub.guild_id, 'pending', ? {matches}
-              AND sub.keywords = '' AND sub.exclude = ''
-            """,
-            (to_epoch(now), *params),
-        )
-        rows = await self._rows(
-            f"""
+            return [], latest
+        query = f"""
+            WITH kinds AS (
+                SELECT s.rowid AS story, min(sub.id) AS sub
+                FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
+                JOIN stories s ON s.rowid = c.story
+                JOIN story_topics st ON st.story = s.rowid
+                JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
+                WHERE {VISIBLE}
+                GROUP BY s.rowid, sub.topic, sub.min_heat, sub.keywords, sub.exclude,
+                         sub.match_any, sub.paused_by IS NULL
+            )
             SELECT {SUBSCRIPTION_COLUMNS}, {STORY_COLUMNS}
-            FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
-            JOIN stories s ON s.rowid = c.story
+            FROM kinds JOIN stories s ON s.rowid = kinds.story
             LEFT JOIN providers p ON p.id = s.provider_id
-            JOIN story_topics st ON st.story = s.rowid
-            JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
-            JOIN topics t ON t.id = sub.topic
-            WHERE {VISIBLE} AND (? IS NULL OR s.published_at >= ?) AND sub.paused_by IS NULL
-              AND (sub.keywords != '' OR sub.exclude != '')
-              AND NOT EXISTS (
-                  SELECT 1 FROM deliveries d WHERE d.channel_id = sub.channel_id
-                  AND d.story = s.rowid
-              )
+            JOIN subscriptions sub ON sub.id = kinds.sub JOIN topics t ON t.id = sub.topic
+            ORDER BY s.rowid, sub.id
+        """
+        rows = await self._rows(query, (watermark, latest))
+        by_story: dict[str, tuple[Story, list[Subscription]]] = {}
+        for row in rows:
+            story = story_from_row(row)
+            by_story.setdefault(story.id, (story, []))[1].append(subscription_from_row(row))
+        return list(by_story.values()), latest
+
+    async def record_due_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
+        """Record the story as due for every subscription with the same filters as this one.
+
+        Same topic, heat, keywords, exclude, match and staff pause: what the planner decided
+        for one holds for all. Deliveries already recorded are kept.
+        """
+        recorded = await self._execute(
+            """
+            INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
+            SELECT sub.channel_id, s.rowid, sub.guild_id, ?, ?
+            FROM subscriptions one
+            JOIN subscriptions sub ON sub.topic = one.topic AND sub.min_heat = one.min_heat
+              AND sub.keywords = one.keywords AND sub.exclude = one.exclude
+              AND sub.match_any = one.match_any
+              AND (sub.paused_by IS NULL) = (one.paused_by IS NULL)
+            JOIN stories s ON s.id = ?
+            WHERE one.id = ?
             """,
-            params,
+            (DeliveryState.PENDING, to_epoch(now), story_id, subscription_id),
         )
-        pairs = [(subscription_from_row(r), story_from_row(r)) for r in rows]
-        return max(0, recorded), pairs, latest
+        return max(0, recorded)
 
     async def advance_watermark(self, seq: int) -> None:
         async with self.atomic():
             await self.set_state(WATERMARK_KEY, str(seq))
             await self._execute("DELETE FROM story_changes WHERE seq <= ?", (seq,))
 
-    async def record_deliveries(self, rows: list[tuple[int, int, str, str]], now: datetime) -> int:
+    async def record_deliveries(
+        self, rows: list[tuple[int, int, str, DeliveryState]], now: datetime
+    ) -> int:
         """Record (guild id, channel id, story id, state) rows; existing ones are kept."""
         async with self.atomic():
             return await self._executemany(
@@ -332,7 +354,9 @@ class SubscriptionQueries(StoreBase):
     # -- sending -------------------------------------------------------------------
 
     async def due_deliveries(
-        self, states: tuple[str, ...] = ("pending",), channel_id: int | None = None
+        self,
+        states: tuple[DeliveryState, ...] = (DeliveryState.PENDING,),
+        channel_id: int | None = None,
     ) -> list[Delivery]:
         """Deliveries in `states` (of one channel, or all), by channel, oldest story first."""
         marks = ",".join("?" * len(states))
@@ -350,28 +374,37 @@ class SubscriptionQueries(StoreBase):
         self,
         channel_id: int,
         story_id: str,
-        state: str,
+        state: DeliveryState,
         now: datetime,
         *,
         message_id: int | None = None,
         error: str | None = None,
     ) -> None:
-        """Move one delivery to `state` ('sending' counts an attempt; 'sent' keeps the message).
+        """Move one delivery to `state` (sending counts an attempt; sent keeps the message).
 
-        `sent_at` is when the last send started ('sending'; 'sent' passes the same time):
+        `sent_at` is when the last send started (sending; sent passes the same time):
         after a crash, reconciliation looks for the post from that moment on.
         """
+        started = state in (DeliveryState.SENDING, DeliveryState.SENT)
         await self._execute(
             """
             UPDATE deliveries SET
                 state = ?,
                 message_id = coalesce(?, message_id),
-                sent_at = CASE WHEN ? IN ('sending', 'sent') THEN ? ELSE sent_at END,
-                attempts = attempts + (? = 'sending'),
+                sent_at = coalesce(?, sent_at),
+                attempts = attempts + ?,
                 last_error = ?
             WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
             """,
-            (state, message_id, state, to_epoch(now), state, error, channel_id, story_id),
+            (
+                state,
+                message_id,
+                to_epoch(now) if started else None,
+                int(state == DeliveryState.SENDING),
+                error,
+                channel_id,
+                story_id,
+            ),
         )
 
     async def active_subscriptions(self, channel_id: int) -> list[Subscription]:
@@ -385,6 +418,35 @@ class SubscriptionQueries(StoreBase):
         )
         return [subscription_from_row(r) for r in rows]
 
+    async def delivery_record(self, channel_id: int, story_id: str) -> tuple[Record | None, int]:
+        """The channel's delivery of a story (None: never recorded), and for a due one how
+        many of the channel's due stories are posted before it."""
+        row = await self._row(
+            """
+            SELECT d.state, d.guild_id, d.message_id, coalesce(d.sent_at, d.created_at) AS at,
+                   d.last_error, s.removed_at IS NOT NULL AS removed, (
+                       SELECT count(*) FROM deliveries o JOIN stories os ON os.rowid = o.story
+                       WHERE o.channel_id = d.channel_id AND o.state = d.state
+                         AND (os.published_at, os.rowid) < (s.published_at, s.rowid)
+                   ) AS ahead
+            FROM deliveries d JOIN stories s ON s.rowid = d.story
+            WHERE d.channel_id = ? AND s.id = ?
+            """,
+            (channel_id, story_id),
+        )
+        if row is None:
+            return None, 0
+        record = Record(
+            state=DeliveryState(row["state"]),
+            guild_id=row["guild_id"],
+            channel_id=channel_id,
+            message_id=row["message_id"],
+            at=from_epoch(row["at"]),
+            error=row["last_error"],
+            removed=bool(row["removed"]),
+        )
+        return record, row["ahead"]
+
     # -- internals -----------------------------------------------------------------
 
     async def _subscriptions(self, condition: str, params) -> list[Subscription]:
@@ -396,7 +458,7 @@ class SubscriptionQueries(StoreBase):
                 SELECT {SUBSCRIPTION_COLUMNS}, t.key AS sub_key, (
                     SELECT d.story FROM deliveries d
                     JOIN story_topics st ON st.story = d.story AND st.topic = sub.topic
-                    WHERE d.channel_id = sub.channel_id AND d.state = 'sent'
+                    WHERE d.channel_id = sub.channel_id AND d.state = ?
                     ORDER BY d.sent_at DESC LIMIT 1
                 ) AS last_story_rowid
                 FROM subscriptions sub JOIN topics t ON t.id = sub.topic
@@ -407,18 +469,18 @@ class SubscriptionQueries(StoreBase):
                 ON last.channel_id = found.sub_channel_id AND last.story = found.last_story_rowid
             ORDER BY found.sub_channel_id, found.sub_key
         """
-        rows = await self._rows(query, params)
+        rows = await self._rows(query, (DeliveryState.SENT, *params))
         return [subscription_from_row(row, with_last=True) for row in rows]
 
     async def _drop_unsubscribed_pending(self, channel_id: int) -> None:
         """Unsent deliveries no remaining subscription of the channel wants are dropped."""
         await self._execute(
             """
-            UPDATE deliveries SET state = 'dropped', last_error = 'unsubscribed'
-            WHERE channel_id = ? AND state = 'pending' AND NOT EXISTS (
+            UPDATE deliveries SET state = ?, last_error = 'unsubscribed'
+            WHERE channel_id = ? AND state = ? AND NOT EXISTS (
                 SELECT 1 FROM subscriptions sub JOIN story_topics st ON st.topic = sub.topic
                 WHERE sub.channel_id = deliveries.channel_id AND st.story = deliveries.story
             )
             """,
-            (channel_id,),
+            (DeliveryState.DROPPED, channel_id, DeliveryState.PENDING),
         )
