@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.archive import ArchiveUnreadable
 from core.config import Config, ConfigError
-from core.ingest import ArchiveChanged, IngestReport, ingest
 from core.models import Coverage, Story
-from core.sources import follow, source_states
 from core.store import NewsStore, Store, check_database
+
+if TYPE_CHECKING:
+    from core.ingest import IngestReport
+
+# The parser, ingest and the sources (YAML, multiprocessing, HTTP) are imported by the
+# commands that use them: `search`, `story` and `related` answer without loading them.
 
 HELP = ("-h", "--help")
 
@@ -236,6 +239,9 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
         if command == "sources":
             return await _list_sources(config, args.json)
         if command == "ingest":
+            from core.archive import ArchiveUnreadable
+            from core.ingest import ArchiveChanged, ingest
+
             archive = Path(args.path) if args.path else config.archive
             if not archive.is_dir():
                 print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
@@ -338,6 +344,8 @@ def _configure_logging(config: Config, command: str | None) -> None:
 
 async def _ingest_sources(config: Config, replace: bool) -> int:
     """Fetch and ingest every source now; one failing source does not stop the others."""
+    from core.sources import follow
+
     outcomes = await asyncio.to_thread(
         follow,
         config.db_path,
@@ -362,6 +370,8 @@ async def _ingest_sources(config: Config, replace: bool) -> int:
 
 
 async def _list_sources(config: Config, as_json: bool) -> int:
+    from core.sources import source_states
+
     states = await asyncio.to_thread(source_states, config.db_path, config.sources)
 
     def when(epoch: int | None) -> str | None:
@@ -423,6 +433,8 @@ def _no_story(story_id: str) -> int:
 
 
 def _print_json(value) -> None:
+    import json
+
     print(json.dumps(value, ensure_ascii=False, indent=2))
 
 

@@ -12,8 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dotenv import dotenv_values
-
 
 class ConfigError(ValueError):
     """A bad setting; the message is one line naming the variable."""
@@ -46,6 +44,8 @@ class Config:
         """Values from `environ` (default: the process environment) over those of `.env`."""
         values: dict[str, str | None] = {}
         if dotenv_path is not None and Path(dotenv_path).is_file():
+            from dotenv import dotenv_values  # only when there is a .env (a slow import)
+
             values.update(dotenv_values(dotenv_path))
         values.update(os.environ if environ is None else environ)
 

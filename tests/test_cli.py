@@ -374,3 +374,30 @@ def test_a_full_database_is_named_in_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert f"database {db}: database or disk is full; the disk is full" in err
+
+
+def test_read_commands_answer_without_loading_ingest_or_discord(corpus_db: Path):
+    # `search`, `story` and `related` should start at once: the parser (YAML), ingest
+    # (multiprocessing), the sources (HTTP), the planner and discord.py stay unloaded.
+    script = (
+        "import sys, runpy\n"
+        "sys.argv = ['bot', 'search', 'vision']\n"
+        "try:\n"
+        "    runpy.run_module('bot', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    assert not stop.code, stop.code\n"
+        "heavy = ('yaml', 'core.archive', 'core.ingest', 'core.sources', 'core.planner',"
+        " 'multiprocessing', 'dotenv', 'discord')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    env = {**os.environ, "NEWS_DB": str(corpus_db), "LOG_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=corpus_db.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from core.models import Pin
-from core.store.archive_writer import SqliteArchiveWriter
 from core.store.pins import PinQueries
 from core.store.protocol import ArchiveWriter, NewsStore
 from core.store.schema import BUSY_TIMEOUT_MS, connect, migrate
@@ -72,6 +71,9 @@ class Store(StoryQueries, SubscriptionQueries, PinQueries):
         await self.close()
 
     def archive_writer(self) -> SqliteArchiveWriter:
+        # Imported here: it loads the parser, which the read commands never need.
+        from core.store.archive_writer import SqliteArchiveWriter
+
         return SqliteArchiveWriter.open(self.path)
 
 
@@ -82,6 +84,9 @@ def _migrate(path: Path) -> None:
     finally:
         conn.close()
 
+
+if TYPE_CHECKING:
+    from core.store.archive_writer import SqliteArchiveWriter
 
 if TYPE_CHECKING:  # a type checker proves that the SQLite store keeps the contract
     _keeps_the_contract: type[NewsStore] = Store

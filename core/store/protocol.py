@@ -11,9 +11,8 @@ from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-from core.archive import ArchiveFile, ParseResult
 from core.models import (
     Delivery,
     DeliveryState,
@@ -26,12 +25,15 @@ from core.models import (
     Subscription,
     TopicCount,
 )
-from core.planner import Record
 from core.store.source_state import SourceState
+
+if TYPE_CHECKING:  # the parser (and YAML) is ingest's: the read commands never load it
+    from core.archive import ArchiveFile, ParseResult
+    from core.planner import Record
 
 # One parsed archive file as ingest hands it over: the file, its content hash, what it
 # holds, and the story's content fingerprint (`core.fingerprint`) if computed already.
-ParsedFile = tuple[ArchiveFile, str, ParseResult, str | None]
+ParsedFile: TypeAlias = "tuple[ArchiveFile, str, ParseResult, str | None]"
 
 
 @dataclass

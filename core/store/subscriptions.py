@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from core.models import Delivery, DeliveryState, PostStyle, Story, Subscription
-from core.planner import Record
 from core.store.base import StoreBase
 from core.store.stories import STORY_COLUMNS, VISIBLE, from_epoch, story_from_row, to_epoch
+
+if TYPE_CHECKING:
+    from core.planner import Record
 
 WATERMARK_KEY = "delivery_watermark"
 # Prefixed, so that they can be selected beside STORY_COLUMNS and read by name.
@@ -436,6 +439,8 @@ class SubscriptionQueries(StoreBase):
         )
         if row is None:
             return None, 0
+        from core.planner import Record  # the planner is delivery's: not loaded by the CLI
+
         record = Record(
             state=DeliveryState(row["state"]),
             guild_id=row["guild_id"],
