@@ -305,6 +305,33 @@ async def test_published_false_edit_hides_the_story(archive: Path, store: Store)
     assert await store.topics() == []
 
 
+async def test_the_count_of_all_stories_follows_every_way_a_story_shows_or_hides(
+    archive: Path, store: Store
+):
+    def counted() -> int:
+        query = "SELECT count(*) FROM stories WHERE published = 1 AND removed_at IS NULL"
+        return rows(store.path, query)[0][0]
+
+    texts = {n: story_file(title=f"Story {n}", url=f"https://example.com/{n}") for n in "abcd"}
+    for n, text in texts.items():
+        write(archive / f"{n}.md", text, 1)
+    write(archive / "e.md", texts["a"], 1)  # the same story twice: counted once
+    await ingest(store, archive, NOW)
+    assert (await store.stories()).total == counted() == 4
+
+    (archive / "b.md").unlink()  # removed
+    write(archive / "c.md", texts["c"].replace("published: true", "published: false"), 2)
+    write(archive / "d.md", texts["d"].replace("heat: 50", "heat: 60"), 2)  # still shown
+    (archive / "e.md").unlink()  # a's other file: a stays
+    await ingest(store, archive, LATER)
+    assert (await store.stories()).total == counted() == 2
+
+    write(archive / "b.md", texts["b"], 3)  # back
+    write(archive / "c.md", texts["c"], 3)  # published again
+    await ingest(store, archive, LATEST)
+    assert (await store.stories()).total == counted() == 4
+
+
 async def test_edit_into_another_category_hides_the_story(archive: Path, store: Store):
     write(archive / "a.md", story_file(), 1)
     await ingest(store, archive, NOW)

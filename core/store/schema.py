@@ -394,6 +394,45 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "ALTER TABLE subscriptions ADD COLUMN thread_archive INTEGER NOT NULL DEFAULT 1440",
         ),
     ),
+    (
+        "count of visible stories",
+        (
+            # The number of visible stories, kept by triggers: the list of all stories
+            # shows it on every page, and counting 300k rows took ~10 ms each time.
+            """
+            CREATE TABLE story_totals (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                visible INTEGER NOT NULL
+            )
+            """,
+            """
+            INSERT INTO story_totals (id, visible)
+            SELECT 1, count(*) FROM stories WHERE published = 1 AND removed_at IS NULL
+            """,
+            """
+            CREATE TRIGGER story_totals_insert AFTER INSERT ON stories
+            WHEN new.published = 1 AND new.removed_at IS NULL BEGIN
+                UPDATE story_totals SET visible = visible + 1 WHERE id = 1;
+            END
+            """,
+            """
+            CREATE TRIGGER story_totals_delete AFTER DELETE ON stories
+            WHEN old.published = 1 AND old.removed_at IS NULL BEGIN
+                UPDATE story_totals SET visible = visible - 1 WHERE id = 1;
+            END
+            """,
+            """
+            CREATE TRIGGER story_totals_update AFTER UPDATE OF published, removed_at ON stories
+            WHEN (old.published = 1 AND old.removed_at IS NULL)
+                IS NOT (new.published = 1 AND new.removed_at IS NULL) BEGIN
+                UPDATE story_totals
+                SET visible = visible + (CASE WHEN new.published = 1
+                    AND new.removed_at IS NULL THEN 1 ELSE -1 END)
+                WHERE id = 1;
+            END
+            """,
+        ),
+    ),
 ]
 
 

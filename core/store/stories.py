@@ -157,7 +157,7 @@ class StoryQueries(StoreBase):
             )
             query = f"SELECT {STORY_COLUMNS} FROM {STORY_FROM} WHERE {VISIBLE} ORDER BY {order}"
             rows = await self._rows(f"{query} LIMIT ? OFFSET ?", (limit, offset))
-            total = await self._count(f"SELECT count(*) AS n FROM stories s WHERE {VISIBLE}")
+            total = await self._count("SELECT visible AS n FROM story_totals WHERE id = 1")
             return Page([story_from_row(r) for r in rows], total, offset, limit)
         topic_id = await self._topic_id(topic)
         if topic_id is None:
@@ -465,7 +465,7 @@ class StoryQueries(StoreBase):
                 )
                 docs.update((row["term"], row["doc"]) for row in found)
         else:  # a database not ingested since term_stats exists
-            total = await self._count(f"SELECT count(*) AS n FROM stories s WHERE {VISIBLE}") or 1
+            total = await self._count("SELECT visible AS n FROM story_totals WHERE id = 1") or 1
             found = await self._rows(
                 f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", words
             )
