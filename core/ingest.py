@@ -42,7 +42,7 @@ from core.store.protocol import ArchiveWriter, NewsStore, ParsedFile, WriteCount
 log = logging.getLogger(__name__)
 
 # Below this many changed files, worker start-up costs more than it saves.
-PARALLEL_THRESHOLD = 400
+PARALLEL_THRESHOLD = 4000
 CHUNK = 200
 # Rows per write transaction: larger batches let FTS5 flush bigger segments (fewer merges).
 BATCH = 2000

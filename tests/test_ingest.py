@@ -115,6 +115,40 @@ def test_parallel_parse_gives_the_same_database(tmp_path: Path, monkeypatch: pyt
     assert dump(tmp_path / "parallel.db", skip) == dump(tmp_path / "serial.db", skip)
 
 
+def test_counts_after_incremental_ingests_equal_a_fresh_ingest(corpus_copy: Path, tmp_path: Path):
+    # Term statistics, topic counts and the visible total are refreshed in proportion to
+    # what changed (a heat change leaves the full-text index alone); whatever the history,
+    # they must equal a full recount (and the counts of one ingest of the final archive).
+    db = tmp_path / "news.db"
+    ingest_archive(db, CORPUS, NOW)
+    files = sorted((corpus_copy / "_news").rglob("*.md"))
+    text = files[0].read_text(encoding="utf-8")
+    files[0].write_text(text.replace("heat: ", "heat: 1", 1), encoding="utf-8")
+    ingest_archive(db, corpus_copy, LATER, replace=True)  # heat only
+    for gone in files[1:30]:
+        gone.unlink()
+    ingest_archive(db, corpus_copy, LATER)  # removals only
+    write(files[30], story_file(title="Quokka edited", url="https://example.com/edited"), 9)
+    write(corpus_copy / "_news" / "new.md", story_file(title="Quokka sightings"), 9)
+    ingest_archive(db, corpus_copy, LATEST)  # text changed
+
+    fresh = tmp_path / "fresh.db"
+    ingest_archive(fresh, corpus_copy, LATEST)
+    for query in (
+        "SELECT visible FROM term_stats_meta",
+        "SELECT visible FROM story_totals",
+        "SELECT name, story_count FROM topics WHERE story_count > 0 ORDER BY name",
+    ):
+        assert rows(db, query) == rows(fresh, query), query
+    # Hidden stories stay in the full-text index: the terms are counted over all of it.
+    (docs,) = rows(db, "SELECT count(*) FROM stories")[0]
+    recount = "SELECT term, doc FROM stories_vocab WHERE doc >= ? ORDER BY term"
+    assert rows(db, "SELECT min_doc FROM term_stats_meta") == [(max(2, docs // 500),)]
+    assert rows(db, "SELECT term, doc FROM term_stats ORDER BY term") == rows(
+        db, recount, (max(2, docs // 500),)
+    )
+
+
 def test_progress_is_reported_from_zero_to_total(tmp_path: Path):
     calls: list[tuple[int, int]] = []
     ingest_archive(tmp_path / "news.db", CORPUS, NOW, progress=lambda d, t: calls.append((d, t)))

@@ -46,6 +46,12 @@ class SqliteArchiveWriter:
         conn.row_factory = sqlite3.Row
         self.conn = conn
         self._topic_ids: dict[str, int] = {}
+        # What this ingest changed, so that the work after the scan is proportional to it:
+        # the stories whose files went or now carry another story (`mark_removed`), and
+        # whether the full-text index changed at all (`count_terms`).
+        self._maybe_orphaned: set[str] = set()
+        self._text_changed = False
+        self._flagged_unfinished = False  # this writer recorded `ingest:unfinished`
         self._provider_ids: dict[tuple[str, str], int] = {}
         # New stories are staged here and inserted with one statement per batch. SQLite
         # 3.40's FTS5 flushes its pending index data at every statement savepoint, so a
@@ -132,6 +138,7 @@ class SqliteArchiveWriter:
             ON CONFLICT (path) DO UPDATE SET hash = excluded.hash, story = excluded.story
         """
         with self._transaction():
+            self._maybe_orphaned.update(self._stories_of([path for path, _, _ in items]))
             self.conn.executemany(query, items)
 
     def note_sources(self, source: str, stories: list[Story], now: datetime) -> None:
@@ -180,6 +187,7 @@ class SqliteArchiveWriter:
     def forget_files(self, paths: list[str]) -> None:
         query = "DELETE FROM archive_files WHERE path = ?"
         with self._transaction():
+            self._maybe_orphaned.update(self._stories_of(paths))
             self.conn.executemany(query, [(p,) for p in paths])
 
     def write(self, batch: list[ParsedFile], now: datetime) -> tuple[WriteCounts, list[Rejection]]:
@@ -187,6 +195,8 @@ class SqliteArchiveWriter:
         counts = WriteCounts()
         late_rejections: list[Rejection] = []
         with self._transaction():
+            # A file rewritten may now carry another story (or none): the old one's check.
+            self._maybe_orphaned.update(self._stories_of([file.path for file, *_ in batch]))
             plan = _BatchPlan(self, epoch(now) or 0)
             plan.look_up([result for _, _, result, _ in batch if isinstance(result, Story)])
             for file, digest, result, print_ in batch:
@@ -214,25 +224,43 @@ class SqliteArchiveWriter:
         return counts, late_rejections
 
     def mark_removed(self, now: datetime) -> int:
-        """Hide stories no archive file carries any more; returns how many were hidden."""
+        """Hide stories no archive file carries any more; returns how many were hidden.
+
+        Only the stories whose files this writer forgot or rewrote are checked, unless
+        an abandoned ingest (another writer) left changes unchecked: then every story.
+        """
         stamp = epoch(now)
         with self._transaction():
-            rows = self.conn.execute(
-                """
-                SELECT rowid FROM stories
-                WHERE removed_at IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM archive_files f WHERE f.story = stories.canonical)
-                """
-            ).fetchall()
-            for row in rows:
-                self.conn.execute(
-                    "UPDATE stories SET removed_at = ?, updated_at = ? WHERE rowid = ?",
-                    (stamp, stamp, row["rowid"]),
-                )
-                self.conn.execute(
-                    "UPDATE story_topics SET visible = 0 WHERE story = ?", (row["rowid"],)
-                )
-        return len(rows)
+            if self._abandoned_changes():
+                rows = self.conn.execute(
+                    """
+                    SELECT rowid FROM stories
+                    WHERE removed_at IS NULL AND NOT EXISTS (
+                        SELECT 1 FROM archive_files f WHERE f.story = stories.canonical
+                    )
+                    """
+                ).fetchall()
+            else:
+                rows = []
+                candidates = sorted(self._maybe_orphaned)
+                for i in range(0, len(candidates), _LOOKUP_CHUNK):
+                    part = candidates[i : i + _LOOKUP_CHUNK]
+                    query = f"""
+                        SELECT rowid FROM stories
+                        WHERE canonical IN ({",".join("?" * len(part))}) AND removed_at IS NULL
+                          AND NOT EXISTS (
+                              SELECT 1 FROM archive_files f WHERE f.story = stories.canonical
+                          )
+                    """
+                    rows += self.conn.execute(query, part).fetchall()
+            hidden = [(row["rowid"],) for row in rows]
+            self.conn.executemany(
+                "UPDATE stories SET removed_at = ?, updated_at = ? WHERE rowid = ?",
+                [(stamp, stamp, rowid) for (rowid,) in hidden],
+            )
+            self.conn.executemany("UPDATE story_topics SET visible = 0 WHERE story = ?", hidden)
+        self._maybe_orphaned.clear()
+        return len(hidden)
 
     def count_topics(self) -> None:
         """Refresh each topic's count of visible stories (autocomplete reads it often)."""
@@ -246,14 +274,22 @@ class SqliteArchiveWriter:
             )
 
     def count_terms(self) -> None:
-        """Refresh `term_stats`: document counts of the index's common terms (see schema)."""
+        """Refresh `term_stats`: document counts of the index's common terms (see schema).
+
+        The counts change only with the full-text index: when this writer changed no
+        story's text, only the number of visible stories is refreshed.
+        """
         with self._transaction():
-            counts = self.conn.execute(
-                "SELECT count(*) AS docs,"
-                " count(*) FILTER (WHERE published = 1 AND removed_at IS NULL) AS visible"
-                " FROM stories"
-            ).fetchone()
-            docs, visible = counts["docs"], counts["visible"]
+            visible = self.conn.execute("SELECT visible FROM story_totals WHERE id = 1").fetchone()[
+                "visible"
+            ]
+            if not self._text_changed and not self._abandoned_changes():
+                cursor = self.conn.execute(
+                    "UPDATE term_stats_meta SET visible = ? WHERE id = 1", (visible,)
+                )
+                if cursor.rowcount:  # else nothing counted yet: count below
+                    return
+            docs = self.conn.execute("SELECT count(*) AS docs FROM stories").fetchone()["docs"]
             # Rarer terms have short doclists: stories_vocab counts them quickly.
             min_doc = max(2, docs // 500)
             self.conn.execute("DELETE FROM term_stats")
@@ -291,6 +327,7 @@ class SqliteArchiveWriter:
 
     def set_ingest_unfinished(self, unfinished: bool) -> None:
         with self._transaction():
+            self._flagged_unfinished = unfinished
             if unfinished:
                 self.conn.execute(
                     "INSERT OR REPLACE INTO bot_state (key, value)"
@@ -311,6 +348,22 @@ class SqliteArchiveWriter:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.conn)
+
+    def _abandoned_changes(self) -> bool:
+        """Did an abandoned ingest (not this writer) write changes nobody followed up?"""
+        return not self._flagged_unfinished and self.ingest_unfinished()
+
+    def _stories_of(self, paths: list[str]) -> set[str]:
+        """The stories the given files carry now (by canonical URL)."""
+        out: set[str] = set()
+        for i in range(0, len(paths), _LOOKUP_CHUNK):
+            part = paths[i : i + _LOOKUP_CHUNK]
+            query = (
+                "SELECT story FROM archive_files"
+                f" WHERE path IN ({','.join('?' * len(part))}) AND story IS NOT NULL"
+            )
+            out.update(row["story"] for row in self.conn.execute(query, part))
+        return out
 
     def _story_url_of(self, path: str) -> str | None:
         row = self.conn.execute(
@@ -486,6 +539,7 @@ class _BatchPlan:
                 if text == old_text
                 else "title = ?, excerpt = ?, topics_text = ?, provider_name = ?,"
             )
+            writer._text_changed |= text != old_text
             self.conn.execute(
                 f"""
                 UPDATE stories SET {set_text}
@@ -540,6 +594,7 @@ class _BatchPlan:
         """Write what the batch gathered so far, new stories first (the others refer to them)."""
         conn = self.conn
         if self.new:
+            self.writer._text_changed = True
             columns = ", ".join(_NEW_COLUMNS)
             conn.executemany(
                 f"INSERT INTO {_STAGE} VALUES ({', '.join('?' * len(_NEW_COLUMNS))})", self.new
