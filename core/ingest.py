@@ -20,10 +20,12 @@ import os
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 
 from core.archive import (
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 # Below this many changed files, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 4000
 CHUNK = 200
+# Chunks in flight per worker: enough to keep the workers busy while the writer works,
+# few enough that parsed stories do not pile up in this process when the writer lags.
+WINDOW_PER_WORKER = 3
 # Rows per write transaction: larger batches let FTS5 flush bigger segments (fewer merges).
 BATCH = 2000
 
@@ -379,15 +384,21 @@ def _parse_all(
         initializer=_die_with_parent,
         initargs=(os.getpid(),),
     )
+
+    def submit(chunk: list[ArchiveFile]) -> Future:
+        hashes = {f.path: known_hashes[f.path] for f in chunk if f.path in known_hashes}
+        return pool.submit(_parse_chunk_packed, root, [f.path for f in chunk], hashes, strip)
+
     try:
-        jobs = pool.map(
-            _parse_chunk_packed,
-            [root] * len(chunks),
-            [[f.path for f in c] for c in chunks],
-            [{f.path: known_hashes[f.path] for f in c if f.path in known_hashes} for c in chunks],
-            [strip] * len(chunks),
+        waiting = iter(chunks)
+        in_flight = deque(
+            (chunk, submit(chunk)) for chunk in islice(waiting, workers * WINDOW_PER_WORKER)
         )
-        for chunk, results in zip(chunks, jobs, strict=True):
+        while in_flight:
+            chunk, job = in_flight.popleft()
+            results = job.result()
+            if (following := next(waiting, None)) is not None:
+                in_flight.append((following, submit(following)))
             yield from map(_unpack, chunk, results)
     finally:  # also when the ingest is abandoned: the chunks not started are dropped
         pool.shutdown(cancel_futures=True)
