@@ -346,6 +346,13 @@ async def test_the_count_of_all_stories_follows_every_way_a_story_shows_or_hides
         query = "SELECT count(*) FROM stories WHERE published = 1 AND removed_at IS NULL"
         return rows(store.path, query)[0][0]
 
+    def unpublished() -> list[tuple]:
+        query = "SELECT count(*) FROM stories WHERE published = 0 AND removed_at IS NULL"
+        return [
+            rows(store.path, "SELECT unpublished FROM story_totals")[0],
+            rows(store.path, query)[0],
+        ]
+
     texts = {n: story_file(title=f"Story {n}", url=f"https://example.com/{n}") for n in "abcd"}
     for n, text in texts.items():
         write(archive / f"{n}.md", text, 1)
@@ -357,13 +364,15 @@ async def test_the_count_of_all_stories_follows_every_way_a_story_shows_or_hides
     write(archive / "c.md", texts["c"].replace("published: true", "published: false"), 2)
     write(archive / "d.md", texts["d"].replace("heat: 50", "heat: 60"), 2)  # still shown
     (archive / "e.md").unlink()  # a's other file: a stays
-    await ingest(store, archive, LATER)
+    report = await ingest(store, archive, LATER)
     assert (await store.stories()).total == counted() == 2
+    assert report.unpublished == 1 and unpublished() == [(1,), (1,)]
 
     write(archive / "b.md", texts["b"], 3)  # back
     write(archive / "c.md", texts["c"], 3)  # published again
-    await ingest(store, archive, LATEST)
+    report = await ingest(store, archive, LATEST)
     assert (await store.stories()).total == counted() == 4
+    assert report.unpublished == 0 and unpublished() == [(0,), (0,)]
 
 
 async def test_edit_into_another_category_hides_the_story(archive: Path, store: Store):

@@ -73,12 +73,16 @@ class SqliteArchiveWriter:
 
         With a `prefix` ("name:"), only that source's files (a range of the primary key).
         """
+        # Every file of the archive: rows as plain tuples build the dict faster than
+        # rows read by name (measured in the commit that made it so).
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
         if not prefix:
-            rows = self.conn.execute("SELECT path, size, mtime_ns FROM archive_files")
+            rows = cursor.execute("SELECT path, size, mtime_ns FROM archive_files")
         else:
             query = "SELECT path, size, mtime_ns FROM archive_files WHERE path >= ? AND path < ?"
-            rows = self.conn.execute(query, _prefix_range(prefix))
-        return {row["path"]: (row["size"], row["mtime_ns"]) for row in rows}
+            rows = cursor.execute(query, _prefix_range(prefix))
+        return {path: (size, mtime_ns) for path, size, mtime_ns in rows}
 
     def known_stamps_of(self, paths: list[str]) -> dict[str, tuple[int, int]]:
         """`known_stamps` of the given paths only: a rescan of what git says changed."""
@@ -305,8 +309,8 @@ class SqliteArchiveWriter:
 
     def unpublished_count(self) -> int:
         """Stories the archive carries with `published: false` (never shown)."""
-        query = "SELECT count(*) AS n FROM stories WHERE published = 0 AND removed_at IS NULL"
-        return self.conn.execute(query).fetchone()["n"]
+        query = "SELECT unpublished FROM story_totals WHERE id = 1"
+        return self.conn.execute(query).fetchone()["unpublished"]
 
     def state(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM bot_state WHERE key = ?", (key,)).fetchone()
