@@ -6,10 +6,11 @@ from datetime import datetime
 
 import aiosqlite
 
-from core.models import Delivery, DeliveryState, PostStyle, Story, Subscription
-from core.planner import Record
+from core.models import Delivery, DeliveryState, Digest, PostStyle, Story, Subscription
+from core.planner import LivePost, Record
 from core.store.stories import (
     STORY_COLUMNS,
+    STORY_FROM,
     VISIBLE,
     from_epoch,
     story_from_row,
@@ -20,7 +21,8 @@ WATERMARK_KEY = "delivery_watermark"
 SUBSCRIPTION_COLUMNS = """
     sub.id, sub.guild_id, sub.channel_id, t.name, sub.min_heat, sub.keywords, sub.exclude,
     sub.mention_role_id, sub.paused_reason, sub.created_at, sub.match_any, sub.paused_by,
-    sub.paused_by_at, sub.style, sub.thread, sub.thread_archive
+    sub.paused_by_at, sub.style, sub.thread, sub.thread_archive, sub.live, sub.digest,
+    sub.digest_hour, sub.digest_day, sub.digest_size
 """
 SUBSCRIPTION_WIDTH = len(SUBSCRIPTION_COLUMNS.split(","))
 
@@ -45,6 +47,11 @@ def subscription_from_row(row, last_story=None, last_posted_at=None) -> Subscrip
         style=PostStyle(row[13]),
         thread=bool(row[14]),
         thread_archive=row[15],
+        live=bool(row[16]),
+        digest=row[17],
+        digest_hour=row[18],
+        digest_day=row[19],
+        digest_size=row[20],
     )
 
 
@@ -72,6 +79,11 @@ class SubscriptionQueries:
         thread: bool = False,
         thread_archive: int = 1440,
         created_by: int | None = None,
+        live: bool = True,
+        digest: str | None = None,
+        digest_hour: int = 0,
+        digest_day: int = 0,
+        digest_size: int = 5,
         now: datetime,
     ) -> Subscription | None:
         """Create or replace the channel's subscription to `topic`, with exactly these values.
@@ -88,15 +100,19 @@ class SubscriptionQueries:
             """
             INSERT INTO subscriptions (guild_id, channel_id, topic, min_heat, keywords, exclude,
                                        mention_role_id, match_any, paused_by, paused_by_at,
-                                       style, thread, thread_archive, created_by, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       style, thread, thread_archive, created_by, created_at,
+                                       live, digest, digest_hour, digest_day, digest_size)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (channel_id, topic) DO UPDATE SET
                 min_heat = excluded.min_heat, keywords = excluded.keywords,
                 exclude = excluded.exclude, mention_role_id = excluded.mention_role_id,
                 match_any = excluded.match_any, paused_by = excluded.paused_by,
                 paused_by_at = excluded.paused_by_at, style = excluded.style,
                 thread = excluded.thread, thread_archive = excluded.thread_archive,
-                paused_reason = NULL, paused_at = NULL
+                paused_reason = NULL, paused_at = NULL,
+                live = excluded.live, digest = excluded.digest,
+                digest_hour = excluded.digest_hour, digest_day = excluded.digest_day,
+                digest_size = excluded.digest_size
             """,
             (
                 guild_id,
@@ -114,6 +130,11 @@ class SubscriptionQueries:
                 thread_archive,
                 created_by,
                 to_epoch(now),
+                int(live),
+                digest,
+                digest_hour,
+                digest_day,
+                digest_size,
             ),
         )
         subs = await self._subscriptions(
@@ -289,7 +310,7 @@ class SubscriptionQueries:
                 JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
                 WHERE {VISIBLE}
                 GROUP BY s.rowid, sub.topic, sub.min_heat, sub.keywords, sub.exclude,
-                         sub.match_any, sub.paused_by IS NULL
+                         sub.match_any, sub.paused_by IS NULL, sub.digest IS NULL
             )
             SELECT {SUBSCRIPTION_COLUMNS}, {STORY_COLUMNS}
             FROM kinds JOIN stories s ON s.rowid = kinds.story
@@ -308,8 +329,9 @@ class SubscriptionQueries:
     async def record_due_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
         """Record the story as due for every subscription with the same filters as this one.
 
-        Same topic, heat, keywords, exclude, match and staff pause: what the planner decided
-        for one holds for all. Deliveries already recorded are kept.
+        Same topic, heat, keywords, exclude, match and staff pause, posting each story (not
+        a digest): what the planner decided for one holds for all. Deliveries already
+        recorded are kept.
         """
         cursor = await self.db.execute(
             """
@@ -320,12 +342,48 @@ class SubscriptionQueries:
               AND sub.keywords = one.keywords AND sub.exclude = one.exclude
               AND sub.match_any = one.match_any
               AND (sub.paused_by IS NULL) = (one.paused_by IS NULL)
+              AND (sub.digest IS NULL) = (one.digest IS NULL)
             JOIN stories s ON s.id = ?
             WHERE one.id = ?
             """,
             (DeliveryState.PENDING, to_epoch(now), story_id, subscription_id),
         )
         return max(0, cursor.rowcount)
+
+    async def collect_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
+        """Collect the story for the digest of every digest subscription like this one.
+
+        Like `record_due_like`, for digest subscriptions: each story is collected once
+        per subscription, at the poll it first qualified.
+        """
+        cursor = await self.db.execute(
+            """
+            INSERT OR IGNORE INTO digest_items (subscription, story, collected_at)
+            SELECT sub.id, s.rowid, ?
+            FROM subscriptions one
+            JOIN subscriptions sub ON sub.topic = one.topic AND sub.min_heat = one.min_heat
+              AND sub.keywords = one.keywords AND sub.exclude = one.exclude
+              AND sub.match_any = one.match_any
+              AND (sub.paused_by IS NULL) = (one.paused_by IS NULL)
+              AND sub.digest IS NOT NULL
+            JOIN stories s ON s.id = ?
+            WHERE one.id = ?
+            """,
+            (to_epoch(now), story_id, subscription_id),
+        )
+        return max(0, cursor.rowcount)
+
+    async def mark_collected_seen(
+        self, subscription_id: int, story_ids: list[str], now: datetime
+    ) -> None:
+        """Stories that already qualified when a digest subscription started: never in it."""
+        await self.db.executemany(
+            """
+            INSERT OR IGNORE INTO digest_items (subscription, story, collected_at, seen)
+            SELECT ?, rowid, ?, 1 FROM stories WHERE id = ?
+            """,
+            [(subscription_id, to_epoch(now), story) for story in story_ids],
+        )
 
     async def advance_watermark(self, seq: int) -> None:
         await self.set_state(WATERMARK_KEY, str(seq))
@@ -506,3 +564,223 @@ class SubscriptionQueries:
             """,
             (DeliveryState.DROPPED, channel_id, DeliveryState.PENDING),
         )
+
+    # -- posts that stay current ---------------------------------------------------
+
+    async def record_posted(self, channel_id: int, story_id: str, heat: int) -> None:
+        """What a post shows as it goes out: its heat and the story's coverage count."""
+        rows = await self.db.execute_fetchall(
+            "SELECT count(*) FROM coverage c JOIN stories s ON s.rowid = c.story WHERE s.id = ?",
+            (story_id,),
+        )
+        coverage = rows[0][0]
+        await self.db.execute(
+            """
+            UPDATE deliveries SET
+                posted_heat = ?, shown_heat = ?, posted_coverage = ?, shown_coverage = ?,
+                edited_at = NULL, live_stopped = 0
+            WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
+            """,
+            (heat, heat, coverage, coverage, channel_id, story_id),
+        )
+
+    async def live_posts(self, since: datetime) -> list[LivePost]:
+        """Posts sent since `since` whose story's heat or coverage grew since last shown.
+
+        The planner decides which of them to edit (`plan_edit`). Posts from before the
+        bot recorded what they show are left alone.
+        """
+        query = f"""
+            SELECT d.channel_id, d.message_id, d.sent_at, d.posted_heat, d.posted_coverage,
+                   d.shown_heat, d.shown_coverage, d.edited_at, d.live_stopped,
+                   EXISTS (
+                       SELECT 1 FROM subscriptions sub JOIN story_topics st
+                         ON st.topic = sub.topic AND st.story = d.story
+                       WHERE sub.channel_id = d.channel_id AND sub.live = 1
+                   ),
+                   (SELECT count(*) FROM coverage c WHERE c.story = d.story) AS now_coverage,
+                   {STORY_COLUMNS}
+            FROM deliveries d JOIN stories s ON s.rowid = d.story
+            LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE d.state = ? AND d.sent_at >= ? AND d.message_id IS NOT NULL
+              AND d.live_stopped = 0 AND d.shown_heat IS NOT NULL AND {VISIBLE}
+              AND (s.heat > d.shown_heat OR now_coverage > d.shown_coverage)
+            ORDER BY d.channel_id, d.sent_at
+        """
+        rows = await self.db.execute_fetchall(query, (DeliveryState.SENT, to_epoch(since)))
+        return [
+            LivePost(
+                channel_id=r[0],
+                message_id=r[1],
+                posted_at=from_epoch(r[2]),
+                posted_heat=r[3],
+                posted_coverage=r[4],
+                shown_heat=r[5],
+                shown_coverage=r[6],
+                edited_at=from_epoch(r[7]),
+                stopped=bool(r[8]),
+                live=bool(r[9]),
+                coverage=r[10],
+                story=story_from_row(r[11:]),
+            )
+            for r in rows
+        ]
+
+    async def record_edit(
+        self,
+        channel_id: int,
+        story_id: str,
+        now: datetime,
+        *,
+        heat: int | None = None,
+        coverage: int | None = None,
+        stopped: bool = False,
+    ) -> None:
+        """An edit of a post: what it shows now (None: unchanged, the edit failed)."""
+        await self.db.execute(
+            """
+            UPDATE deliveries SET
+                shown_heat = coalesce(?, shown_heat),
+                shown_coverage = coalesce(?, shown_coverage),
+                edited_at = ?, live_stopped = max(live_stopped, ?)
+            WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
+            """,
+            (heat, coverage, to_epoch(now), int(stopped), channel_id, story_id),
+        )
+
+    # -- digests -------------------------------------------------------------------
+
+    async def digest_subscriptions(self) -> list[tuple[Subscription, datetime | None]]:
+        """Every digest subscription, with the end of its last recorded digest period."""
+        rows = await self.db.execute_fetchall(
+            f"""
+            SELECT {SUBSCRIPTION_COLUMNS},
+                   (SELECT max(period_end) FROM digests g WHERE g.subscription = sub.id)
+            FROM subscriptions sub JOIN topics t ON t.id = sub.topic
+            WHERE sub.digest IS NOT NULL
+            ORDER BY sub.channel_id, sub.id
+            """
+        )
+        return [
+            (subscription_from_row(r[:SUBSCRIPTION_WIDTH]), from_epoch(r[SUBSCRIPTION_WIDTH]))
+            for r in rows
+        ]
+
+    async def collected_stories(
+        self, subscription_id: int, start: datetime, end: datetime
+    ) -> list[tuple[Story, datetime]]:
+        """Visible stories the subscription collected in (start, end], with when."""
+        query = f"""
+            SELECT i.collected_at, {STORY_COLUMNS}
+            FROM digest_items i JOIN stories s ON s.rowid = i.story
+            LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE i.subscription = ? AND i.seen = 0 AND i.collected_at > ?
+              AND i.collected_at <= ? AND {VISIBLE}
+        """
+        rows = await self.db.execute_fetchall(
+            query, (subscription_id, to_epoch(start), to_epoch(end))
+        )
+        return [(story_from_row(r[1:]), from_epoch(r[0])) for r in rows]
+
+    async def record_digest(
+        self,
+        subscription: Subscription,
+        start: datetime,
+        end: datetime,
+        story_ids: list[str],
+        now: datetime,
+    ) -> None:
+        """Record a period's digest before it is sent: pending, or empty (nothing to send)."""
+        await self.db.execute(
+            """
+            INSERT OR IGNORE INTO digests (subscription, period_end, period_start, guild_id,
+                                           channel_id, state, stories, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            (
+                subscription.id,
+                to_epoch(end),
+                to_epoch(start),
+                subscription.guild_id,
+                subscription.channel_id,
+                "pending" if story_ids else "empty",
+                "\n".join(story_ids),
+                to_epoch(now),
+            ),
+        )
+
+    async def digests(self, state: str) -> list[Digest]:
+        """Recorded digests in `state` ('pending' or 'sending'), with their stories.
+
+        Pending digests of a subscription paused by staff wait until it resumes.
+        """
+        rows = await self.db.execute_fetchall(
+            """
+            SELECT g.subscription, g.guild_id, g.channel_id, g.period_start, g.period_end,
+                   g.stories, g.sent_at, sub.digest, t.name, sub.mention_role_id
+            FROM digests g JOIN subscriptions sub ON sub.id = g.subscription
+            JOIN topics t ON t.id = sub.topic
+            WHERE g.state = ? AND (g.state = 'sending' OR sub.paused_by IS NULL)
+            ORDER BY g.channel_id, g.period_end
+            """,
+            (state,),
+        )
+        out = []
+        for r in rows:
+            ids = [i for i in r[5].split("\n") if i]
+            stories = {story.id: story for story in await self._stories_by_id(ids)}
+            out.append(
+                Digest(
+                    subscription_id=r[0],
+                    guild_id=r[1],
+                    channel_id=r[2],
+                    start=from_epoch(r[3]),
+                    end=from_epoch(r[4]),
+                    stories=[stories[i] for i in ids if i in stories],
+                    started_at=from_epoch(r[6]),
+                    kind=r[7] or "daily",
+                    topic=r[8],
+                    mention_role_id=r[9],
+                )
+            )
+        return out
+
+    async def mark_digest(
+        self,
+        subscription_id: int,
+        end: datetime,
+        state: str,
+        now: datetime,
+        *,
+        message_id: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Move one digest to `state`, as `mark_delivery` does for a delivery."""
+        started = state in ("sending", "sent")
+        await self.db.execute(
+            """
+            UPDATE digests SET
+                state = ?,
+                message_id = coalesce(?, message_id),
+                sent_at = coalesce(?, sent_at),
+                attempts = attempts + ?,
+                last_error = ?
+            WHERE subscription = ? AND period_end = ?
+            """,
+            (
+                state,
+                message_id,
+                to_epoch(now) if started else None,
+                int(state == "sending"),
+                error,
+                subscription_id,
+                to_epoch(end),
+            ),
+        )
+
+    async def _stories_by_id(self, ids: list[str]) -> list[Story]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        query = f"SELECT {STORY_COLUMNS} FROM {STORY_FROM} WHERE s.id IN ({marks})"
+        return [story_from_row(r) for r in await self.db.execute_fetchall(query, ids)]
