@@ -477,8 +477,10 @@ class Deliverer:
     async def _edit_post(self, post: LivePost, now: datetime) -> bool:
         story = post.story
         channel = self.bot.get_channel(post.channel_id)
-        if channel is None:
-            return False  # gone or not cached: posting finds out and cleans up
+        if channel is None or is_forum(channel):
+            # Gone or not cached (posting finds out and cleans up); forum posts are
+            # threads of their own, not kept current yet.
+            return False
         pinned = await self.store.is_story_pinned(channel.guild.id, story.id)
         embed = embeds.story_embed(
             story,

@@ -135,7 +135,6 @@ class Subscriptions(commands.Cog):
         mention="A role to ping with each post",
         clear="Remove a filter of an existing subscription",
         paused="Pause the subscription (True) or resume it (False)",
-        backfill="Also post this many of the hottest current stories now (default 0)",
         style="How posts look: full card (default), compact line, or bare link",
         thread="Open a discussion thread on each post (text and announcement channels)",
         thread_archive="When a quiet thread or forum post archives itself (default 1 day)",
@@ -214,6 +213,11 @@ class Subscriptions(commands.Cog):
         now = discord.utils.utcnow()
         digest_kind = (before.digest if before else None) if digest is None else digest
         digest_kind = None if digest_kind == "off" else digest_kind
+        if digest_kind is not None and is_forum(target):
+            raise UserError(
+                f"{target.mention} is a forum: each story is a post of its own there. "
+                "Digests go to text or announcement channels."
+            )
         if digest_kind is None and (digest_hour, digest_day, digest_size) != (None, None, None):
             raise UserError(
                 "`digest_hour:`, `digest_day:` and `digest_size:` set up a digest: "

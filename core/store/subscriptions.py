@@ -587,8 +587,10 @@ class SubscriptionQueries:
     async def live_posts(self, since: datetime) -> list[LivePost]:
         """Posts sent since `since` whose story's heat or coverage grew since last shown.
 
-        The planner decides which of them to edit (`plan_edit`). Posts from before the
-        bot recorded what they show are left alone.
+        The planner decides which of them to edit (`plan_edit`). Only story cards are
+        kept current (a `full` style subscription covering the story: compact and link
+        posts carry no heat); posts from before the bot recorded what they show are
+        left alone.
         """
         query = f"""
             SELECT d.channel_id, d.message_id, d.sent_at, d.posted_heat, d.posted_coverage,
@@ -597,6 +599,7 @@ class SubscriptionQueries:
                        SELECT 1 FROM subscriptions sub JOIN story_topics st
                          ON st.topic = sub.topic AND st.story = d.story
                        WHERE sub.channel_id = d.channel_id AND sub.live = 1
+                         AND sub.style = 'full'
                    ),
                    (SELECT count(*) FROM coverage c WHERE c.story = d.story) AS now_coverage,
                    {STORY_COLUMNS}
