@@ -15,6 +15,17 @@ story card, compact lines several to a message, or a bare link); in a forum each
 story is a post of its own; `thread` subscriptions open a thread on each post (a
 post found by reconciliation without its thread gets it then).
 
+Posts stay current: a sent post whose story's heat rose by a step, or got more related
+coverage, is edited in place (footer "🔥 154 → 231 · 3 more outlets"); the planner
+decides which (`plan_edit`: at most hourly, within a week of posting, unless the
+subscription is `live: false`). No new message, no ping.
+
+Digest subscriptions collect their stories instead of posting each; once per period
+the planner picks the hottest (`digest_due`, `plan_digest`), and the digest is recorded
+(pending, or empty: nothing is sent) before it is sent, with the same discipline as a
+delivery: sending, then sent with its message id, reconciled from the channel after a
+crash by the reference in its footer.
+
 A story whose file is missing from the archive keeps its pending deliveries:
 a checkout or a sync can take a file away for one rescan, and the story is
 posted when it is back. They wait until the story is older than
@@ -36,16 +47,22 @@ import discord
 from bot import embeds
 from bot.permissions import is_forum, missing_post_permissions
 from bot.views import story_view
-from core.models import Delivery, PostStyle, Story, Subscription
+from core.models import Delivery, Digest, PostStyle, Story, Subscription
 from core.planner import (
+    DIGEST_PERIODS,
+    LIVE_WINDOW,
     Action,
     Decision,
     DeliveryState,
     Limits,
+    LivePost,
     Qualification,
     covers,
+    digest_due,
     plan_change,
     plan_channel,
+    plan_digest,
+    plan_edit,
     qualify,
 )
 from core.store import NewsStore
@@ -61,6 +78,7 @@ CHANNELS_AT_ONCE = 8
 MISSING_ACCESS = {50001, 50013}
 UNKNOWN_CHANNEL = 10003
 THREAD_ALREADY_CREATED = 160004
+NO_PINGS = discord.AllowedMentions.none()
 
 
 class Deliverer:
@@ -83,7 +101,14 @@ class Deliverer:
     async def poll(self, rescan: bool = True) -> None:
         """One round of the poller; one failing step is logged and never stops the others."""
         now = discord.utils.utcnow()  # the one clock reading of the round
-        steps = [self.resume_channels, self.reconcile, self.decide, self.deliver_all]
+        steps = [
+            self.resume_channels,
+            self.reconcile,
+            self.decide,
+            self.deliver_all,
+            self.send_digests,
+            self.refresh_posts,
+        ]
         if rescan:
             steps.insert(0, self.rescan)
         for step in steps:
@@ -103,6 +128,11 @@ class Deliverer:
             for sub, decision in plan_change(story, subscriptions, now, self.limits):
                 if decision.action is Action.SKIP:
                     log.debug("story %s, subscription %s: %s", story.id, sub.id, decision.reason)
+                    continue
+                if sub.digest:
+                    # Collected for its digest (also while its channel waits for a
+                    # permission: the digest goes out once it is back).
+                    await self.store.collect_like(story.id, sub.id, now)
                     continue
                 # Waiting (a channel paused for a permission) is recorded too: it is
                 # posted once the permission is back.
@@ -129,6 +159,19 @@ class Deliverer:
         )
         if not subscription.active:
             backfill = 0  # a paused subscription posts nothing
+        if subscription.digest:
+            # What already qualifies is not news for its digests, except the `backfill`
+            # hottest: they make a first digest, now.
+            first = qualification.stories[:backfill]
+            rest = [s.id for s in qualification.stories[backfill:]]
+            await self.store.mark_collected_seen(subscription.id, rest, now)
+            if first:
+                for story in first:
+                    await self.store.collect_like(story.id, subscription.id, now)
+                length = DIGEST_PERIODS[subscription.digest]
+                ids = [s.id for s in first]
+                await self.store.record_digest(subscription, now - length, now, ids, now)
+            return qualification, len(first)
         rows = [
             (
                 subscription.guild_id,
@@ -192,7 +235,7 @@ class Deliverer:
         due, waiting = [], 0
         for decision in plan_channel(pending, subscriptions, now, self.limits):
             story = decision.story
-            if decision.action is Action.SKIP:
+            if decision.action in (Action.SKIP, Action.COLLECT):
                 await self._drop(channel_id, story, decision, now)
             elif decision.action is Action.WAIT:
                 waiting += 1
@@ -248,6 +291,7 @@ class Deliverer:
             await self.store.mark_delivery(
                 channel.id, story.id, DeliveryState.SENT, now, message_id=message.id
             )
+            await self.store.record_posted(channel.id, story.id, story.heat)
             log.info("posted story %s to channel %s", story.id, channel.id)
         if not is_forum(channel) and channel.is_news():
             try:
@@ -371,6 +415,7 @@ class Deliverer:
                     await self.store.mark_delivery(
                         channel.id, story.id, DeliveryState.SENT, now, message_id=post_id
                     )
+                    await self.store.record_posted(channel.id, story.id, story.heat)
                     log.info("story %s was already posted in %s", story.id, channel.id)
                     await self._reconcile_thread(channel, message, story, now)
                     return
@@ -410,6 +455,150 @@ class Deliverer:
         look = Look.of([s for s in subscriptions if covers(s, story)])
         if look.thread:
             await self._open_thread(channel, message, [story], look, now)
+
+    # -- posts that stay current -----------------------------------------------------
+
+    async def refresh_posts(self, now: datetime) -> int:
+        """Edit the sent posts whose story changed meaningfully (the planner says which)."""
+        edited = 0
+        for post in await self.store.live_posts(now - LIVE_WINDOW):
+            edit = plan_edit(post, now)
+            if not edit.due:
+                log.debug(
+                    "post %s of story %s not edited: %s",
+                    post.message_id,
+                    post.story.id,
+                    edit.reason.value,
+                )
+                continue
+            async with self._locks[post.channel_id]:
+                edited += await self._edit_post(post, now)
+        return edited
+
+    async def _edit_post(self, post: LivePost, now: datetime) -> bool:
+        story = post.story
+        channel = self.bot.get_channel(post.channel_id)
+        if channel is None or is_forum(channel):
+            # Gone or not cached (posting finds out and cleans up); forum posts are
+            # threads of their own, not kept current yet.
+            return False
+        pinned = await self.store.is_story_pinned(channel.guild.id, story.id)
+        embed = embeds.story_embed(
+            story,
+            self.config.hot_heat,
+            pinned=pinned,
+            since_heat=post.posted_heat,
+            more_outlets=post.coverage - post.posted_coverage,
+        )
+        try:
+            # Content and buttons stay as they are; an edit never pings.
+            await channel.get_partial_message(post.message_id).edit(
+                embed=embed, allowed_mentions=NO_PINGS
+            )
+        except discord.NotFound as exc:
+            if exc.code == UNKNOWN_CHANNEL:
+                return False
+            await self.store.record_edit(channel.id, story.id, now, stopped=True)
+            log.info(
+                "post %s of story %s is gone: no longer kept current", post.message_id, story.id
+            )
+            return False
+        except discord.Forbidden as exc:
+            # Only the edit is refused: posting carries on; tried again after the hour.
+            await self.store.record_edit(channel.id, story.id, now)
+            log.warning(
+                "cannot edit post %s in %s: %s", post.message_id, channel.id, _describe(exc)
+            )
+            return False
+        except discord.HTTPException as exc:
+            log.warning("editing post %s failed, will retry: %s", post.message_id, _describe(exc))
+            return False
+        await self.store.record_edit(
+            channel.id, story.id, now, heat=story.heat, coverage=post.coverage
+        )
+        log.info("kept post %s of story %s current", post.message_id, story.id)
+        return True
+
+    # -- digests -------------------------------------------------------------------------
+
+    async def send_digests(self, now: datetime) -> int:
+        """Record each digest that came due, then send the recorded ones."""
+        for digest in await self.store.digests("sending"):
+            async with self._locks[digest.channel_id]:
+                await self._reconcile_digest(digest, now)
+        for subscription, last_end in await self.store.digest_subscriptions():
+            if not subscription.active:
+                continue  # when it resumes, its next digest covers the time it was paused
+            period = digest_due(subscription, last_end, now)
+            if period is None:
+                continue
+            start, end = period
+            collected = await self.store.collected_stories(subscription.id, start, end)
+            stories = plan_digest(collected, start, end, subscription.digest_size)
+            await self.store.record_digest(subscription, start, end, [s.id for s in stories], now)
+            if not stories:
+                log.info("digest of subscription %s: nothing became hot", subscription.id)
+        return await self.deliver_digests(now)
+
+    async def deliver_digests(self, now: datetime, channel_id: int | None = None) -> int:
+        """Send the recorded digests that wait (of one channel, or all)."""
+        paused = {channel for _, channel, _ in await self.store.paused_channels()}
+        sent = 0
+        for digest in await self.store.digests("pending"):
+            if digest.channel_id in paused or channel_id not in (None, digest.channel_id):
+                continue
+            async with self._locks[digest.channel_id]:
+                sent += await self._send_digest(digest, now)
+        return sent
+
+    async def _send_digest(self, digest: Digest, now: datetime) -> bool:
+        channel = await self._channel(digest.channel_id)
+        if channel is None:
+            return False
+        if missing := missing_post_permissions(channel):
+            await self.pause(channel, f"missing permission: {', '.join(missing)}", now)
+            return False
+        role = digest.mention_role_id
+        sub, end = digest.subscription_id, digest.end
+        await self.store.mark_digest(sub, end, "sending", now)
+        try:
+            message = await channel.send(
+                content=f"<@&{role}>" if role else None,
+                embed=embeds.digest_embed(digest, self.config.hot_heat),
+                allowed_mentions=discord.AllowedMentions(
+                    everyone=False, users=False, roles=[discord.Object(role)] if role else False
+                ),
+            )
+        except discord.HTTPException as exc:
+            await self.store.mark_digest(sub, end, "pending", now, error=_describe(exc))
+            await self.handle_failure(channel, exc, now)
+            return False
+        await self.store.mark_digest(sub, end, "sent", now, message_id=message.id)
+        await self.store.clear_notice(channel.id)
+        log.info("sent the digest of subscription %s to channel %s", sub, channel.id)
+        return True
+
+    async def _reconcile_digest(self, digest: Digest, now: datetime) -> None:
+        """A digest send whose outcome was never recorded: find the message, or send again."""
+        channel = await self._channel(digest.channel_id)
+        if channel is None:
+            return
+        ref = (digest.subscription_id, int(digest.end.timestamp()))
+        started = (digest.started_at or now - timedelta(days=1)) - RECONCILE_MARGIN
+        try:
+            async for message in channel.history(limit=None, after=started, oldest_first=False):
+                if message.author.id == self.bot.user.id and any(
+                    embeds.digest_ref(embed) == ref for embed in message.embeds
+                ):
+                    await self.store.mark_digest(
+                        digest.subscription_id, digest.end, "sent", now, message_id=message.id
+                    )
+                    log.info("digest %s:%s was already sent", *ref)
+                    return
+        except discord.HTTPException as exc:
+            log.warning("cannot read channel %s to reconcile: %s", channel.id, _describe(exc))
+            return
+        await self.store.mark_digest(digest.subscription_id, digest.end, "pending", now)
 
     async def _channel(self, channel_id: int):
         channel = self.bot.get_channel(channel_id)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import discord
 
 from core.archive import HOST_NAME
-from core.models import Coverage, Related, Story, TopicCount
+from core.models import Coverage, Digest, Related, Story, TopicCount
 
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
@@ -109,9 +109,11 @@ def heat_colour(heat: int, hot_heat: int) -> int:
 
 
 # Parses what `story_footer` writes: the bot finds its own story posts again by it.
-# (" · hot" is new: posts made before it have none.)
+# (" · hot" is new: posts made before it have none; a post kept current shows
+# "🔥 154 → 231" and "3 more outlets".)
 _STORY_FOOTER = re.compile(
-    r"^🔥 heat -?\d+(?: · hot)? · id (?P<story>[a-z2-7]{8})(?: · 📌 pinned)?$"
+    r"^🔥 (?:heat -?\d+|-?\d+ → -?\d+)(?: · hot)?(?: · \d+ more outlets?)?"
+    r" · id (?P<story>[a-z2-7]{8})(?: · 📌 pinned)?$"
 )
 _FOOTER_ID = re.compile(r"(?:^|· )id (?P<story>[a-z2-7]{8})(?= ·|$)")
 
@@ -123,19 +125,45 @@ def footer_story_id(embed: discord.Embed, *, full_story: bool = False) -> str | 
     return match["story"] if match else None
 
 
-def story_footer(story: Story, pinned: bool = False, hot_heat: int | None = None) -> str:
-    """`🔥 heat 179 · hot · id fyjmhv5j`: "hot" from `hot_heat` on (what /help explains)."""
-    parts = [f"🔥 heat {story.heat}"]
+def story_footer(
+    story: Story,
+    pinned: bool = False,
+    hot_heat: int | None = None,
+    *,
+    since_heat: int | None = None,
+    more_outlets: int = 0,
+) -> str:
+    """`🔥 heat 179 · hot · id fyjmhv5j`: "hot" from `hot_heat` on (what /help explains).
+
+    A post kept current says how it changed since it went out: `since_heat` (its heat
+    then) gives `🔥 154 → 231`, `more_outlets` adds `3 more outlets`.
+    """
+    if since_heat is not None and since_heat != story.heat:
+        parts = [f"🔥 {since_heat} → {story.heat}"]
+    else:
+        parts = [f"🔥 heat {story.heat}"]
     if hot_heat is not None and story.heat >= hot_heat:
         parts.append("hot")
+    if more_outlets > 0:
+        parts.append(f"{more_outlets} more outlet{'' if more_outlets == 1 else 's'}")
     parts.append(f"id {story.id}")
     if pinned:
         parts.append("📌 pinned")
     return truncate(" · ".join(parts), FOOTER_LIMIT)
 
 
-def story_embed(story: Story, hot_heat: int = 100, *, pinned: bool = False) -> discord.Embed:
-    """The full embed of one story: what `/story`, buttons and pushed posts show."""
+def story_embed(
+    story: Story,
+    hot_heat: int = 100,
+    *,
+    pinned: bool = False,
+    since_heat: int | None = None,
+    more_outlets: int = 0,
+) -> discord.Embed:
+    """The full embed of one story: what `/story`, buttons and pushed posts show.
+
+    `since_heat` and `more_outlets`: a post kept current (see `story_footer`).
+    """
     prefix = "🎬 Video: " if story.is_video else ""
     embed = discord.Embed(
         title=prefix + plain_truncated(story.title, TITLE_LIMIT - len(prefix)),
@@ -158,7 +186,8 @@ def story_embed(story: Story, hot_heat: int = 100, *, pinned: bool = False) -> d
             value=plain_truncated(", ".join(story.topics), FIELD_VALUE_LIMIT),
             inline=False,
         )
-    embed.set_footer(text=story_footer(story, pinned, hot_heat))
+    footer = story_footer(story, pinned, hot_heat, since_heat=since_heat, more_outlets=more_outlets)
+    embed.set_footer(text=footer)
     return fit(embed)
 
 
@@ -295,6 +324,52 @@ def page_footer(
     more = "+" if estimate else ""
     noun = singular if total == 1 and not estimate else plural
     return f"Page {page} of {pages}{more} · {total}{more} {noun}"
+
+
+_DIGEST_REF = re.compile(r"· digest (?P<subscription>\d+):(?P<end>\d+)$")
+
+
+def digest_ref(embed: discord.Embed) -> tuple[int, int] | None:
+    """(subscription id, period end as Unix seconds) of a digest embed, from its footer."""
+    match = _DIGEST_REF.search(embed.footer.text or "")
+    return (int(match["subscription"]), int(match["end"])) if match else None
+
+
+def digest_line(story: Story, number: int) -> str:
+    """`1. [Title](url) — Provider · 🔥 231`: one story of a digest, a link with its source."""
+    title = plain_truncated(story.title, 150)
+    if url := safe_url(story.url, SIMILAR_URL_LIMIT):
+        title = f"[{title}]({link_target(url)})"
+    source = f" — {plain_truncated(story.provider, 60)}" if story.provider else ""
+    return f"{number}. {title}{source} · 🔥 {story.heat}"
+
+
+def digest_embed(digest: Digest, hot_heat: int = 100) -> discord.Embed:
+    """One period's digest: its stories, hottest first, each a link with its source.
+
+    The footer names the subscription and period (`digest 17:1767268800`): after a crash
+    the bot finds the message again by it.
+    """
+    kind = "Weekly" if digest.kind == "weekly" else "Daily"
+    lines, size = [], 0
+    for number, story in enumerate(digest.stories, start=1):
+        line = truncate(digest_line(story, number), DESCRIPTION_LIMIT)
+        if size + len(line) + 1 > DESCRIPTION_LIMIT:
+            break
+        lines.append(line)
+        size += len(line) + 1
+    embed = discord.Embed(
+        title=f"📰 {kind} digest: " + plain_truncated(digest.topic, TITLE_LIMIT - 20),
+        description="\n".join(lines),
+        colour=heat_colour(max((s.heat for s in digest.stories), default=0), hot_heat),
+        timestamp=digest.end,
+    )
+    count = len(lines)
+    noun = "story" if count == 1 else "stories"
+    since = digest.start.strftime("%d %b %H:%M UTC")
+    ref = f"digest {digest.subscription_id}:{int(digest.end.timestamp())}"
+    embed.set_footer(text=f"{count} {noun} that became hot since {since} · {ref}")
+    return fit(embed)
 
 
 def related_embed(related: Related, hot_heat: int = 100, *, limit: int = 10) -> discord.Embed:

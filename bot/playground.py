@@ -12,6 +12,8 @@ server "Newsroom":
 - `#forum-news`, a forum channel subscribed to the first topics: each hot story is a
   forum post titled with the story, tagged with the forum's tags that match its topics
   (staff made one tag per topic, as the bot never makes tags);
+- `#daily-digest`, subscribed with `digest:daily` to the biggest topic: one message with
+  its hottest stories (a first digest, by `backfill`) instead of a post per story;
 - two people: "you", a moderator (Manage Channels, Manage Messages, Pin Messages), and
   "reader", an ordinary member; the page switches between them.
 
@@ -60,13 +62,15 @@ BOT_NAME = "newsbot"
 QUICK_LOAD_SECONDS = 10.0  # an archive loaded within this is complete when the URL is shown
 PROGRESS_SECONDS = 2.0  # how often the loading message in #news is updated
 LOADING = "Loading the archive…"
-CHANNELS = ("news", "general")
+CHANNELS = ("news", "general", "daily-digest")
 DEFAULT_POLL_SECONDS = 10
 TICK_SECONDS = 1.0  # virtual seconds advanced per real second: real speed
 BACKFILL = 10  # per topic, posted when #news subscribes (the most /subscribe allows)
 FORUM_TOPICS = 3  # topics #forum-news follows
 FORUM_BACKFILL = 3  # per topic, posted when #forum-news subscribes
 FORUM_TAGS = 20  # the forum's tags: one per topic, up to Discord's 20
+DIGEST_HOUR = 8  # UTC: when #daily-digest's next digests go out
+DIGEST_SIZE = 5
 MAX_TOPICS = 50  # the biggest topics get a subscription; a huge archive stays quick to start
 SETTLE_SECONDS = 60.0  # a large archive's rescan may take a while
 
@@ -106,13 +110,14 @@ class Newsroom:
     moderator: object
     member: object
     forum: object = None
+    digest: object = None
 
     @property
     def bot(self) -> NewsBot:
         return self.env.bot
 
     def channel(self, name: str):
-        return {"news": self.news, "general": self.general}[name]
+        return {"news": self.news, "general": self.general, "daily-digest": self.digest}[name]
 
 
 def playground_config(config: Config, archive: Path | None, db_path: Path, poll: int) -> Config:
@@ -137,11 +142,12 @@ def build_newsroom(env) -> Newsroom:
     guild = env.create_guild(name=GUILD_NAME)
     news = guild.create_text_channel("news", topic="Hot stories, pushed by the bot")
     general = guild.create_text_channel("general", topic="Type slash commands here")
+    digest = guild.create_text_channel("daily-digest", topic="One message a day: the hottest")
     moderators = guild.create_role("Moderators", permissions=MODERATOR_PERMISSIONS)
     moderator = guild.add_member(env.create_user("you"), roles=[moderators])
     member = guild.add_member(env.create_user("reader"))
     forum = guild.create_forum_channel("forum-news")
-    return Newsroom(env, guild, news, general, moderator, member, forum)
+    return Newsroom(env, guild, news, general, moderator, member, forum, digest)
 
 
 def tag_forum(room: Newsroom, names: list[str]) -> None:
@@ -188,6 +194,21 @@ async def subscribe_news(room: Newsroom) -> tuple[int, int]:
             )
         except (simcord.SetupError, simcord.BackendError) as exc:
             log.warning("could not subscribe #forum-news to %r: %s", name, exc)
+    if topics:
+        # The biggest topic as a daily digest; its backfill sends a first digest now.
+        try:
+            await room.moderator.slash(
+                room.general,
+                "subscribe",
+                topic=topics[0].name,
+                channel=room.digest,
+                digest="daily",
+                digest_hour=DIGEST_HOUR,
+                digest_size=DIGEST_SIZE,
+                backfill=DIGEST_SIZE,
+            )
+        except (simcord.SetupError, simcord.BackendError) as exc:
+            log.warning("could not subscribe #daily-digest to %r: %s", topics[0].name, exc)
     return subscribed, len(topics)
 
 
@@ -225,7 +246,7 @@ class Clock:
             await self._refresh()
 
     async def _refresh(self) -> None:
-        self.images.supply(self.preview, (self.room.news, self.room.general))
+        self.images.supply(self.preview, (self.room.news, self.room.general, self.room.digest))
         await self.preview.refresh()
         self._seen = len(self.env.http_requests)
 

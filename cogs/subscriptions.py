@@ -23,7 +23,7 @@ from bot.permissions import (
 from bot.views import NO_MENTIONS, Confirmation, Paginator
 from core.filters import parse_terms
 from core.models import THREAD_ARCHIVE_MINUTES, PostStyle, Subscription
-from core.planner import Limits, Qualification, explain
+from core.planner import WEEKDAYS, Limits, Qualification, explain
 from core.store import NewsStore
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ STYLES = {
     PostStyle.COMPACT: "compact (one line each, several per message)",
     PostStyle.LINK: "link (the bare link, with Discord's preview)",
 }
+DIGESTS = ("off", "daily", "weekly")  # off: a post per story
 
 
 def staff_only():
@@ -135,10 +136,15 @@ class Subscriptions(commands.Cog):
         mention="A role to ping with each post",
         clear="Remove a filter of an existing subscription",
         paused="Pause the subscription (True) or resume it (False)",
-        backfill="Also post this many of the hottest current stories now (default 0)",
         style="How posts look: full card (default), compact line, or bare link",
         thread="Open a discussion thread on each post (text and announcement channels)",
         thread_archive="When a quiet thread or forum post archives itself (default 1 day)",
+        backfill="Also post this many of the hottest current stories now (a digest: in one)",
+        live="Edit posts when their story gets hotter or more coverage (default: True)",
+        digest="One message per day or week with the hottest stories, instead of a post each",
+        digest_hour="The hour (UTC, 0-23) the digest goes out (default 0)",
+        digest_day="The day a weekly digest goes out (default mon)",
+        digest_size="How many stories a digest lists (1-10, default 5)",
     )
     @app_commands.choices(
         match=[app_commands.Choice(name=m, value=m) for m in MATCHES],
@@ -148,6 +154,8 @@ class Subscriptions(commands.Cog):
             app_commands.Choice(name=name, value=minutes)
             for name, minutes in THREAD_ARCHIVE_MINUTES.items()
         ],
+        digest=[app_commands.Choice(name=d, value=d) for d in DIGESTS],
+        digest_day=[app_commands.Choice(name=d, value=d) for d in WEEKDAYS],
     )
     @app_commands.autocomplete(topic=topic_autocomplete)
     @staff_only()
@@ -167,6 +175,11 @@ class Subscriptions(commands.Cog):
         style: str | None = None,
         thread: bool | None = None,
         thread_archive: int | None = None,
+        live: bool | None = None,
+        digest: str | None = None,
+        digest_hour: app_commands.Range[int, 0, 23] | None = None,
+        digest_day: str | None = None,
+        digest_size: app_commands.Range[int, 1, 10] | None = None,
     ) -> None:
         target = self._target_channel(interaction, channel)
         if thread and is_forum(target):
@@ -199,6 +212,18 @@ class Subscriptions(commands.Cog):
                 "Grant it to my role there and try again."
             )
         now = discord.utils.utcnow()
+        digest_kind = (before.digest if before else None) if digest is None else digest
+        digest_kind = None if digest_kind == "off" else digest_kind
+        if digest_kind is not None and is_forum(target):
+            raise UserError(
+                f"{target.mention} is a forum: each story is a post of its own there. "
+                "Digests go to text or announcement channels."
+            )
+        if digest_kind is None and (digest_hour, digest_day, digest_size) != (None, None, None):
+            raise UserError(
+                "`digest_hour:`, `digest_day:` and `digest_size:` set up a digest: "
+                "add `digest:daily` or `digest:weekly`."
+            )
 
         def kept(name: str, given, default):
             """An option left out keeps its value; `clear:` empties it."""
@@ -230,6 +255,13 @@ class Subscriptions(commands.Cog):
             thread=kept("thread", thread, False),
             thread_archive=kept("thread_archive", thread_archive, 1440),
             created_by=interaction.user.id,
+            live=kept("live", live, True),
+            digest=digest_kind,
+            digest_hour=kept("digest_hour", digest_hour, 0),
+            digest_day=kept(
+                "digest_day", None if digest_day is None else WEEKDAYS.index(digest_day), 0
+            ),
+            digest_size=kept("digest_size", digest_size, 5),
             now=now,
         )
         await self.store.clear_notice(target.id)
@@ -244,6 +276,11 @@ class Subscriptions(commands.Cog):
             ]
             lines += _filter_lines(subscription)
             lines.append(_look_line(subscription, is_forum(target)))
+            if subscription.digest:
+                lines.append(
+                    f"📰 Instead of a post per story: {_digest(subscription)}; "
+                    "nothing is sent when no story became hot."
+                )
             if not subscription.active:
                 lines.append("⏸ Paused: nothing is posted until you resume it (`paused:False`).")
         elif changes := _changes(before, subscription):
@@ -267,7 +304,9 @@ class Subscriptions(commands.Cog):
         await interaction.response.send_message(
             "\n".join(lines), ephemeral=True, allowed_mentions=NO_MENTIONS
         )
-        if backfilled:
+        if backfilled and subscription.digest:
+            await self.deliverer.deliver_digests(now, target.id)
+        elif backfilled:
             await self.deliverer.deliver_channel(target.id, now)
 
     @app_commands.command(name="unsubscribe", description="Stop posting a topic in a channel")
@@ -444,6 +483,11 @@ class Subscriptions(commands.Cog):
         count = len(qualification.stories)
         if count:
             noun = "story qualifies" if count == 1 else "stories qualify"
+            if backfilled and subscription.digest:
+                return (
+                    f"{count} current {noun}: a first digest of the {backfilled} hottest "
+                    "goes out now; from now on, those that become hot go into the next one."
+                )
             if backfilled:
                 posted = "story" if backfilled == 1 else "stories"
                 return (
@@ -505,6 +549,8 @@ def _changes(before: Subscription, after: Subscription) -> list[str]:
         ("style", before.style, after.style, str),
         ("thread", before.thread, after.thread, lambda t: "yes" if t else "no"),
         ("thread archive", before.thread_archive, after.thread_archive, _archive_name),
+        ("live", before.live, after.live, lambda on: "on" if on else "off"),
+        ("digest", _digest(before), _digest(after), str),
     ]
     changes = [
         f"{name} {show(old)} → {show(new)}"
@@ -529,6 +575,14 @@ def _filter_lines(sub: Subscription) -> list[str]:
     return [embeds.plain(line) for line in lines]
 
 
+def _digest(sub: Subscription) -> str:
+    """`daily at 08:00 UTC, top 5`, `weekly on mon at 08:00 UTC, top 3`, or `off`."""
+    if not sub.digest:
+        return "off"
+    day = f" on {WEEKDAYS[sub.digest_day]}" if sub.digest == "weekly" else ""
+    return f"{sub.digest}{day} at {sub.digest_hour:02d}:00 UTC, top {sub.digest_size}"
+
+
 def _archive_name(minutes: int) -> str:
     names = {m: name for name, m in THREAD_ARCHIVE_MINUTES.items()}
     return names.get(minutes, f"{minutes} min")
@@ -548,6 +602,10 @@ def _describe(sub: Subscription, forum: bool = False) -> str:
     lines = [f"<#{sub.channel_id}> · heat ≥ {sub.min_heat}"]
     lines += _filter_lines(sub)
     lines.append(_look_line(sub, forum))
+    if sub.digest:
+        lines.append(f"📰 Digest: {_digest(sub)}")
+    else:
+        lines.append("Posts kept current" if sub.live else "Posts left as posted (live: off)")
     if sub.mention_role_id:
         lines.append(f"Mentions <@&{sub.mention_role_id}>")
     if sub.paused_by is not None:

@@ -136,6 +136,11 @@ class Subscription:
     style: PostStyle = PostStyle.FULL
     thread: bool = False  # open a discussion thread on each post (text channels)
     thread_archive: int = 1440  # minutes of quiet before a thread or forum post archives
+    live: bool = True  # its posts are edited when the story's heat rises or coverage arrives
+    digest: str | None = None  # "daily" or "weekly": one message per period, not per story
+    digest_hour: int = 0  # UTC hour the digest goes out
+    digest_day: int = 0  # weekly digests: 0 = Monday … 6 = Sunday
+    digest_size: int = 5  # stories per digest
 
     @property
     def active(self) -> bool:
@@ -181,3 +186,19 @@ class Pin:
     @property
     def jump_url(self) -> str:
         return f"https://discord.com/channels/{self.guild_id}/{self.channel_id}/{self.message_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """One period's digest of a subscription, recorded before it is sent."""
+
+    subscription_id: int
+    guild_id: int
+    channel_id: int
+    start: datetime
+    end: datetime
+    stories: list[Story]
+    kind: str = "daily"  # or "weekly"
+    topic: str = ""
+    started_at: datetime | None = None  # when the last send started
+    mention_role_id: int | None = None  # the role the subscription pings

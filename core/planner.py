@@ -22,22 +22,41 @@ __all__ = [
     "Action",
     "Decision",
     "DeliveryState",
+    "Edit",
+    "EditReason",
     "Limits",
+    "LivePost",
     "Qualification",
     "Reason",
     "Record",
+    "digest_due",
     "explain",
     "judge",
     "plan_change",
     "plan_channel",
+    "plan_digest",
+    "plan_edit",
     "qualify",
 ]
+
+# Posts that stay current: a sent post is edited when its story's heat rose by a step
+# (at least LIVE_HEAT_STEP_SHARE of the heat it shows, and at least LIVE_HEAT_STEP_POINTS)
+# or more related coverage arrived; at most once per LIVE_EDIT_EVERY (counted from the
+# post too), and only within LIVE_WINDOW of posting. Small wobbles never edit.
+LIVE_HEAT_STEP_SHARE = 0.25
+LIVE_HEAT_STEP_POINTS = 20
+LIVE_EDIT_EVERY = timedelta(hours=1)
+LIVE_WINDOW = timedelta(days=7)
+
+DIGEST_PERIODS = {"daily": timedelta(days=1), "weekly": timedelta(days=7)}
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class Action(StrEnum):
     POST = "post"
     WAIT = "wait"  # not now, maybe later: the delivery is kept
     SKIP = "skip"  # never (a pending delivery is dropped)
+    COLLECT = "collect"  # not on its own: it goes into the subscription's digest
 
 
 class Reason(Enum):
@@ -58,11 +77,14 @@ class Reason(Enum):
     MISSING_KEYWORDS = "missing keywords"
     EXCLUDED = "excluded"
     PAUSED_BY_STAFF = "paused by staff"
+    IN_DIGEST = "in a digest"
 
     @property
     def action(self) -> Action:
         if self is Reason.DUE:
             return Action.POST
+        if self is Reason.IN_DIGEST:
+            return Action.COLLECT
         if self in _WAITING:
             return Action.WAIT
         return Action.SKIP
@@ -172,6 +194,8 @@ class Decision:
             return f"Not posted: excluded by '{plain(self.term)}' ({topic})."
         if r is Reason.PAUSED_BY_STAFF:
             return f"Not posted: paused by <@{sub.paused_by}> ({topic})."
+        if r is Reason.IN_DIGEST:
+            return f"Not posted on its own: it goes into the {sub.digest} digest ({topic})."
         raise AssertionError(r)
 
     def _ago(self) -> str:
@@ -240,9 +264,12 @@ def judge(
         if staff:
             return decision(Reason.PAUSED_BY_STAFF, staff)
         return decision(Reason.PAUSED_FOR_PERMISSION, wanting)
+    posting = [s for s in active if not s.digest]
+    if not posting:  # only digests want it: collected, never posted on its own by them
+        return decision(Reason.IN_DIGEST, active)
     if removed:
-        return decision(Reason.WAITING_FOR_FILE, active)
-    return decision(Reason.DUE, active)
+        return decision(Reason.WAITING_FOR_FILE, posting)
+    return decision(Reason.DUE, posting)
 
 
 def plan_change(
@@ -250,9 +277,9 @@ def plan_change(
 ) -> list[tuple[Subscription, Decision]]:
     """A story changed: what each subscription makes of it.
 
-    Post, or wait (a channel paused for a missing permission): record it as due; skip:
-    nothing to record. Subscriptions with the same filters decide alike, so the store
-    may pass one of each kind.
+    Post, or wait (a channel paused for a missing permission): record it as due; collect:
+    record it for the subscription's digest; skip: nothing to record. Subscriptions with
+    the same filters decide alike, so the store may pass one of each kind.
     """
     return [(sub, judge(story, [sub], now, limits)) for sub in subscriptions]
 
@@ -356,7 +383,7 @@ def qualify(
         if reason in counters:
             name = counters[reason]
             setattr(result, name, getattr(result, name) + 1)
-        elif reason is not Reason.DUE:
+        elif reason not in (Reason.DUE, Reason.IN_DIGEST):
             continue  # not the topic's, or unpublished: the store does not pass those
         elif story.id in already_here:
             result.already_here += 1
@@ -366,3 +393,120 @@ def qualify(
         key=lambda s: (s.heat, s.published_at.timestamp() if s.published_at else 0), reverse=True
     )
     return result
+
+
+# -- posts that stay current ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LivePost:
+    """A sent post of a story and what it shows (a sent `deliveries` row, with the story)."""
+
+    channel_id: int
+    message_id: int
+    story: Story  # as it is now
+    coverage: int  # its related coverage links now
+    posted_at: datetime
+    posted_heat: int  # what the post showed when it went out
+    posted_coverage: int
+    shown_heat: int  # what it shows now (posted, or last edited)
+    shown_coverage: int
+    edited_at: datetime | None = None  # last edit (or attempt)
+    live: bool = True  # a subscription of the channel covering the story keeps posts current
+    stopped: bool = False  # the message is gone: never edited again
+
+
+class EditReason(Enum):
+    """Why a post is (not) edited now."""
+
+    HEAT_ROSE = "heat rose"
+    NEW_COVERAGE = "new coverage"
+    STOPPED = "message gone"
+    LIVE_OFF = "live off"
+    PAST_WINDOW = "past the window"
+    UNCHANGED = "no meaningful change"
+    TOO_SOON = "edited less than an hour ago"
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    post: LivePost
+    reason: EditReason
+
+    @property
+    def due(self) -> bool:
+        return self.reason in (EditReason.HEAT_ROSE, EditReason.NEW_COVERAGE)
+
+
+def heat_step(shown: int, heat: int) -> bool:
+    """A meaningful rise: at least LIVE_HEAT_STEP_POINTS and LIVE_HEAT_STEP_SHARE of `shown`."""
+    rise = heat - shown
+    return rise >= LIVE_HEAT_STEP_POINTS and rise >= LIVE_HEAT_STEP_SHARE * max(shown, 0)
+
+
+def plan_edit(post: LivePost, now: datetime) -> Edit:
+    """Whether to edit one sent post now, and why (not).
+
+    Rules in order: the message still exists; a subscription keeps it current; it is
+    within LIVE_WINDOW of posting; something meaningful changed since it was last shown;
+    its last edit (or the post) is at least LIVE_EDIT_EVERY ago.
+    """
+    if post.stopped:
+        return Edit(post, EditReason.STOPPED)
+    if not post.live:
+        return Edit(post, EditReason.LIVE_OFF)
+    if now - post.posted_at > LIVE_WINDOW:
+        return Edit(post, EditReason.PAST_WINDOW)
+    if heat_step(post.shown_heat, post.story.heat):
+        reason = EditReason.HEAT_ROSE
+    elif post.coverage > post.shown_coverage:
+        reason = EditReason.NEW_COVERAGE
+    else:
+        return Edit(post, EditReason.UNCHANGED)
+    if now - (post.edited_at or post.posted_at) < LIVE_EDIT_EVERY:
+        return Edit(post, EditReason.TOO_SOON)
+    return Edit(post, reason)
+
+
+# -- digests -------------------------------------------------------------------------
+
+
+def digest_due(
+    subscription: Subscription, last_end: datetime | None, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """The period (start, end] whose digest is due now, or None.
+
+    A period ends at the subscription's hour (UTC), daily or on its weekday. The due one
+    is the latest that has ended, if its digest was not recorded yet (`last_end`: the
+    end of the last recorded one) and it ended after the subscription started. It starts
+    where the last one ended: after a downtime of several periods, one digest covers
+    them all (nothing collected is lost), and a digest sent by `backfill` between two
+    hours is not repeated.
+    """
+    length = DIGEST_PERIODS.get(subscription.digest or "")
+    if length is None:
+        return None
+    end = now.replace(hour=subscription.digest_hour, minute=0, second=0, microsecond=0)
+    if end > now:
+        end -= timedelta(days=1)
+    if subscription.digest == "weekly":
+        end -= timedelta(days=(end.weekday() - subscription.digest_day) % 7)
+    if last_end is not None and end <= last_end:
+        return None
+    if subscription.created_at is not None and end <= subscription.created_at:
+        return None
+    # From the last digest on: nothing collected is in two digests, or in none.
+    return (last_end if last_end is not None else end - length), end
+
+
+def plan_digest(
+    collected: Iterable[tuple[Story, datetime]], start: datetime, end: datetime, size: int
+) -> list[Story]:
+    """The digest of period (start, end]: the `size` hottest stories collected in it.
+
+    `collected` pairs each story with when it qualified (became hot) for the
+    subscription; ties go to the earlier one. An empty list: nothing is sent.
+    """
+    inside = [(story, at) for story, at in collected if start < at <= end]
+    inside.sort(key=lambda pair: (-pair[0].heat, pair[1], pair[0].id))
+    return [story for story, _ in inside[: max(0, size)]]

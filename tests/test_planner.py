@@ -7,15 +7,21 @@ from datetime import UTC, datetime, timedelta
 
 from core.models import Story, Subscription
 from core.planner import (
+    LIVE_WINDOW,
     Action,
     DeliveryState,
+    EditReason,
     Limits,
+    LivePost,
     Reason,
     Record,
+    digest_due,
     explain,
     judge,
     plan_change,
     plan_channel,
+    plan_digest,
+    plan_edit,
 )
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -177,3 +183,111 @@ def test_states_are_the_strings_the_database_keeps():
 def test_sentences_escape_typed_text():
     decision = judge(story("Robots learn to cook"), [sub(exclude=("cook",))], NOW, LIMITS)
     assert decision.sentence(plain=str.upper) == "Not posted: excluded by 'COOK' (AI)."
+
+
+# -- digests: collected, not posted --------------------------------------------------
+
+
+def test_a_digest_subscription_collects_instead_of_posting():
+    digest = sub(digest="daily")
+    decision = judge(story(), [digest], NOW, LIMITS)
+    assert decision.reason is Reason.IN_DIGEST and decision.action is Action.COLLECT
+    assert decision.sentence() == "Not posted on its own: it goes into the daily digest (AI)."
+    # Another subscription of the channel that posts each story still posts it.
+    posting = dataclasses.replace(sub("Robotics"), id=2)
+    both = judge(story(topics=("AI", "Robotics")), [digest, posting], NOW, LIMITS)
+    assert both.reason is Reason.DUE and both.subscriptions == (posting,)
+
+
+def test_digest_due_daily_at_its_hour_once():
+    daily = sub(digest="daily", digest_hour=8, created_at=NOW - timedelta(days=3))
+    at_seven = NOW.replace(hour=7)
+    # Before 08:00 the latest period ended yesterday at 08:00.
+    start, end = digest_due(daily, None, at_seven)
+    assert end == at_seven.replace(hour=8) - timedelta(days=1)
+    assert start == end - timedelta(days=1)
+    eight = NOW.replace(hour=8)
+    assert digest_due(daily, None, eight) == (eight - timedelta(days=1), eight)
+    assert digest_due(daily, eight, eight + timedelta(hours=5)) is None  # already recorded
+    # A first digest sent (by backfill) at 08:30: the next one starts there.
+    assert digest_due(daily, eight + timedelta(minutes=30), eight + timedelta(days=1)) == (
+        eight + timedelta(minutes=30),
+        eight + timedelta(days=1),
+    )
+    # Down for three days: one digest covers the time since the last one.
+    assert digest_due(daily, eight, eight + timedelta(days=3, hours=1)) == (
+        eight,
+        eight + timedelta(days=3),
+    )
+
+
+def test_digest_due_weekly_and_not_before_subscribing():
+    # NOW is Thursday 1 January 2026, 12:00.
+    weekly = sub(digest="weekly", digest_day=0, digest_hour=9)
+    assert digest_due(weekly, None, NOW) == (
+        datetime(2025, 12, 22, 9, tzinfo=UTC),
+        datetime(2025, 12, 29, 9, tzinfo=UTC),
+    )
+    fresh = sub(digest="daily", digest_hour=12, created_at=NOW + timedelta(minutes=5))
+    assert digest_due(fresh, None, NOW + timedelta(minutes=30)) is None
+    assert digest_due(sub(), None, NOW) is None  # not a digest
+
+
+def test_plan_digest_takes_the_hottest_collected_in_the_period():
+    start, end = NOW - timedelta(days=1), NOW
+    collected = [
+        (story("Mild", heat=120), NOW - timedelta(hours=3)),
+        (story("Blazing", heat=400), NOW - timedelta(hours=2)),
+        (story("Before", heat=900), start),  # in the previous period
+        (story("After", heat=900), NOW + timedelta(seconds=1)),  # in the next one
+        (story("Warm", heat=250), NOW),
+        (story("Tied", heat=120), NOW - timedelta(hours=5)),
+    ]
+    picked = plan_digest(collected, start, end, 3)
+    assert [s.title for s in picked] == ["Blazing", "Warm", "Tied"]
+    assert plan_digest(collected[2:4], start, end, 5) == []
+
+
+# -- posts that stay current ---------------------------------------------------------
+
+
+def live_post(heat=231, shown=154, coverage=0, posted_ago=timedelta(hours=2), **kw) -> LivePost:
+    return LivePost(
+        channel_id=20,
+        message_id=30,
+        story=story(heat=heat),
+        coverage=coverage,
+        posted_at=NOW - posted_ago,
+        posted_heat=154,
+        posted_coverage=0,
+        shown_heat=shown,
+        shown_coverage=0,
+        **kw,
+    )
+
+
+def test_a_meaningful_heat_rise_edits():
+    assert plan_edit(live_post(), NOW).reason is EditReason.HEAT_ROSE
+    assert plan_edit(live_post(), NOW).due
+    # +19 is below the 20 points; +20 on 154 is below 25 %.
+    assert plan_edit(live_post(heat=119, shown=100), NOW).reason is EditReason.UNCHANGED
+    assert plan_edit(live_post(heat=174), NOW).reason is EditReason.UNCHANGED
+    assert plan_edit(live_post(heat=40, shown=10), NOW).reason is EditReason.HEAT_ROSE
+    assert plan_edit(live_post(heat=100), NOW).reason is EditReason.UNCHANGED  # colder
+
+
+def test_new_coverage_edits():
+    assert plan_edit(live_post(heat=154, coverage=2), NOW).reason is EditReason.NEW_COVERAGE
+
+
+def test_edits_are_hourly_within_the_window_and_only_when_live():
+    soon = live_post(edited_at=NOW - timedelta(minutes=59))
+    assert plan_edit(soon, NOW).reason is EditReason.TOO_SOON
+    assert not plan_edit(soon, NOW).due
+    just_posted = live_post(posted_ago=timedelta(minutes=30))
+    assert plan_edit(just_posted, NOW).reason is EditReason.TOO_SOON
+    old = live_post(posted_ago=LIVE_WINDOW + timedelta(seconds=1))
+    assert plan_edit(old, NOW).reason is EditReason.PAST_WINDOW
+    assert plan_edit(live_post(posted_ago=LIVE_WINDOW), NOW).due
+    assert plan_edit(live_post(live=False), NOW).reason is EditReason.LIVE_OFF
+    assert plan_edit(live_post(stopped=True), NOW).reason is EditReason.STOPPED

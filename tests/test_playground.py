@@ -254,6 +254,26 @@ def test_news_channel_holds_the_hot_stories_as_pushed_posts(playground):
     assert "#news follows 2 of 2 topics" in loaded[0]
 
 
+def test_the_digest_channel_holds_one_digest(tmp_path, playground_archive):
+    started = Playground(
+        ["playground", "--no-browser", "--port", "0", "--poll", "2", "--channel", "daily-digest"],
+        cwd=tmp_path,
+        env=clean_env(tmp_path, NEWS_ARCHIVE=str(playground_archive)),
+    )
+    try:
+        page = started.open_page()
+        assert page.state["channel"]["name"] == "daily-digest"
+        digests = wait_for(lambda: [m for m in page.messages() if "Daily digest" in embed_text(m)])
+        (digest,) = digests
+        text = embed_text(digest)
+        # The biggest topic (Energy): its hot stories, hottest first, as links.
+        energy = [title for title, topics in HOT if "Energy" in topics]
+        assert all(f"[{title}](" in text for title in energy)
+        assert COLD[0] not in text
+    finally:
+        started.stop()
+
+
 def test_a_slash_command_from_the_page_answers_with_story_embeds(playground):
     page = playground.open_page()
     result = page.run_command("news", topic="Energy")

@@ -152,9 +152,11 @@ async def test_another_tasks_write_is_not_rolled_back_with_a_failed_transaction(
 
 
 async def snapshot(store: Store) -> tuple:
-    """What the bot reads back: stories, related, subscriptions, deliveries, pins."""
+    """What the bot reads back: stories, related, subscriptions, deliveries, pins, posts
+    kept current, digests."""
     hot = (await store.stories(limit=3)).stories
     related = await store.related(hot[0].id)
+    (digest_sub, _), *_ = await store.digest_subscriptions()
     return (
         hot,
         await store.story(hot[0].id),
@@ -165,13 +167,36 @@ async def snapshot(store: Store) -> tuple:
         await store.due_deliveries(),
         await store.channel_pins(CHANNEL),
         await store.pin(555),
+        await store.live_posts(NOW - timedelta(days=1)),
+        await store.digest_subscriptions(),
+        await store.collected_stories(digest_sub.id, NOW - timedelta(days=1), NOW),
+        await store.digests("pending"),
     )
 
 
 async def test_an_added_column_changes_no_read(busy_store: Store, monkeypatch):
+    hot = (await busy_store.stories(limit=3)).stories
+    # The sent post showed less heat than the story has now: it is a post to keep current.
+    await busy_store.record_posted(CHANNEL, hot[1].id, hot[1].heat - 1)
+    digest_sub = await busy_store.subscribe(
+        guild_id=GUILD,
+        channel_id=OTHER_CHANNEL,
+        topic=hot[0].topics[0],
+        min_heat=0,
+        digest="daily",
+        now=NOW,
+    )
+    assert digest_sub is not None
+    await busy_store.collect_like(hot[0].id, digest_sub.id, NOW)
+    await busy_store.record_digest(
+        digest_sub, NOW - timedelta(days=1), NOW, [hot[2].id, hot[0].id], NOW
+    )
     before = await snapshot(busy_store)
     assert before[2] is not None and before[2].similar  # related scores are compared too
     assert before[4][0].last_story is not None  # and the last story posted
+    assert [post.story.id for post in before[9]] == [hot[1].id]
+    assert [story.id for story, _ in before[11]] == [hot[0].id]
+    assert [story.id for story in before[12][0].stories] == [hot[2].id, hot[0].id]
 
     # A new column in front of every shared column list (a positional reader shifts)…
     for module in (core.store.stories, core.store.subscriptions, core.store.pins):
@@ -188,6 +213,8 @@ async def test_an_added_column_changes_no_read(busy_store: Store, monkeypatch):
         ALTER TABLE deliveries ADD COLUMN new_column TEXT DEFAULT 'x';
         ALTER TABLE pins ADD COLUMN new_column TEXT DEFAULT 'x';
         ALTER TABLE coverage ADD COLUMN new_column TEXT DEFAULT 'x';
+        ALTER TABLE digests ADD COLUMN new_column TEXT DEFAULT 'x';
+        ALTER TABLE digest_items ADD COLUMN new_column TEXT DEFAULT 'x';
         """,
     )
 

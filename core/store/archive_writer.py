@@ -73,16 +73,12 @@ class SqliteArchiveWriter:
 
         With a `prefix` ("name:"), only that source's files (a range of the primary key).
         """
-        # Every file of the archive: rows as plain tuples build the dict faster than
-        # rows read by name (measured in the commit that made it so).
-        cursor = self.conn.cursor()
-        cursor.row_factory = None
         if not prefix:
-            rows = cursor.execute("SELECT path, size, mtime_ns FROM archive_files")
+            rows = self.conn.execute("SELECT path, size, mtime_ns FROM archive_files")
         else:
             query = "SELECT path, size, mtime_ns FROM archive_files WHERE path >= ? AND path < ?"
-            rows = cursor.execute(query, _prefix_range(prefix))
-        return {path: (size, mtime_ns) for path, size, mtime_ns in rows}
+            rows = self.conn.execute(query, _prefix_range(prefix))
+        return {row["path"]: (row["size"], row["mtime_ns"]) for row in rows}
 
     def known_stamps_of(self, paths: list[str]) -> dict[str, tuple[int, int]]:
         """`known_stamps` of the given paths only: a rescan of what git says changed."""
@@ -257,12 +253,14 @@ class SqliteArchiveWriter:
                           )
                     """
                     rows += self.conn.execute(query, part).fetchall()
-            hidden = [(row["rowid"],) for row in rows]
+            hidden = [row["rowid"] for row in rows]
             self.conn.executemany(
                 "UPDATE stories SET removed_at = ?, updated_at = ? WHERE rowid = ?",
-                [(stamp, stamp, rowid) for (rowid,) in hidden],
+                [(stamp, stamp, rowid) for rowid in hidden],
             )
-            self.conn.executemany("UPDATE story_topics SET visible = 0 WHERE story = ?", hidden)
+            self.conn.executemany(
+                "UPDATE story_topics SET visible = 0 WHERE story = ?", [(r,) for r in hidden]
+            )
         self._maybe_orphaned.clear()
         return len(hidden)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 from core.models import (
     Delivery,
     DeliveryState,
+    Digest,
     Page,
     Pin,
     PostStyle,
@@ -29,7 +30,7 @@ from core.store.source_state import SourceState
 
 if TYPE_CHECKING:  # the parser (and YAML) is ingest's: the read commands never load it
     from core.archive import ArchiveFile, ParseResult
-    from core.planner import Record
+    from core.planner import LivePost, Record
 
 # One parsed archive file as ingest hands it over: the file, its content hash, what it
 # holds, and the story's content fingerprint (`core.fingerprint`) if computed already.
@@ -203,6 +204,11 @@ class NewsStore(Protocol):
         thread: bool = False,
         thread_archive: int = 1440,
         created_by: int | None = None,
+        live: bool = True,
+        digest: str | None = None,
+        digest_hour: int = 0,
+        digest_day: int = 0,
+        digest_size: int = 5,
         now: datetime,
     ) -> Subscription | None: ...
 
@@ -247,6 +253,16 @@ class NewsStore(Protocol):
         """Record the story as due for every subscription with this one's filters."""
         ...
 
+    async def collect_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
+        """Collect the story for the digest of every digest subscription with these filters."""
+        ...
+
+    async def mark_collected_seen(
+        self, subscription_id: int, story_ids: list[str], now: datetime
+    ) -> None:
+        """Stories that qualified before a digest subscription started: never in a digest."""
+        ...
+
     async def advance_watermark(self, seq: int) -> None: ...
 
     async def record_deliveries(
@@ -273,6 +289,65 @@ class NewsStore(Protocol):
     async def delivery_record(self, channel_id: int, story_id: str) -> tuple[Record | None, int]:
         """The channel's delivery of a story (None: never), and how many due ones precede it."""
         ...
+
+    # -- posts that stay current ---------------------------------------------------
+
+    async def record_posted(self, channel_id: int, story_id: str, heat: int) -> None:
+        """What a post shows as it goes out: its heat and the story's coverage count."""
+        ...
+
+    async def live_posts(self, since: datetime) -> list[LivePost]:
+        """Posts sent since `since` whose story's heat or coverage grew since last shown."""
+        ...
+
+    async def record_edit(
+        self,
+        channel_id: int,
+        story_id: str,
+        now: datetime,
+        *,
+        heat: int | None = None,
+        coverage: int | None = None,
+        stopped: bool = False,
+    ) -> None: ...
+
+    # -- digests -------------------------------------------------------------------
+
+    async def digest_subscriptions(self) -> list[tuple[Subscription, datetime | None]]:
+        """Every digest subscription, with the end of its last recorded digest period."""
+        ...
+
+    async def collected_stories(
+        self, subscription_id: int, start: datetime, end: datetime
+    ) -> list[tuple[Story, datetime]]:
+        """Visible stories the subscription collected in (start, end], with when."""
+        ...
+
+    async def record_digest(
+        self,
+        subscription: Subscription,
+        start: datetime,
+        end: datetime,
+        story_ids: list[str],
+        now: datetime,
+    ) -> None:
+        """Record a period's digest before it is sent: pending, or empty."""
+        ...
+
+    async def digests(self, state: str) -> list[Digest]:
+        """Recorded digests in `state` ('pending' or 'sending'), with their stories."""
+        ...
+
+    async def mark_digest(
+        self,
+        subscription_id: int,
+        end: datetime,
+        state: str,
+        now: datetime,
+        *,
+        message_id: int | None = None,
+        error: str | None = None,
+    ) -> None: ...
 
     # -- pins ----------------------------------------------------------------------
 

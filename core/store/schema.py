@@ -395,6 +395,67 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     (
+        "posts that stay current and digests",
+        (
+            # live: 1 keeps the channel's posts current (edited when heat rises or coverage
+            # arrives), 0 leaves them as posted. digest: NULL posts each story, 'daily' or
+            # 'weekly' collects them into one message at digest_hour (UTC), weekly on
+            # digest_day (0 = Monday), with the digest_size hottest.
+            "ALTER TABLE subscriptions ADD COLUMN live INTEGER NOT NULL DEFAULT 1",
+            """
+            ALTER TABLE subscriptions ADD COLUMN digest TEXT
+                CHECK (digest IS NULL OR digest IN ('daily', 'weekly'))
+            """,
+            "ALTER TABLE subscriptions ADD COLUMN digest_hour INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE subscriptions ADD COLUMN digest_day INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE subscriptions ADD COLUMN digest_size INTEGER NOT NULL DEFAULT 5",
+            # What a sent post shows: heat and coverage count when posted (the "154" of
+            # "154 → 231"), when last shown (posted or edited), when last edited, and
+            # whether it can no longer be edited (the message was deleted).
+            "ALTER TABLE deliveries ADD COLUMN posted_heat INTEGER",
+            "ALTER TABLE deliveries ADD COLUMN posted_coverage INTEGER",
+            "ALTER TABLE deliveries ADD COLUMN shown_heat INTEGER",
+            "ALTER TABLE deliveries ADD COLUMN shown_coverage INTEGER",
+            "ALTER TABLE deliveries ADD COLUMN edited_at INTEGER",
+            "ALTER TABLE deliveries ADD COLUMN live_stopped INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX deliveries_sent ON deliveries (sent_at) WHERE state = 'sent'",
+            # A story a digest subscription collected, when it qualified: each story goes
+            # into one digest of the subscription at most (seen: qualified before it
+            # subscribed, never in a digest).
+            """
+            CREATE TABLE digest_items (
+                subscription INTEGER NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+                story INTEGER NOT NULL REFERENCES stories (rowid) ON DELETE CASCADE,
+                collected_at INTEGER NOT NULL,
+                seen INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (subscription, story)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX digest_items_time ON digest_items (subscription, collected_at)",
+            # One row per digest period of a subscription, recorded before it is sent:
+            # 'pending' (stories chosen), 'sending' (a send started at sent_at), 'sent'
+            # (message_id), or 'empty' (nothing became hot: nothing is sent).
+            """
+            CREATE TABLE digests (
+                subscription INTEGER NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+                period_end INTEGER NOT NULL,
+                period_start INTEGER NOT NULL,
+                guild_id INTEGER NOT NULL,
+                channel_id INTEGER NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'empty')),
+                stories TEXT NOT NULL DEFAULT '',
+                message_id INTEGER,
+                created_at INTEGER NOT NULL,
+                sent_at INTEGER,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT,
+                PRIMARY KEY (subscription, period_end)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX digests_state ON digests (state, channel_id)",
+        ),
+    ),
+    (
         "counts of visible and unpublished stories",
         (
             # Kept by triggers: the list of all stories shows the visible count on every

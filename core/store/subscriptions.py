@@ -6,12 +6,19 @@ import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from core.models import Delivery, DeliveryState, PostStyle, Story, Subscription
+from core.models import Delivery, DeliveryState, Digest, PostStyle, Story, Subscription
 from core.store.base import StoreBase
-from core.store.stories import STORY_COLUMNS, VISIBLE, from_epoch, story_from_row, to_epoch
+from core.store.stories import (
+    STORY_COLUMNS,
+    STORY_FROM,
+    VISIBLE,
+    from_epoch,
+    story_from_row,
+    to_epoch,
+)
 
 if TYPE_CHECKING:
-    from core.planner import Record
+    from core.planner import LivePost, Record
 
 WATERMARK_KEY = "delivery_watermark"
 # Prefixed, so that they can be selected beside STORY_COLUMNS and read by name.
@@ -22,7 +29,9 @@ SUBSCRIPTION_COLUMNS = """
     sub.paused_reason AS sub_paused_reason, sub.created_at AS sub_created_at,
     sub.match_any AS sub_match_any, sub.paused_by AS sub_paused_by,
     sub.paused_by_at AS sub_paused_by_at, sub.style AS sub_style, sub.thread AS sub_thread,
-    sub.thread_archive AS sub_thread_archive
+    sub.thread_archive AS sub_thread_archive, sub.live AS sub_live, sub.digest AS sub_digest,
+    sub.digest_hour AS sub_digest_hour, sub.digest_day AS sub_digest_day,
+    sub.digest_size AS sub_digest_size
 """
 DELIVERY_COLUMNS = """
     d.channel_id AS delivery_channel_id, d.guild_id AS delivery_guild_id,
@@ -55,6 +64,11 @@ def subscription_from_row(row: sqlite3.Row, with_last: bool = False) -> Subscrip
         style=PostStyle(row["sub_style"]),
         thread=bool(row["sub_thread"]),
         thread_archive=row["sub_thread_archive"],
+        live=bool(row["sub_live"]),
+        digest=row["sub_digest"],
+        digest_hour=row["sub_digest_hour"],
+        digest_day=row["sub_digest_day"],
+        digest_size=row["sub_digest_size"],
     )
 
 
@@ -70,6 +84,17 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         started_at=from_epoch(row["delivery_sent_at"]),
         story=story_from_row(row),
     )
+
+
+def pack_story_ids(story_ids: list[str]) -> str:
+    """A digest's stories, in order, as its `stories` column keeps them (one id a line:
+    ids are short base32 strings, never containing a newline)."""
+    return "\n".join(story_ids)
+
+
+def unpack_story_ids(packed: str) -> list[str]:
+    """The story ids of a digest's `stories` column, in order."""
+    return [story_id for story_id in packed.split("\n") if story_id]
 
 
 class SubscriptionQueries(StoreBase):
@@ -94,6 +119,11 @@ class SubscriptionQueries(StoreBase):
         thread: bool = False,
         thread_archive: int = 1440,
         created_by: int | None = None,
+        live: bool = True,
+        digest: str | None = None,
+        digest_hour: int = 0,
+        digest_day: int = 0,
+        digest_size: int = 5,
         now: datetime,
     ) -> Subscription | None:
         """Create or replace the channel's subscription to `topic`, with exactly these values.
@@ -122,6 +152,11 @@ class SubscriptionQueries(StoreBase):
                     thread_archive,
                     created_by,
                     to_epoch(now),
+                    int(live),
+                    digest,
+                    digest_hour,
+                    digest_day,
+                    digest_size,
                 )
             )
             subs = await self._subscriptions(
@@ -134,15 +169,19 @@ class SubscriptionQueries(StoreBase):
             """
             INSERT INTO subscriptions (guild_id, channel_id, topic, min_heat, keywords, exclude,
                                        mention_role_id, match_any, paused_by, paused_by_at,
-                                       style, thread, thread_archive, created_by, created_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       style, thread, thread_archive, created_by, created_at,
+                                       live, digest, digest_hour, digest_day, digest_size)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (channel_id, topic) DO UPDATE SET
                 min_heat = excluded.min_heat, keywords = excluded.keywords,
                 exclude = excluded.exclude, mention_role_id = excluded.mention_role_id,
                 match_any = excluded.match_any, paused_by = excluded.paused_by,
                 paused_by_at = excluded.paused_by_at, style = excluded.style,
                 thread = excluded.thread, thread_archive = excluded.thread_archive,
-                paused_reason = NULL, paused_at = NULL
+                paused_reason = NULL, paused_at = NULL,
+                live = excluded.live, digest = excluded.digest,
+                digest_hour = excluded.digest_hour, digest_day = excluded.digest_day,
+                digest_size = excluded.digest_size
             """,
             values,
         )
@@ -296,7 +335,7 @@ class SubscriptionQueries(StoreBase):
                 JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
                 WHERE {VISIBLE}
                 GROUP BY s.rowid, sub.topic, sub.min_heat, sub.keywords, sub.exclude,
-                         sub.match_any, sub.paused_by IS NULL
+                         sub.match_any, sub.paused_by IS NULL, sub.digest IS NULL
             )
             SELECT {SUBSCRIPTION_COLUMNS}, {STORY_COLUMNS}
             FROM kinds JOIN stories s ON s.rowid = kinds.story
@@ -314,8 +353,9 @@ class SubscriptionQueries(StoreBase):
     async def record_due_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
         """Record the story as due for every subscription with the same filters as this one.
 
-        Same topic, heat, keywords, exclude, match and staff pause: what the planner decided
-        for one holds for all. Deliveries already recorded are kept.
+        Same topic, heat, keywords, exclude, match and staff pause, posting each story (not
+        a digest): what the planner decided for one holds for all. Deliveries already
+        recorded are kept.
         """
         recorded = await self._execute(
             """
@@ -326,12 +366,49 @@ class SubscriptionQueries(StoreBase):
               AND sub.keywords = one.keywords AND sub.exclude = one.exclude
               AND sub.match_any = one.match_any
               AND (sub.paused_by IS NULL) = (one.paused_by IS NULL)
+              AND (sub.digest IS NULL) = (one.digest IS NULL)
             JOIN stories s ON s.id = ?
             WHERE one.id = ?
             """,
             (DeliveryState.PENDING, to_epoch(now), story_id, subscription_id),
         )
         return max(0, recorded)
+
+    async def collect_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
+        """Collect the story for the digest of every digest subscription like this one.
+
+        Like `record_due_like`, for digest subscriptions: each story is collected once
+        per subscription, at the poll it first qualified.
+        """
+        collected = await self._execute(
+            """
+            INSERT OR IGNORE INTO digest_items (subscription, story, collected_at)
+            SELECT sub.id, s.rowid, ?
+            FROM subscriptions one
+            JOIN subscriptions sub ON sub.topic = one.topic AND sub.min_heat = one.min_heat
+              AND sub.keywords = one.keywords AND sub.exclude = one.exclude
+              AND sub.match_any = one.match_any
+              AND (sub.paused_by IS NULL) = (one.paused_by IS NULL)
+              AND sub.digest IS NOT NULL
+            JOIN stories s ON s.id = ?
+            WHERE one.id = ?
+            """,
+            (to_epoch(now), story_id, subscription_id),
+        )
+        return max(0, collected)
+
+    async def mark_collected_seen(
+        self, subscription_id: int, story_ids: list[str], now: datetime
+    ) -> None:
+        """Stories that already qualified when a digest subscription started: never in it."""
+        async with self.atomic():
+            await self._executemany(
+                """
+                INSERT OR IGNORE INTO digest_items (subscription, story, collected_at, seen)
+                SELECT ?, rowid, ?, 1 FROM stories WHERE id = ?
+                """,
+                [(subscription_id, to_epoch(now), story) for story in story_ids],
+            )
 
     async def advance_watermark(self, seq: int) -> None:
         async with self.atomic():
@@ -489,3 +566,236 @@ class SubscriptionQueries(StoreBase):
             """,
             (DeliveryState.DROPPED, channel_id, DeliveryState.PENDING),
         )
+
+    # -- posts that stay current ---------------------------------------------------
+
+    async def record_posted(self, channel_id: int, story_id: str, heat: int) -> None:
+        """What a post shows as it goes out: its heat and the story's coverage count."""
+        async with self.atomic():  # the count written is the count of this moment
+            row = await self._row(
+                """
+                SELECT count(*) AS coverage FROM coverage c JOIN stories s ON s.rowid = c.story
+                WHERE s.id = ?
+                """,
+                (story_id,),
+            )
+            coverage = 0 if row is None else row["coverage"]
+            await self._execute(
+                """
+                UPDATE deliveries SET
+                    posted_heat = ?, shown_heat = ?, posted_coverage = ?, shown_coverage = ?,
+                    edited_at = NULL, live_stopped = 0
+                WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
+                """,
+                (heat, heat, coverage, coverage, channel_id, story_id),
+            )
+
+    async def live_posts(self, since: datetime) -> list[LivePost]:
+        """Posts sent since `since` whose story's heat or coverage grew since last shown.
+
+        The planner decides which of them to edit (`plan_edit`). Only story cards are
+        kept current (a `full` style subscription covering the story: compact and link
+        posts carry no heat); posts from before the bot recorded what they show are
+        left alone.
+        """
+        query = f"""
+            SELECT d.channel_id AS post_channel_id, d.message_id AS post_message_id,
+                   d.sent_at AS post_sent_at, d.posted_heat AS post_posted_heat,
+                   d.posted_coverage AS post_posted_coverage, d.shown_heat AS post_shown_heat,
+                   d.shown_coverage AS post_shown_coverage, d.edited_at AS post_edited_at,
+                   d.live_stopped AS post_stopped,
+                   EXISTS (
+                       SELECT 1 FROM subscriptions sub JOIN story_topics st
+                         ON st.topic = sub.topic AND st.story = d.story
+                       WHERE sub.channel_id = d.channel_id AND sub.live = 1
+                         AND sub.style = 'full'
+                   ) AS post_live,
+                   (SELECT count(*) FROM coverage c WHERE c.story = d.story) AS now_coverage,
+                   {STORY_COLUMNS}
+            FROM deliveries d JOIN stories s ON s.rowid = d.story
+            LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE d.state = ? AND d.sent_at >= ? AND d.message_id IS NOT NULL
+              AND d.live_stopped = 0 AND d.shown_heat IS NOT NULL AND {VISIBLE}
+              AND (s.heat > d.shown_heat OR now_coverage > d.shown_coverage)
+            ORDER BY d.channel_id, d.sent_at
+        """
+        rows = await self._rows(query, (DeliveryState.SENT, to_epoch(since)))
+        from core.planner import LivePost  # the planner is delivery's: not loaded by the CLI
+
+        return [
+            LivePost(
+                channel_id=row["post_channel_id"],
+                message_id=row["post_message_id"],
+                posted_at=from_epoch(row["post_sent_at"]),
+                posted_heat=row["post_posted_heat"],
+                posted_coverage=row["post_posted_coverage"],
+                shown_heat=row["post_shown_heat"],
+                shown_coverage=row["post_shown_coverage"],
+                edited_at=from_epoch(row["post_edited_at"]),
+                stopped=bool(row["post_stopped"]),
+                live=bool(row["post_live"]),
+                coverage=row["now_coverage"],
+                story=story_from_row(row),
+            )
+            for row in rows
+        ]
+
+    async def record_edit(
+        self,
+        channel_id: int,
+        story_id: str,
+        now: datetime,
+        *,
+        heat: int | None = None,
+        coverage: int | None = None,
+        stopped: bool = False,
+    ) -> None:
+        """An edit of a post: what it shows now (None: unchanged, the edit failed)."""
+        await self._execute(
+            """
+            UPDATE deliveries SET
+                shown_heat = coalesce(?, shown_heat),
+                shown_coverage = coalesce(?, shown_coverage),
+                edited_at = ?, live_stopped = max(live_stopped, ?)
+            WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
+            """,
+            (heat, coverage, to_epoch(now), int(stopped), channel_id, story_id),
+        )
+
+    # -- digests -------------------------------------------------------------------
+
+    async def digest_subscriptions(self) -> list[tuple[Subscription, datetime | None]]:
+        """Every digest subscription, with the end of its last recorded digest period."""
+        rows = await self._rows(
+            f"""
+            SELECT {SUBSCRIPTION_COLUMNS},
+                   (SELECT max(period_end) FROM digests g WHERE g.subscription = sub.id)
+                       AS last_period_end
+            FROM subscriptions sub JOIN topics t ON t.id = sub.topic
+            WHERE sub.digest IS NOT NULL
+            ORDER BY sub.channel_id, sub.id
+            """
+        )
+        return [(subscription_from_row(row), from_epoch(row["last_period_end"])) for row in rows]
+
+    async def collected_stories(
+        self, subscription_id: int, start: datetime, end: datetime
+    ) -> list[tuple[Story, datetime]]:
+        """Visible stories the subscription collected in (start, end], with when."""
+        query = f"""
+            SELECT i.collected_at AS item_collected_at, {STORY_COLUMNS}
+            FROM digest_items i JOIN stories s ON s.rowid = i.story
+            LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE i.subscription = ? AND i.seen = 0 AND i.collected_at > ?
+              AND i.collected_at <= ? AND {VISIBLE}
+        """
+        rows = await self._rows(query, (subscription_id, to_epoch(start), to_epoch(end)))
+        return [(story_from_row(row), from_epoch(row["item_collected_at"])) for row in rows]
+
+    async def record_digest(
+        self,
+        subscription: Subscription,
+        start: datetime,
+        end: datetime,
+        story_ids: list[str],
+        now: datetime,
+    ) -> None:
+        """Record a period's digest before it is sent: pending, or empty (nothing to send).
+
+        A period already recorded is kept as it is (one statement: nothing to make atomic).
+        """
+        await self._execute(
+            """
+            INSERT OR IGNORE INTO digests (subscription, period_end, period_start, guild_id,
+                                           channel_id, state, stories, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            (
+                subscription.id,
+                to_epoch(end),
+                to_epoch(start),
+                subscription.guild_id,
+                subscription.channel_id,
+                "pending" if story_ids else "empty",
+                pack_story_ids(story_ids),
+                to_epoch(now),
+            ),
+        )
+
+    async def digests(self, state: str) -> list[Digest]:
+        """Recorded digests in `state` ('pending' or 'sending'), with their stories.
+
+        Pending digests of a subscription paused by staff wait until it resumes.
+        """
+        rows = await self._rows(
+            """
+            SELECT g.subscription, g.guild_id, g.channel_id, g.period_start, g.period_end,
+                   g.stories, g.sent_at, sub.digest AS kind, t.name AS topic,
+                   sub.mention_role_id
+            FROM digests g JOIN subscriptions sub ON sub.id = g.subscription
+            JOIN topics t ON t.id = sub.topic
+            WHERE g.state = ? AND (g.state = 'sending' OR sub.paused_by IS NULL)
+            ORDER BY g.channel_id, g.period_end
+            """,
+            (state,),
+        )
+        found = []
+        for row in rows:
+            ids = unpack_story_ids(row["stories"])
+            stories = {story.id: story for story in await self._stories_by_id(ids)}
+            found.append(
+                Digest(
+                    subscription_id=row["subscription"],
+                    guild_id=row["guild_id"],
+                    channel_id=row["channel_id"],
+                    start=from_epoch(row["period_start"]),
+                    end=from_epoch(row["period_end"]),
+                    # In the digest's order; a story gone from the store since is left out.
+                    stories=[stories[i] for i in ids if i in stories],
+                    started_at=from_epoch(row["sent_at"]),
+                    kind=row["kind"] or "daily",
+                    topic=row["topic"],
+                    mention_role_id=row["mention_role_id"],
+                )
+            )
+        return found
+
+    async def mark_digest(
+        self,
+        subscription_id: int,
+        end: datetime,
+        state: str,
+        now: datetime,
+        *,
+        message_id: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Move one digest to `state`, as `mark_delivery` does for a delivery."""
+        started = state in ("sending", "sent")
+        await self._execute(
+            """
+            UPDATE digests SET
+                state = ?,
+                message_id = coalesce(?, message_id),
+                sent_at = coalesce(?, sent_at),
+                attempts = attempts + ?,
+                last_error = ?
+            WHERE subscription = ? AND period_end = ?
+            """,
+            (
+                state,
+                message_id,
+                to_epoch(now) if started else None,
+                int(state == "sending"),
+                error,
+                subscription_id,
+                to_epoch(end),
+            ),
+        )
+
+    async def _stories_by_id(self, ids: list[str]) -> list[Story]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        query = f"SELECT {STORY_COLUMNS} FROM {STORY_FROM} WHERE s.id IN ({marks})"
+        return [story_from_row(row) for row in await self._rows(query, ids)]
