@@ -99,6 +99,25 @@ async def test_new_coverage_edits_the_post_without_pinging(room, archive):
     assert "content" not in edit.json
 
 
+async def test_each_post_counts_its_own_story_s_coverage(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    covered = related("wire", "daily", "tribune")
+    write(archive, "a", "Covered AI news", 150, published="2025-12-31T22:00:00Z", extra=covered)
+    write(archive, "b", "Lone AI news", 150, published="2025-12-31T23:00:00Z")
+    await room.rescan()
+    assert len(posts(room.news)) == 2
+    await hours(room, 1)
+    # The lone story gets one outlet: more than its post shows (0), fewer than the other's.
+    write(
+        archive, "b", "Lone AI news", 150, published="2025-12-31T23:00:00Z", extra=related("wire")
+    )
+    await room.rescan()
+
+    (edit,) = edits(room.env, room.news)
+    (lone,) = [p for p in posts(room.news) if p.embeds[0].title == "Lone AI news"]
+    assert edit.path.endswith(f"/{lone.id}")
+
+
 async def test_no_edit_past_the_window_or_with_live_off(room, archive):
     await room.staff.slash(room.news, "subscribe", topic="AI")
     await room.staff.slash(room.other, "subscribe", topic="AI", live=False)

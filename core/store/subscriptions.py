@@ -571,24 +571,22 @@ class SubscriptionQueries(StoreBase):
 
     async def record_posted(self, channel_id: int, story_id: str, heat: int) -> None:
         """What a post shows as it goes out: its heat and the story's coverage count."""
-        async with self.atomic():  # the count written is the count of this moment
-            row = await self._row(
-                """
-                SELECT count(*) AS coverage FROM coverage c JOIN stories s ON s.rowid = c.story
-                WHERE s.id = ?
-                """,
-                (story_id,),
-            )
-            coverage = 0 if row is None else row["coverage"]
-            await self._execute(
-                """
-                UPDATE deliveries SET
-                    posted_heat = ?, shown_heat = ?, posted_coverage = ?, shown_coverage = ?,
-                    edited_at = NULL, live_stopped = 0
-                WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
-                """,
-                (heat, heat, coverage, coverage, channel_id, story_id),
-            )
+        # One statement (atomic by itself): the count written is the count of this moment.
+        await self._execute(
+            """
+            UPDATE deliveries SET
+                posted_heat = ?, shown_heat = ?,
+                posted_coverage = (
+                    SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
+                ),
+                shown_coverage = (
+                    SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
+                ),
+                edited_at = NULL, live_stopped = 0
+            WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
+            """,
+            (heat, heat, channel_id, story_id),
+        )
 
     async def live_posts(self, since: datetime) -> list[LivePost]:
         """Posts sent since `since` whose story's heat or coverage grew since last shown.
