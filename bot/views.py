@@ -190,6 +190,17 @@ class Paginator(discord.ui.View):
     def needed(self) -> bool:
         return self.total > self.page_size
 
+    async def send(
+        self, interaction: discord.Interaction, embed: discord.Embed, *, ephemeral: bool = False
+    ) -> None:
+        """Answer with the first page; the buttons only when there is more than one page."""
+        extra = {"view": self} if self.needed else {}
+        await interaction.response.send_message(
+            embed=embed, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS, **extra
+        )
+        if self.needed:
+            self.message = await interaction.original_response()
+
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id == self.owner.id:
             return True

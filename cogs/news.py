@@ -150,14 +150,7 @@ class News(commands.Cog):
     # -- helpers ------------------------------------------------------------------
 
     async def _send_pages(self, interaction, embed, render, page_size: int, total: int) -> None:
-        paginator = Paginator(interaction.user, render, page_size, total)
-        if not paginator.needed:
-            await interaction.response.send_message(embed=embed, allowed_mentions=NO_MENTIONS)
-            return
-        await interaction.response.send_message(
-            embed=embed, view=paginator, allowed_mentions=NO_MENTIONS
-        )
-        paginator.message = await interaction.original_response()
+        await Paginator(interaction.user, render, page_size, total).send(interaction, embed)
 
     async def _unknown_topic(self, topic: str) -> str:
         if not self.bot.archive_loaded.is_set():

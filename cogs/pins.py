@@ -228,15 +228,7 @@ class Pins(commands.Cog):
                 "or the 📌 Pin button under a story."
             )
         paginator = Paginator(member, render, PINS_PAGE_SIZE, total)
-        if not paginator.needed:
-            await interaction.response.send_message(
-                embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
-            return
-        await interaction.response.send_message(
-            embed=embed, view=paginator, ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
-        paginator.message = await interaction.original_response()
+        await paginator.send(interaction, embed, ephemeral=True)
 
     @moderators_only()
     async def pin_story(self, interaction: discord.Interaction, message: discord.Message) -> None:

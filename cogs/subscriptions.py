@@ -406,11 +406,7 @@ class Subscriptions(commands.Cog):
 
         embed, total = await render(0)
         paginator = Paginator(interaction.user, render, SUBSCRIPTIONS_PAGE_SIZE, total)
-        if paginator.needed:
-            await interaction.response.send_message(embed=embed, view=paginator, ephemeral=True)
-            paginator.message = await interaction.original_response()
-        else:
-            await interaction.response.send_message(embed=embed, ephemeral=True)
+        await paginator.send(interaction, embed, ephemeral=True)
 
     @app_commands.command(name="why", description="Why a story was posted in a channel, or not")
     @app_commands.describe(
