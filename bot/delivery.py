@@ -78,6 +78,7 @@ CHANNELS_AT_ONCE = 8
 MISSING_ACCESS = {50001, 50013}
 UNKNOWN_CHANNEL = 10003
 THREAD_ALREADY_CREATED = 160004
+THREAD_ARCHIVED = 50083
 NO_PINGS = discord.AllowedMentions.none()
 
 
@@ -291,7 +292,7 @@ class Deliverer:
             await self.store.mark_delivery(
                 channel.id, story.id, DeliveryState.SENT, now, message_id=message.id
             )
-            await self.store.record_posted(channel.id, story.id, story.heat)
+            await self.store.record_posted(channel.id, story.id, story.heat, look.style)
             log.info("posted story %s to channel %s", story.id, channel.id)
         if not is_forum(channel) and channel.is_news():
             try:
@@ -415,7 +416,9 @@ class Deliverer:
                     await self.store.mark_delivery(
                         channel.id, story.id, DeliveryState.SENT, now, message_id=post_id
                     )
-                    await self.store.record_posted(channel.id, story.id, story.heat)
+                    await self.store.record_posted(
+                        channel.id, story.id, story.heat, embeds.post_style(message)
+                    )
                     log.info("story %s was already posted in %s", story.id, channel.id)
                     await self._reconcile_thread(channel, message, story, now)
                     return
@@ -461,6 +464,7 @@ class Deliverer:
     async def refresh_posts(self, now: datetime) -> int:
         """Edit the sent posts whose story changed meaningfully (the planner says which)."""
         edited = 0
+        done: set[tuple[int, int]] = set()
         for post in await self.store.live_posts(now - LIVE_WINDOW):
             edit = plan_edit(post, now)
             if not edit.due:
@@ -471,53 +475,117 @@ class Deliverer:
                     edit.reason.value,
                 )
                 continue
+            # A compact message with several changed stories is edited once for all.
+            if (post.channel_id, post.message_id) in done:
+                continue
+            done.add((post.channel_id, post.message_id))
             async with self._locks[post.channel_id]:
                 edited += await self._edit_post(post, now)
         return edited
 
     async def _edit_post(self, post: LivePost, now: datetime) -> bool:
+        """Re-render one post in its look with what changed; a compact message re-renders
+        every story it carries. Link posts are never here (nothing of ours to edit)."""
         story = post.story
         channel = self.bot.get_channel(post.channel_id)
-        if channel is None or is_forum(channel):
-            # Gone or not cached (posting finds out and cleans up); forum posts are
-            # threads of their own, not kept current yet.
-            return False
-        pinned = await self.store.is_story_pinned(channel.guild.id, story.id)
-        embed = embeds.story_embed(
-            story,
-            self.config.hot_heat,
-            pinned=pinned,
-            since_heat=post.posted_heat,
-            more_outlets=post.coverage - post.posted_coverage,
-        )
+        if channel is None:
+            return False  # gone or not cached: posting finds out and cleans up
+        shown = [post]
+        if post.style is PostStyle.COMPACT and not is_forum(channel):
+            shown = await self.store.message_posts(channel.id, post.message_id) or [post]
         try:
-            # Content and buttons stay as they are; an edit never pings.
-            await channel.get_partial_message(post.message_id).edit(
-                embed=embed, allowed_mentions=NO_PINGS
-            )
-        except discord.NotFound as exc:
-            if exc.code == UNKNOWN_CHANNEL:
+            message = await self._live_message(channel, post)
+            if isinstance(message, str):
+                await self._stop_live(channel.id, shown, now, message)
                 return False
-            await self.store.record_edit(channel.id, story.id, now, stopped=True)
-            log.info(
-                "post %s of story %s is gone: no longer kept current", post.message_id, story.id
-            )
+            update = await self._live_update(channel, message, shown)
+            if update is None:
+                await self._stop_live(channel.id, shown, now, "its lines no longer fit")
+                return False
+            # Buttons stay as they are; an edit never pings.
+            await message.edit(**update, allowed_mentions=NO_PINGS)
+        except discord.NotFound as exc:
+            if exc.code == UNKNOWN_CHANNEL and not is_forum(channel):
+                return False  # the channel is gone: posting finds out and cleans up
+            await self._stop_live(channel.id, shown, now, "it is gone")
             return False
         except discord.Forbidden as exc:
             # Only the edit is refused: posting carries on; tried again after the hour.
-            await self.store.record_edit(channel.id, story.id, now)
+            for item in shown:
+                await self.store.record_edit(channel.id, item.story.id, now)
             log.warning(
                 "cannot edit post %s in %s: %s", post.message_id, channel.id, _describe(exc)
             )
             return False
         except discord.HTTPException as exc:
+            if exc.code == THREAD_ARCHIVED:
+                await self._stop_live(channel.id, shown, now, "its forum post is archived")
+                return False
             log.warning("editing post %s failed, will retry: %s", post.message_id, _describe(exc))
             return False
-        await self.store.record_edit(
-            channel.id, story.id, now, heat=story.heat, coverage=post.coverage
-        )
+        for item in shown:
+            await self.store.record_edit(
+                channel.id, item.story.id, now, heat=item.story.heat, coverage=item.coverage
+            )
         log.info("kept post %s of story %s current", post.message_id, story.id)
         return True
+
+    async def _live_message(
+        self, channel, post: LivePost
+    ) -> discord.Message | discord.PartialMessage | str:
+        """The message to edit, or why it cannot be: in a forum, the post's starter
+        message (Discord refuses edits in an archived post); a compact message as it is
+        (its role mentions stay); a card by id alone."""
+        if is_forum(channel):
+            thread = channel.guild.get_thread(post.message_id)
+            if thread is None:
+                thread = await self.bot.fetch_channel(post.message_id)
+            if thread.archived:
+                return "its forum post is archived"
+            async for starter in thread.history(limit=1, oldest_first=True):
+                return starter
+            return "its starter message is gone"
+        if post.style is PostStyle.COMPACT:
+            return await channel.fetch_message(post.message_id)
+        return channel.get_partial_message(post.message_id)
+
+    async def _live_update(self, channel, message, shown: list[LivePost]) -> dict | None:
+        """The edit that shows how the stories changed since they went out (None: a compact
+        message that would no longer hold all its lines)."""
+        if shown[0].style is PostStyle.COMPACT:
+            first = (message.content or "").split("\n", 1)[0]
+            mentions = first if first.startswith("<@&") else ""
+            stories = [item.story for item in shown]
+            changes = {
+                item.story.id: (item.posted_heat, item.coverage - item.posted_coverage)
+                for item in shown
+            }
+            content, count = embeds.compact_message(stories, mentions, changes)
+            if count < len(stories):  # without the arrows, as long as when it went out
+                content, count = embeds.compact_message(stories, mentions)
+            return {"content": content} if count == len(stories) else None
+        post = shown[0]
+        pinned = await self.store.is_story_pinned(channel.guild.id, post.story.id)
+        embed = embeds.story_embed(
+            post.story,
+            self.config.hot_heat,
+            pinned=pinned,
+            since_heat=post.posted_heat,
+            more_outlets=post.coverage - post.posted_coverage,
+        )
+        return {"embed": embed}
+
+    async def _stop_live(
+        self, channel_id: int, shown: list[LivePost], now: datetime, why: str
+    ) -> None:
+        for item in shown:
+            await self.store.record_edit(channel_id, item.story.id, now, stopped=True)
+        log.info(
+            "post %s of story %s is no longer kept current: %s",
+            shown[0].message_id,
+            shown[0].story.id,
+            why,
+        )
 
     # -- digests -------------------------------------------------------------------------
 

@@ -11,12 +11,13 @@ show as a backslash there.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import discord
 
 from core.archive import HOST_NAME
-from core.models import Coverage, Digest, Related, Story, TopicCount
+from core.models import Coverage, Digest, PostStyle, Related, Story, TopicCount
 
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
@@ -211,10 +212,12 @@ def forum_tags(forum_tags: list[discord.ForumTag], story: Story, *, moderated: b
     return chosen[:FORUM_TAGS_LIMIT]
 
 
-def compact_line(story: Story) -> str:
+def compact_line(story: Story, *, since_heat: int | None = None, more_outlets: int = 0) -> str:
     """`[Title](<url>) · Provider · 🔥 231`: a story in one line, without a link preview.
 
     A story without a usable link shows its id instead, so the bot can still find it.
+    A line kept current says how the story changed since it went out, as a card's footer
+    does: `🔥 154 → 231 · 3 more outlets`.
     """
     title = plain_truncated(story.title, 200)
     if url := safe_url(story.url, COMPACT_URL_LIMIT):
@@ -223,17 +226,31 @@ def compact_line(story: Story) -> str:
         bits = [f"{title} `{story.id}`"]
     if story.provider:
         bits.append(plain_truncated(story.provider, 60))
-    bits.append(f"🔥 {story.heat}")
+    if since_heat is not None and since_heat != story.heat:
+        bits.append(f"🔥 {since_heat} → {story.heat}")
+    else:
+        bits.append(f"🔥 {story.heat}")
+    if more_outlets > 0:
+        bits.append(f"{more_outlets} more outlet{'' if more_outlets == 1 else 's'}")
     return "🎬 " * story.is_video + " · ".join(bits)
 
 
-def compact_message(stories: list[Story], mentions: str = "") -> tuple[str, int]:
+def compact_message(
+    stories: list[Story],
+    mentions: str = "",
+    changes: Mapping[str, tuple[int, int]] | None = None,
+) -> tuple[str, int]:
     """Compact lines of as many of `stories` as fit in one message (at least one), after
-    the role `mentions`; returns the content and how many stories it holds."""
+    the role `mentions`; returns the content and how many stories it holds.
+
+    `changes`: for a message kept current, each story's (heat when posted, more outlets
+    since) by story id (see `compact_line`).
+    """
     lines = [mentions] if mentions else []
     size, count = len(mentions), 0
     for story in stories:
-        line = compact_line(story)
+        since_heat, more = (changes or {}).get(story.id, (None, 0))
+        line = compact_line(story, since_heat=since_heat, more_outlets=more)
         if count and size + 1 + len(line) > MESSAGE_LIMIT:
             break
         lines.append(line)
@@ -246,6 +263,14 @@ def link_content(story: Story, mentions: str = "") -> str:
     """The bare link (Discord shows its own preview); a story without one, as a compact line."""
     body = safe_url(story.url, MESSAGE_LIMIT - len(mentions) - 1) or compact_line(story)
     return truncate(f"{mentions} {body}".strip(), MESSAGE_LIMIT)
+
+
+def post_style(message: discord.Message) -> PostStyle:
+    """The look of one of the bot's posts, from what it shows (a post found again after a
+    crash): a card has an embed, a compact line its heat, a link post neither."""
+    if message.embeds:
+        return PostStyle.FULL
+    return PostStyle.COMPACT if "🔥" in (message.content or "") else PostStyle.LINK
 
 
 def carries(message: discord.Message, story: Story) -> bool:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 
 from core.filters import excluded_by, has_keywords
-from core.models import DeliveryState, Story, Subscription
+from core.models import DeliveryState, PostStyle, Story, Subscription
 
 __all__ = [
     "Action",
@@ -414,6 +414,7 @@ class LivePost:
     edited_at: datetime | None = None  # last edit (or attempt)
     live: bool = True  # a subscription of the channel covering the story keeps posts current
     stopped: bool = False  # the message is gone: never edited again
+    style: PostStyle = PostStyle.FULL  # the look it went out in: an edit keeps it
 
 
 class EditReason(Enum):

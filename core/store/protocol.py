@@ -292,12 +292,18 @@ class NewsStore(Protocol):
 
     # -- posts that stay current ---------------------------------------------------
 
-    async def record_posted(self, channel_id: int, story_id: str, heat: int) -> None:
-        """What a post shows as it goes out: its heat and the story's coverage count."""
+    async def record_posted(
+        self, channel_id: int, story_id: str, heat: int, style: PostStyle = PostStyle.FULL
+    ) -> None:
+        """What a post shows as it goes out: its look, its heat and the story's coverage."""
         ...
 
     async def live_posts(self, since: datetime) -> list[LivePost]:
         """Posts sent since `since` whose story's heat or coverage grew since last shown."""
+        ...
+
+    async def message_posts(self, channel_id: int, message_id: int) -> list[LivePost]:
+        """Every story one sent message carries, in posting order, with what it shows."""
         ...
 
     async def record_edit(

@@ -503,6 +503,14 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """,
         ),
     ),
+    (
+        "the look of each sent post",
+        (
+            # Which style a post went out in (full, compact, link): a live edit re-renders
+            # it the same way. NULL for posts from before: kept current only as story cards.
+            "ALTER TABLE deliveries ADD COLUMN style TEXT",
+        ),
+    ),
 ]
 
 

@@ -72,6 +72,45 @@ def subscription_from_row(row: sqlite3.Row, with_last: bool = False) -> Subscrip
     )
 
 
+# A sent post and its story, for keeping posts current (see `live_post_from_row`).
+LIVE_POST_COLUMNS = f"""
+    d.channel_id AS post_channel_id, d.message_id AS post_message_id,
+    d.sent_at AS post_sent_at, d.posted_heat AS post_posted_heat,
+    d.posted_coverage AS post_posted_coverage, d.shown_heat AS post_shown_heat,
+    d.shown_coverage AS post_shown_coverage, d.edited_at AS post_edited_at,
+    d.live_stopped AS post_stopped, coalesce(d.style, 'full') AS post_style,
+    EXISTS (
+        SELECT 1 FROM subscriptions sub JOIN story_topics st
+          ON st.topic = sub.topic AND st.story = d.story
+        WHERE sub.channel_id = d.channel_id AND sub.live = 1
+          AND (d.style IS NOT NULL OR sub.style = 'full')
+    ) AS post_live,
+    (SELECT count(*) FROM coverage c WHERE c.story = d.story) AS now_coverage,
+    {STORY_COLUMNS}
+"""
+
+
+def live_post_from_row(row: sqlite3.Row) -> LivePost:
+    """A post kept current from a row selecting `LIVE_POST_COLUMNS`."""
+    from core.planner import LivePost  # the planner is delivery's: not loaded by the CLI
+
+    return LivePost(
+        channel_id=row["post_channel_id"],
+        message_id=row["post_message_id"],
+        posted_at=from_epoch(row["post_sent_at"]),
+        posted_heat=row["post_posted_heat"],
+        posted_coverage=row["post_posted_coverage"],
+        shown_heat=row["post_shown_heat"],
+        shown_coverage=row["post_shown_coverage"],
+        edited_at=from_epoch(row["post_edited_at"]),
+        stopped=bool(row["post_stopped"]),
+        live=bool(row["post_live"]),
+        style=PostStyle(row["post_style"]),
+        coverage=row["now_coverage"],
+        story=story_from_row(row),
+    )
+
+
 def delivery_from_row(row: sqlite3.Row) -> Delivery:
     """A delivery from a row selecting `DELIVERY_COLUMNS` and `STORY_COLUMNS`."""
     return Delivery(
@@ -569,13 +608,15 @@ class SubscriptionQueries(StoreBase):
 
     # -- posts that stay current ---------------------------------------------------
 
-    async def record_posted(self, channel_id: int, story_id: str, heat: int) -> None:
-        """What a post shows as it goes out: its heat and the story's coverage count."""
+    async def record_posted(
+        self, channel_id: int, story_id: str, heat: int, style: PostStyle = PostStyle.FULL
+    ) -> None:
+        """What a post shows as it goes out: its look, its heat and the story's coverage."""
         # One statement (atomic by itself): the count written is the count of this moment.
         await self._execute(
             """
             UPDATE deliveries SET
-                posted_heat = ?, shown_heat = ?,
+                posted_heat = ?, shown_heat = ?, style = ?,
                 posted_coverage = (
                     SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
                 ),
@@ -585,58 +626,42 @@ class SubscriptionQueries(StoreBase):
                 edited_at = NULL, live_stopped = 0
             WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
             """,
-            (heat, heat, channel_id, story_id),
+            (heat, heat, str(style), channel_id, story_id),
         )
 
     async def live_posts(self, since: datetime) -> list[LivePost]:
         """Posts sent since `since` whose story's heat or coverage grew since last shown.
 
-        The planner decides which of them to edit (`plan_edit`). Only story cards are
-        kept current (a `full` style subscription covering the story: compact and link
-        posts carry no heat); posts from before the bot recorded what they show are
-        left alone.
+        The planner decides which of them to edit (`plan_edit`). Link posts are left
+        alone (a bare URL: Discord's preview shows the page, nothing of ours to edit);
+        posts from before the bot recorded what they show, too, and those from before it
+        recorded their look unless a `full` subscription covers the story (a card).
         """
         query = f"""
-            SELECT d.channel_id AS post_channel_id, d.message_id AS post_message_id,
-                   d.sent_at AS post_sent_at, d.posted_heat AS post_posted_heat,
-                   d.posted_coverage AS post_posted_coverage, d.shown_heat AS post_shown_heat,
-                   d.shown_coverage AS post_shown_coverage, d.edited_at AS post_edited_at,
-                   d.live_stopped AS post_stopped,
-                   EXISTS (
-                       SELECT 1 FROM subscriptions sub JOIN story_topics st
-                         ON st.topic = sub.topic AND st.story = d.story
-                       WHERE sub.channel_id = d.channel_id AND sub.live = 1
-                         AND sub.style = 'full'
-                   ) AS post_live,
-                   (SELECT count(*) FROM coverage c WHERE c.story = d.story) AS now_coverage,
-                   {STORY_COLUMNS}
+            SELECT {LIVE_POST_COLUMNS}
             FROM deliveries d JOIN stories s ON s.rowid = d.story
             LEFT JOIN providers p ON p.id = s.provider_id
             WHERE d.state = ? AND d.sent_at >= ? AND d.message_id IS NOT NULL
               AND d.live_stopped = 0 AND d.shown_heat IS NOT NULL AND {VISIBLE}
+              AND coalesce(d.style, 'full') != 'link'
               AND (s.heat > d.shown_heat OR now_coverage > d.shown_coverage)
             ORDER BY d.channel_id, d.sent_at
         """
         rows = await self._rows(query, (DeliveryState.SENT, to_epoch(since)))
-        from core.planner import LivePost  # the planner is delivery's: not loaded by the CLI
+        return [live_post_from_row(row) for row in rows]
 
-        return [
-            LivePost(
-                channel_id=row["post_channel_id"],
-                message_id=row["post_message_id"],
-                posted_at=from_epoch(row["post_sent_at"]),
-                posted_heat=row["post_posted_heat"],
-                posted_coverage=row["post_posted_coverage"],
-                shown_heat=row["post_shown_heat"],
-                shown_coverage=row["post_shown_coverage"],
-                edited_at=from_epoch(row["post_edited_at"]),
-                stopped=bool(row["post_stopped"]),
-                live=bool(row["post_live"]),
-                coverage=row["now_coverage"],
-                story=story_from_row(row),
-            )
-            for row in rows
-        ]
+    async def message_posts(self, channel_id: int, message_id: int) -> list[LivePost]:
+        """Every story one sent message carries (a compact message holds several), in the
+        order they were posted, with what the message shows of each."""
+        query = f"""
+            SELECT {LIVE_POST_COLUMNS}
+            FROM deliveries d JOIN stories s ON s.rowid = d.story
+            LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE d.channel_id = ? AND d.message_id = ? AND d.state = ?
+            ORDER BY s.published_at, s.rowid
+        """
+        rows = await self._rows(query, (channel_id, message_id, DeliveryState.SENT))
+        return [live_post_from_row(row) for row in rows]
 
     async def record_edit(
         self,
