@@ -289,6 +289,8 @@ class Subscriptions(commands.Cog):
             lines = [f"Nothing changed for {where}."]
         if before is not None and before.paused_reason:
             lines.append(f"Resumed after: {embeds.plain(before.paused_reason)}.")
+        if _link_not_live(subscription) and (style is not None or live is not None):
+            lines.append(LINK_NOT_LIVE)
         if subscription.active:
             lines.append(self._outlook(topic_name, subscription, qualification, backfilled))
             if before is not None and before.paused_by is not None:
@@ -584,6 +586,17 @@ def _archive_name(minutes: int) -> str:
     return names.get(minutes, f"{minutes} min")
 
 
+LINK_NOT_LIVE = (
+    "Note: a link post is the bare URL (Discord shows its own preview), so it is not "
+    "kept current when the story gets hotter; `live:` applies to `full` and `compact` posts."
+)
+
+
+def _link_not_live(sub: Subscription) -> bool:
+    """A subscription whose posts would be kept current, but are bare links: nothing to edit."""
+    return sub.style is PostStyle.LINK and sub.live and not sub.digest
+
+
 def _look_line(sub: Subscription, forum: bool) -> str:
     """`Style: compact · a thread on each post, archived after 1 day of quiet`."""
     quiet = f"archived after {_archive_name(sub.thread_archive)} of quiet"
@@ -600,6 +613,8 @@ def _describe(sub: Subscription, forum: bool = False) -> str:
     lines.append(_look_line(sub, forum))
     if sub.digest:
         lines.append(f"📰 Digest: {_digest(sub)}")
+    elif _link_not_live(sub):
+        lines.append("Bare links: not kept current")
     else:
         lines.append("Posts kept current" if sub.live else "Posts left as posted (live: off)")
     if sub.mention_role_id:

@@ -6,6 +6,7 @@ temporary folder the tests edit while the bot runs.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import timedelta
 
@@ -13,6 +14,8 @@ import discord
 
 from core.planner import LIVE_WINDOW
 from tests import test_subscriptions as subscriptions
+from tests.conftest import buttons
+from tests.test_forums import forum_posts, make_forum
 from tests.test_subscriptions import POLL, posts, write
 
 # The newsroom of the subscription tests: #news and #other, staff and a member.
@@ -181,6 +184,104 @@ async def test_a_deleted_post_stops_being_edited_and_a_403_never_pauses(room, ar
     assert [m.embeds[0].title for m in posts(room.news)][-1] == "Third AI news"
     assert await room.env.bot.store.paused_channels() == []
     assert not [m for m in room.news.history() if not m.embeds]  # no pause notice
+
+
+def bot_lines(channel) -> list[str]:
+    """The lines of the bot's text posts (compact or link) in a channel."""
+    return [
+        line
+        for m in channel.history()
+        if m.author.bot and not m.embeds
+        for line in m.content.splitlines()
+    ]
+
+
+async def test_a_forum_post_s_starter_is_kept_current_until_it_archives(room, archive, caplog):
+    forum = make_forum(room, tags=("AI",))
+    await room.staff.slash(room.news, "subscribe", topic="AI", channel=forum)
+    write(archive, "fresh", "Fresh AI news", 154, published="2025-12-31T23:00:00Z")
+    await room.rescan()
+    ((thread, starter),) = forum_posts(forum)
+    assert footer(starter).startswith("🔥 heat 154 · hot")
+    # Hotter within the hour of posting: the post waits for the hour.
+    write(archive, "fresh", "Fresh AI news", 231, published="2025-12-31T23:00:00Z")
+    await room.rescan()
+    assert footer(forum_posts(forum)[0][1]).startswith("🔥 heat 154 · hot")
+    assert edits(room.env, thread) == []
+    await hours(room, 1)
+    ((same, starter),) = forum_posts(forum)  # the same post, its starter edited
+    assert same.id == thread.id
+    assert footer(starter).startswith("🔥 154 → 231 · hot")
+    assert [b[0] for b in buttons(starter)] == ["Read", "Related", "Pin"]
+    (edit,) = edits(room.env, thread)
+    assert edit.json.get("allowed_mentions") == {"parse": []}
+    # Archived (quiet for a day): Discord refuses edits there, so the bot stops trying.
+    room.env.backend.edit_channel(thread.id, {}, thread_metadata={"archived": True})
+    write(archive, "fresh", "Fresh AI news", 500, published="2025-12-31T23:00:00Z")
+    with caplog.at_level(logging.INFO, logger="bot.delivery"):
+        await hours(room, 1.1)
+    assert len(edits(room.env, thread)) == 1
+    assert "no longer kept current: its forum post is archived" in caplog.text
+    assert caplog.text.count("no longer kept current") == 1  # never tried again
+    assert len(forum_posts(forum)) == 1
+
+
+async def test_a_compact_message_is_re_rendered_whole_at_most_hourly(room, archive):
+    role = room.guild.create_role("News", mentionable=True)
+    await room.staff.slash(room.news, "subscribe", topic="AI", style="compact", mention=role)
+    await room.staff.slash(room.other, "subscribe", topic="AI", style="compact", live=False)
+    write(archive, "a", "First AI news", 154, published="2025-12-31T22:00:00Z")
+    write(archive, "b", "Second AI news", 150, published="2025-12-31T23:00:00Z")
+    await room.rescan()
+    mention, a_line, b_line = bot_lines(room.news)  # one message: the ping, two stories
+    assert mention == f"<@&{role.id}>"
+    assert a_line.startswith("[First AI news](") and a_line.endswith(" · 🔥 154")
+    assert b_line.startswith("[Second AI news](") and b_line.endswith(" · 🔥 150")
+    await hours(room, 1)
+    write(archive, "a", "First AI news", 231, published="2025-12-31T22:00:00Z")
+    await room.rescan()
+    # The whole message again, the risen story with its change; no new message, no ping.
+    assert bot_lines(room.news) == [mention, a_line.replace("🔥 154", "🔥 154 → 231"), b_line]
+    (edit,) = edits(room.env, room.news)
+    assert edit.json.get("allowed_mentions") == {"parse": []}
+    # The other story of the message changes within the hour: the message waits.
+    covered = related("wire", "daily")
+    write(archive, "b", "Second AI news", 150, published="2025-12-31T23:00:00Z", extra=covered)
+    await room.rescan()
+    assert len(edits(room.env, room.news)) == 1
+    await hours(room, 1)
+    assert bot_lines(room.news) == [
+        mention,
+        a_line.replace("🔥 154", "🔥 154 → 231"),
+        b_line + " · 2 more outlets",
+    ]
+    assert len(edits(room.env, room.news)) == 2
+    # `live: false` left #other's message as it went out.
+    assert edits(room.env, room.other) == []
+    assert bot_lines(room.other) == [a_line, b_line]
+    # Past the window, nothing is edited any more.
+    with sqlite3.connect(room.env.bot.config.db_path) as db:
+        db.execute(
+            "UPDATE deliveries SET sent_at = sent_at - ?", (int(LIVE_WINDOW.total_seconds()),)
+        )
+    write(archive, "a", "First AI news", 600, published="2025-12-31T22:00:00Z")
+    await hours(room, 1.1)
+    assert len(edits(room.env, room.news)) == 2
+
+
+async def test_link_posts_are_not_kept_current_and_subscribe_says_so(room, archive):
+    reply = await room.staff.slash(room.news, "subscribe", topic="AI", style="link", live=True)
+    assert "not kept current" in reply.response.content
+    listing = await room.staff.slash(room.news, "subscriptions", channel=room.news)
+    assert "Bare links: not kept current" in listing.response.embeds[0].fields[0].value
+    write(archive, "l", "Linked AI news", 150, published="2025-12-31T23:00:00Z")
+    await room.rescan()
+    assert bot_lines(room.news) == ["https://news.example/l"]
+    await hours(room, 1)
+    write(archive, "l", "Linked AI news", 400, published="2025-12-31T23:00:00Z")
+    await hours(room, 1.1)
+    assert edits(room.env, room.news) == []
+    assert bot_lines(room.news) == ["https://news.example/l"]
 
 
 # -- digests -------------------------------------------------------------------------------
