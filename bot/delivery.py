@@ -79,6 +79,8 @@ MISSING_ACCESS = {50001, 50013}
 UNKNOWN_CHANNEL = 10003
 THREAD_ALREADY_CREATED = 160004
 THREAD_ARCHIVED = 50083
+TAG_REQUIRED = 40067  # a post in this forum needs a tag
+NO_MATCHING_TAG = "the forum requires a tag and none matches its topics"
 NO_PINGS = discord.AllowedMentions.none()
 
 
@@ -245,6 +247,15 @@ class Deliverer:
                 due.append(decision)
         if waiting:
             log.info("channel %s: %d stories wait for a later poll", channel_id, waiting)
+        if is_forum(channel) and channel.flags.require_tag:
+            # Discord refuses an untagged post there: drop it once, with the reason /why gives.
+            taggable = []
+            for decision in due:
+                if self._forum_tags(channel, decision.story):
+                    taggable.append(decision)
+                else:
+                    await self._drop_story(channel_id, decision.story, NO_MATCHING_TAG, now)
+            due = taggable
         sent = 0
         while due:
             look = Look.of(due[0].subscriptions)
@@ -282,6 +293,10 @@ class Deliverer:
         try:
             message = await self._post(channel, stories, look, content, allowed)
         except discord.HTTPException as exc:
+            if exc.code == TAG_REQUIRED:  # the forum began requiring tags since it was cached
+                for story in stories:
+                    await self._drop_story(channel.id, story, NO_MATCHING_TAG, now)
+                return True
             for story in stories:
                 await self.store.mark_delivery(
                     channel.id, story.id, DeliveryState.PENDING, now, error=_describe(exc)
@@ -321,17 +336,20 @@ class Deliverer:
             }
         if not is_forum(channel):
             return await channel.send(**body, allowed_mentions=allowed)
-        perms = channel.permissions_for(channel.guild.me)
-        tags = embeds.forum_tags(channel.available_tags, story, moderated=perms.manage_threads)
         post = await channel.create_thread(
             name=embeds.thread_name(story),
-            applied_tags=tags,
+            applied_tags=self._forum_tags(channel, story),
             auto_archive_duration=look.thread_archive,
             allowed_mentions=allowed,
             **body,
         )
         # Recorded by the post's id: the thread's, which is its starter message's on Discord.
         return post.thread
+
+    def _forum_tags(self, forum: discord.ForumChannel, story: Story) -> list[discord.ForumTag]:
+        """The forum's tags for the story's topics (moderated ones with Manage Threads)."""
+        moderated = forum.permissions_for(forum.guild.me).manage_threads
+        return embeds.forum_tags(forum.available_tags, story, moderated=moderated)
 
     async def _open_thread(
         self, channel, message: discord.Message, stories: list[Story], look: Look, now: datetime
@@ -685,6 +703,10 @@ class Deliverer:
 
     async def _drop(self, channel_id: int, story: Story, decision: Decision, now: datetime) -> None:
         reason = decision.sentence().removeprefix("Not posted: ")
+        await self._drop_story(channel_id, story, reason, now)
+
+    async def _drop_story(self, channel_id: int, story: Story, reason: str, now: datetime) -> None:
+        """Never post `story` here; `reason` is what /why says."""
         await self.store.mark_delivery(
             channel_id, story.id, DeliveryState.DROPPED, now, error=reason
         )

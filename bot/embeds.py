@@ -203,13 +203,20 @@ def thread_name(story: Story, more: int = 0) -> str:
 def forum_tags(forum_tags: list[discord.ForumTag], story: Story, *, moderated: bool) -> list:
     """The forum's existing tags that name one of the story's topics (case-insensitive),
     in the order of its topics, at most Discord's 5; `moderated` tags only if allowed."""
-    by_name = {tag.name.casefold(): tag for tag in forum_tags if moderated or not tag.moderated}
+    by_name = usable_tags(forum_tags, moderated=moderated)
     chosen = []
     for topic in story.topics:
         tag = by_name.get(topic.casefold())
         if tag is not None and tag not in chosen:
             chosen.append(tag)
     return chosen[:FORUM_TAGS_LIMIT]
+
+
+def usable_tags(
+    forum_tags: list[discord.ForumTag], *, moderated: bool
+) -> dict[str, discord.ForumTag]:
+    """A forum's tags the bot may apply, by case-folded name (`moderated` ones if allowed)."""
+    return {tag.name.casefold(): tag for tag in forum_tags if moderated or not tag.moderated}
 
 
 def compact_line(story: Story, *, since_heat: int | None = None, more_outlets: int = 0) -> str:

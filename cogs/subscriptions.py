@@ -211,6 +211,18 @@ class Subscriptions(commands.Cog):
                 f"I can't post in {target.mention}: I'm missing {', '.join(missing)}. "
                 "Grant it to my role there and try again."
             )
+        if is_forum(target) and target.flags.require_tag:
+            moderated = target.permissions_for(target.guild.me).manage_threads
+            if topic_name.casefold() not in embeds.usable_tags(
+                target.available_tags, moderated=moderated
+            ):
+                # Discord refuses an untagged post there, and the bot never makes tags.
+                raise UserError(
+                    f"{target.mention} requires a tag on each post, and none of the tags I may apply there is "
+                    f"named **{embeds.plain(topic_name)}**, so its stories could not be "
+                    "posted. Add that tag in the forum's settings (I never create tags), "
+                    "or turn off “Require people to select tags”, then try again."
+                )
         now = discord.utils.utcnow()
         digest_kind = (before.digest if before else None) if digest is None else digest
         digest_kind = None if digest_kind == "off" else digest_kind

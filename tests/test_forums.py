@@ -198,6 +198,74 @@ async def test_missing_forum_and_thread_permissions_are_named(room, archive):  #
     assert "missing permission: Send Messages in Threads" in field.value
 
 
+def require_tags(where, forum) -> None:
+    """Staff tick "Require people to select tags" (simcord does not model a forum's flags:
+    the bot's copy of the channel gets what Discord would send it)."""
+    where.env.bot.get_channel(forum.id)._flags = discord.ChannelFlags(require_tag=True).value
+
+
+def thread_posts(where, forum) -> list:
+    """The bot's requests to create a post in the forum."""
+    path = f"/channels/{forum.id}/threads"
+    return [r for r in where.env.http_requests if r.method == "POST" and r.path == path]
+
+
+async def test_a_forum_requiring_tags_takes_only_subscriptions_it_can_tag(room, archive):  # noqa: F811
+    forum = make_forum(room, tags=("Robotics",))
+    require_tags(room, forum)
+    refused = await room.staff.slash(room.news, "subscribe", topic="AI", channel=forum)
+    assert f"{forum.mention} requires a tag on each post" in refused.response.content
+    assert "none of the tags I may apply there is named **AI**" in refused.response.content
+    assert await room.env.bot.store.subscriptions(room.guild.id) == []
+    taken = await room.staff.slash(room.news, "subscribe", topic="Robotics", channel=forum)
+    assert "a forum post per story" in taken.response.content
+    write(archive, "r1", "Tagged robots", 200, topics=("Robotics",))
+    await settle(room)
+    ((thread, _),) = forum_posts(forum)
+    assert tag_names(room, forum, thread) == ["Robotics"]
+
+
+async def test_an_untaggable_story_in_a_forum_requiring_tags_is_skipped_once(
+    room,  # noqa: F811
+    archive,  # noqa: F811
+    caplog,
+):
+    forum = make_forum(room, tags=("Robotics",))
+    await room.staff.slash(room.news, "subscribe", topic="AI", channel=forum)
+    require_tags(room, forum)  # turned on after subscribing
+    write(archive, "t1", "Tagged AI robots", 200, topics=("AI", "Robotics"))
+    write(archive, "u1", "Untaggable AI news", 190, topics=("AI",))
+    with caplog.at_level(logging.INFO, logger="bot.delivery"):
+        await settle(room, 3)
+    assert [t.name for t, _ in forum_posts(forum)] == ["Tagged AI robots"]
+    assert len(thread_posts(room, forum)) == 1  # never tried, never retried
+    reason = "the forum requires a tag and none matches its topics"
+    assert caplog.text.count(reason) == 1
+    why = await room.staff.slash(room.news, "why", story="Untaggable AI news", channel=forum)
+    assert f"Not posted: {reason}" in why.response.content
+
+
+async def test_discord_refusing_an_untagged_forum_post_skips_it_once(room, archive):  # noqa: F811
+    forum = make_forum(room, tags=("Robotics",))
+    await room.staff.slash(room.news, "subscribe", topic="AI", channel=forum)
+    # The forum began requiring tags and the bot has not heard yet: Discord says so.
+    room.env.inject_error(
+        "POST",
+        f"/channels/{forum.id}/threads",
+        status=400,
+        code=40067,
+        message="A tag is required to create a forum post in this channel",
+    )
+    write(archive, "u1", "Untaggable AI news", 200, topics=("AI",))
+    await settle(room, 3)
+    assert forum_posts(forum) == [] and len(thread_posts(room, forum)) == 1
+    assert await room.env.bot.store.paused_channels() == []
+    why = await room.staff.slash(room.news, "why", story="Untaggable AI news", channel=forum)
+    assert "Not posted: the forum requires a tag and none matches its topics" in (
+        why.response.content
+    )
+
+
 # -- a thread on each post -----------------------------------------------------------
 
 
