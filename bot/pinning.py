@@ -9,6 +9,7 @@ refusals become `UserError`s with a message a moderator can act on.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from collections import defaultdict
@@ -184,7 +185,19 @@ class Pinner:
         update: dict = {"view": story_view(story, pinned=pinned_here)}
         if message.embeds and is_story_embed(message.embeds[0], story.id):
             marked = pinned_here or await self.store.is_story_pinned(message.guild.id, story.id)
-            update["embed"] = embeds.story_embed(story, self.bot.config.hot_heat, pinned=marked)
+            live: dict = {}
+            # A pushed post kept current keeps showing what its last edit showed
+            # ("🔥 154 → 231 · 3 more outlets"): the pin mark is no live edit.
+            for post in await self.store.message_posts(message.channel.id, message.id):
+                if post.story.id == story.id and post.shown_heat is not None:
+                    story = dataclasses.replace(story, heat=post.shown_heat)
+                    live = {
+                        "since_heat": post.posted_heat,
+                        "more_outlets": post.shown_coverage - post.posted_coverage,
+                    }
+            update["embed"] = embeds.story_embed(
+                story, self.bot.config.hot_heat, pinned=marked, **live
+            )
         return update
 
     async def refresh(self, message: discord.Message, story: Story, *, pinned_here: bool) -> None:

@@ -186,6 +186,24 @@ async def test_a_deleted_post_stops_being_edited_and_a_403_never_pauses(room, ar
     assert not [m for m in room.news.history() if not m.embeds]  # no pause notice
 
 
+async def test_pinning_a_post_kept_current_keeps_its_change_in_the_footer(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    write(archive, "fresh", "Fresh AI news", 154, published="2025-12-31T23:00:00Z")
+    await room.rescan()
+    await hours(room, 1)
+    write(archive, "fresh", "Fresh AI news", 231, published="2025-12-31T23:00:00Z")
+    await room.rescan()
+    (post,) = posts(room.news)
+    story_id = footer(post).rsplit("id ", 1)[1]
+    assert footer(post) == f"🔥 154 → 231 · hot · id {story_id}"
+    await room.staff.click(post, label="Pin")
+    (post,) = posts(room.news)
+    assert post.pinned
+    assert footer(post) == f"🔥 154 → 231 · hot · id {story_id} · 📌 pinned"
+    await room.staff.click(post, label="Unpin")
+    assert footer(posts(room.news)[0]) == f"🔥 154 → 231 · hot · id {story_id}"
+
+
 def bot_lines(channel) -> list[str]:
     """The lines of the bot's text posts (compact or link) in a channel."""
     return [
