@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     playground.add_argument(
         "--channel",
-        choices=("news", "general", "daily-digest"),
+        choices=("news", "general", "daily-digest", "compact-news", "link-news"),
         default="news",
         help="the channel the page shows (news); the preview shows one channel",
     )

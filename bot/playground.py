@@ -14,11 +14,15 @@ server "Newsroom":
   (staff made one tag per topic, as the bot never makes tags);
 - `#daily-digest`, subscribed with `digest:daily` to the biggest topic: one message with
   its hottest stories (a first digest, by `backfill`) instead of a post per story;
+- `#compact-news` and `#link-news`, subscribed to the first topics with `style:compact`
+  (one line per story, the stories going out together in one message) and `style:link`
+  (the bare link, for Discord's own preview);
 - two people: "you", a moderator (Manage Channels, Manage Messages, Pin Messages), and
   "reader", an ordinary member; the page switches between them.
 
 simcord's preview serves one channel per session, so the page shows `#news` (its
-composer runs commands there too); `--channel general` opens `#general` instead. It has
+composer runs commands there too); `--channel general` (or `daily-digest`,
+`compact-news`, `link-news`) opens that channel instead. It has
 no forum view (a forum's posts are threads, each a channel of its own), so
 `#forum-news` is there for the bot, `/why` and the tests, not for the page.
 
@@ -62,13 +66,14 @@ BOT_NAME = "newsbot"
 QUICK_LOAD_SECONDS = 10.0  # an archive loaded within this is complete when the URL is shown
 PROGRESS_SECONDS = 2.0  # how often the loading message in #news is updated
 LOADING = "Loading the archive…"
-CHANNELS = ("news", "general", "daily-digest")
+CHANNELS = ("news", "general", "daily-digest", "compact-news", "link-news")
 DEFAULT_POLL_SECONDS = 10
 TICK_SECONDS = 1.0  # virtual seconds advanced per real second: real speed
 BACKFILL = 10  # per topic, posted when #news subscribes (the most /subscribe allows)
 FORUM_TOPICS = 3  # topics #forum-news follows
 FORUM_BACKFILL = 3  # per topic, posted when #forum-news subscribes
 FORUM_TAGS = 20  # the forum's tags: one per topic, up to Discord's 20
+STYLE_BACKFILL = 3  # per topic, posted when #compact-news and #link-news subscribe
 DIGEST_HOUR = 8  # UTC: when #daily-digest's next digests go out
 DIGEST_SIZE = 5
 MAX_TOPICS = 50  # the biggest topics get a subscription; a huge archive stays quick to start
@@ -111,13 +116,21 @@ class Newsroom:
     member: object
     forum: object = None
     digest: object = None
+    compact: object = None
+    link: object = None
 
     @property
     def bot(self) -> NewsBot:
         return self.env.bot
 
     def channel(self, name: str):
-        return {"news": self.news, "general": self.general, "daily-digest": self.digest}[name]
+        return {
+            "news": self.news,
+            "general": self.general,
+            "daily-digest": self.digest,
+            "compact-news": self.compact,
+            "link-news": self.link,
+        }[name]
 
 
 def playground_config(config: Config, archive: Path | None, db_path: Path, poll: int) -> Config:
@@ -147,7 +160,9 @@ def build_newsroom(env) -> Newsroom:
     moderator = guild.add_member(env.create_user("you"), roles=[moderators])
     member = guild.add_member(env.create_user("reader"))
     forum = guild.create_forum_channel("forum-news")
-    return Newsroom(env, guild, news, general, moderator, member, forum, digest)
+    compact = guild.create_text_channel("compact-news", topic="One line per story")
+    link = guild.create_text_channel("link-news", topic="Bare links, Discord's preview")
+    return Newsroom(env, guild, news, general, moderator, member, forum, digest, compact, link)
 
 
 def tag_forum(room: Newsroom, names: list[str]) -> None:
@@ -194,6 +209,20 @@ async def subscribe_news(room: Newsroom) -> tuple[int, int]:
             )
         except (simcord.SetupError, simcord.BackendError) as exc:
             log.warning("could not subscribe #forum-news to %r: %s", name, exc)
+    # The same topics in the other looks: compact lines, and bare links.
+    for channel, style in ((room.compact, "compact"), (room.link, "link")):
+        for name in forum_topics:
+            try:
+                await room.moderator.slash(
+                    room.general,
+                    "subscribe",
+                    topic=name,
+                    channel=channel,
+                    style=style,
+                    backfill=STYLE_BACKFILL,
+                )
+            except (simcord.SetupError, simcord.BackendError) as exc:
+                log.warning("could not subscribe #%s to %r: %s", channel.name, name, exc)
     if topics:
         # The biggest topic as a daily digest; its backfill sends a first digest now.
         try:
@@ -246,7 +275,8 @@ class Clock:
             await self._refresh()
 
     async def _refresh(self) -> None:
-        self.images.supply(self.preview, (self.room.news, self.room.general, self.room.digest))
+        room = self.room
+        self.images.supply(self.preview, (room.news, room.general, room.digest, room.compact))
         await self.preview.refresh()
         self._seen = len(self.env.http_requests)
 
@@ -420,7 +450,8 @@ async def _report_loading(loader, loading, clock, room, bot, status_id, settings
                 f"Loaded the archive: {report.scanned:,} files in {report.seconds:.1f} s. "
                 f"#news follows {subscribed} of {topics} topics; its hottest stories follow. "
                 f"#forum-news, a forum, gets a tagged post per story of the first "
-                f"{min(topics, FORUM_TOPICS)} (this preview shows one channel, not forums)."
+                f"{min(topics, FORUM_TOPICS)}, #compact-news a line and #link-news a link "
+                "(this preview shows one channel, not forums)."
             )
         await bot.get_channel(room.news.id).get_partial_message(status_id).edit(content=text)
     await clock.refresh()

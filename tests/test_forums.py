@@ -398,3 +398,28 @@ async def test_the_playground_newsroom_has_a_forum_with_tagged_posts(simcord_env
     assert {t.name for t, _ in posted} >= {"Vision models see more", "Gardening tips"}
     for thread, starter in posted:
         assert starter.embeds and tag_names(newsroom, newsroom.forum, thread)
+
+
+async def test_the_playground_newsroom_shows_each_style_and_a_digest(simcord_env):
+    from bot.playground import build_newsroom, subscribe_news
+
+    newsroom = build_newsroom(simcord_env)
+    await simcord_env.bot.archive_loaded.wait()
+    await subscribe_news(newsroom)
+    me = simcord_env.bot.user.id
+    # #compact-news: lines of title, source and heat, several stories to a message.
+    compact = [m for m in newsroom.compact.history() if m.author.id == me]
+    lines = [line for m in compact for line in m.content.splitlines()]
+    assert compact and not any(m.embeds for m in compact)
+    assert any(len(m.content.splitlines()) > 1 for m in compact)
+    assert all(line.startswith("[") and " · 🔥 " in line for line in lines)
+    # #link-news: each post the bare link.
+    links = [m.content for m in newsroom.link.history() if m.author.id == me]
+    assert links and all(c.startswith("https://") and " " not in c for c in links)
+    assert len(links) == len(set(links))
+    # The same stories in both.
+    assert sorted(links) == sorted(line.split("(<", 1)[1].split(">)", 1)[0] for line in lines)
+    # #daily-digest: one digest of the biggest topic; #forum-news: its posts.
+    (digest,) = [m for m in newsroom.digest.history() if m.author.id == me]
+    assert "Daily digest" in digest.embeds[0].title
+    assert forum_posts(newsroom.forum)

@@ -274,6 +274,28 @@ def test_the_digest_channel_holds_one_digest(tmp_path, playground_archive):
         started.stop()
 
 
+def test_the_compact_channel_holds_each_hot_story_as_a_line(tmp_path, playground_archive):
+    started = Playground(
+        ["playground", "--no-browser", "--port", "0", "--poll", "2", "--channel", "compact-news"],
+        cwd=tmp_path,
+        env=clean_env(tmp_path, NEWS_ARCHIVE=str(playground_archive)),
+    )
+    try:
+        page = started.open_page()
+        assert page.state["channel"]["name"] == "compact-news"
+        posts = wait_for(lambda: [m for m in page.messages() if m["author"]["bot"]])
+        lines = [line for m in posts for line in m["content"].splitlines()]
+        # Each hot story once, as a line with its heat; several to a message; no cards.
+        assert sorted(line.split("](", 1)[0].lstrip("[") for line in lines) == sorted(
+            title for title, _ in HOT
+        )
+        assert all(" · 🔥 " in line for line in lines)
+        assert any(len(m["content"].splitlines()) > 1 for m in posts)
+        assert not any(m.get("embeds") for m in posts)
+    finally:
+        started.stop()
+
+
 def test_a_slash_command_from_the_page_answers_with_story_embeds(playground):
     page = playground.open_page()
     result = page.run_command("news", topic="Energy")
