@@ -577,6 +577,7 @@ class Deliverer:
             changes = {
                 item.story.id: (item.posted_heat, item.coverage - item.posted_coverage)
                 for item in shown
+                if item.posted_heat is not None  # shown as it is where nothing was recorded
             }
             content, count = embeds.compact_message(stories, mentions, changes)
             if count < len(stories):  # without the arrows, as long as when it went out

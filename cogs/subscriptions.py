@@ -211,18 +211,12 @@ class Subscriptions(commands.Cog):
                 f"I can't post in {target.mention}: I'm missing {', '.join(missing)}. "
                 "Grant it to my role there and try again."
             )
-        if is_forum(target) and target.flags.require_tag:
-            moderated = target.permissions_for(target.guild.me).manage_threads
-            if topic_name.casefold() not in embeds.usable_tags(
-                target.available_tags, moderated=moderated
-            ):
-                # Discord refuses an untagged post there, and the bot never makes tags.
-                raise UserError(
-                    f"{target.mention} requires a tag on each post, and none of the tags I may apply there is "
-                    f"named **{embeds.plain(topic_name)}**, so its stories could not be "
-                    "posted. Add that tag in the forum's settings (I never create tags), "
-                    "or turn off “Require people to select tags”, then try again."
-                )
+        untaggable = _untaggable(target, topic_name)
+        if untaggable and before is None:
+            raise UserError(
+                untaggable + " Add that tag in the forum's settings (I never "
+                "create tags), or turn off “Require people to select tags”, then try again."
+            )
         now = discord.utils.utcnow()
         digest_kind = (before.digest if before else None) if digest is None else digest
         digest_kind = None if digest_kind == "off" else digest_kind
@@ -303,6 +297,8 @@ class Subscriptions(commands.Cog):
             lines.append(f"Resumed after: {embeds.plain(before.paused_reason)}.")
         if _link_not_live(subscription) and (style is not None or live is not None):
             lines.append(LINK_NOT_LIVE)
+        if untaggable:  # an existing subscription: edited, with the warning
+            lines.append(f"⚠️ {untaggable} Those no tag matches are skipped (`/why` says so).")
         if subscription.active:
             lines.append(self._outlook(topic_name, subscription, qualification, backfilled))
             if before is not None and before.paused_by is not None:
@@ -602,6 +598,20 @@ LINK_NOT_LIVE = (
     "Note: a link post is the bare URL (Discord shows its own preview), so it is not "
     "kept current when the story gets hotter; `live:` applies to `full` and `compact` posts."
 )
+
+
+def _untaggable(target: PostChannel, topic: str) -> str | None:
+    """Why a forum that requires a tag on each post cannot take the topic (None: it can):
+    Discord refuses an untagged post there, and the bot never makes tags."""
+    if not is_forum(target) or not target.flags.require_tag:
+        return None
+    moderated = target.permissions_for(target.guild.me).manage_threads
+    if topic.casefold() in embeds.usable_tags(target.available_tags, moderated=moderated):
+        return None
+    return (
+        f"{target.mention} requires a tag on each post, and none of the tags I may apply "
+        f"there is named **{embeds.plain(topic)}**, so Discord would refuse its stories."
+    )
 
 
 def _link_not_live(sub: Subscription) -> bool:

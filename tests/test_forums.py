@@ -233,6 +233,9 @@ async def test_an_untaggable_story_in_a_forum_requiring_tags_is_skipped_once(
     forum = make_forum(room, tags=("Robotics",))
     await room.staff.slash(room.news, "subscribe", topic="AI", channel=forum)
     require_tags(room, forum)  # turned on after subscribing
+    edited = await room.staff.slash(room.news, "subscribe", topic="AI", channel=forum, live=False)
+    assert "live: on → off" in edited.response.content
+    assert "⚠️" in edited.response.content and "requires a tag" in edited.response.content
     write(archive, "t1", "Tagged AI robots", 200, topics=("AI", "Robotics"))
     write(archive, "u1", "Untaggable AI news", 190, topics=("AI",))
     with caplog.at_level(logging.INFO, logger="bot.delivery"):
