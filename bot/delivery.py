@@ -18,7 +18,13 @@ post found by reconciliation without its thread gets it then).
 Posts stay current: a sent post whose story's heat rose by a step, or got more related
 coverage, is edited in place (footer "🔥 154 → 231 · 3 more outlets"); the planner
 decides which (`plan_edit`: at most hourly, within a week of posting, unless the
-subscription is `live: false`). No new message, no ping.
+subscription is `live: false`). No new message, no ping. Each post is re-rendered in
+the look it went out in (recorded with it): a card's embed, a compact message's lines
+(all the stories it holds), a forum post's starter message (until the post archives);
+a link post is the bare URL, with nothing of ours to edit.
+
+A forum that requires a tag on each post gets no post for a story none of its tags
+matches: the delivery is dropped once, with the reason `/why` gives.
 
 Digest subscriptions collect their stories instead of posting each; once per period
 the planner picks the hottest (`digest_due`, `plan_digest`), and the digest is recorded
