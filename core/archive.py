@@ -147,7 +147,11 @@ def scan_stamps(
 
 
 def _scan_entries(
-    entries: list[os.DirEntry], rel_dir: str, full_dir: str, real_root: str, out: dict
+    entries: list[os.DirEntry[str]],
+    rel_dir: str,
+    full_dir: str,
+    real_root: str,
+    out: dict[str, tuple[int, int]],
 ) -> list[str]:
     """Record one folder's story files in `out`; returns its subfolders to walk."""
     prefix = f"{rel_dir}/" if rel_dir else ""
@@ -323,7 +327,7 @@ def _parse(path: str, data: bytes) -> ParseResult:
     if not raw_url:
         raise _Reject("missing an http(s) originalUrl or webUrl")
     canonical = canonical_url(raw_url)
-    provider = meta.get("provider") if isinstance(meta.get("provider"), dict) else {}
+    provider = found if isinstance(found := meta.get("provider"), dict) else {}
     story_type = _text(meta.get("type"), "type", 20).lower() or "article"
     return Story(
         id=short_id(canonical),
@@ -551,7 +555,7 @@ def _related(value: Any) -> tuple[Coverage, ...]:
         url = _http_url(item.get("webUrl")) or _http_url(item.get("originalUrl"))
         if not title or not url:
             continue
-        provider = item.get("provider") if isinstance(item.get("provider"), dict) else {}
+        provider = found if isinstance(found := item.get("provider"), dict) else {}
         provider_name = provider.get("name")
         links.append(
             Coverage(

@@ -8,9 +8,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
+
+if TYPE_CHECKING:
+    from core.sources.config import Source
 
 
 class ConfigError(ValueError):
@@ -35,7 +39,7 @@ class Config:
     sources_file: Path | None = None  # NEWS_SOURCES; None: NEWS_ARCHIVE is the one source
     data_dir: Path = Path("data")  # NEWS_DATA: clones of git sources live here
     # The parsed sources file (see core/sources/config.py), read once with the rest.
-    source_list: tuple = ()
+    source_list: tuple[Source, ...] = ()
 
     @classmethod
     def from_env(
@@ -70,7 +74,7 @@ class Config:
         )
 
     @property
-    def sources(self) -> tuple:
+    def sources(self) -> tuple[Source, ...]:
         """The sources to follow: the sources file's, else NEWS_ARCHIVE alone."""
         from core.sources.config import archive_source
 
@@ -82,6 +86,8 @@ class Config:
         )
         redact_secrets_in_logs(self.token)
 
+
+_Get = Callable[[str], str | None]  # a setting by name, None when unset or blank
 
 # Interaction and webhook tokens sit in request URLs, which discord.py logs at DEBUG.
 _TOKEN_IN_URL = re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/\s?'\"]+")
@@ -100,7 +106,7 @@ def redact_secrets_in_logs(token: str | None = None) -> None:
     if getattr(factory, "redacts", False):
         return
 
-    def make_record(*args, **kwargs) -> logging.LogRecord:
+    def make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = factory(*args, **kwargs)
         try:
             message = record.getMessage()
@@ -117,7 +123,11 @@ def redact_secrets_in_logs(token: str | None = None) -> None:
     logging.setLogRecordFactory(make_record)
 
 
-def _int(get, name: str, default: int | None, low: int, high: int) -> int | None:
+@overload
+def _int(get: _Get, name: str, default: int, low: int, high: int) -> int: ...
+@overload
+def _int(get: _Get, name: str, default: None, low: int, high: int) -> int | None: ...
+def _int(get: _Get, name: str, default: int | None, low: int, high: int) -> int | None:
     raw = get(name)
     if raw is None:
         return default
@@ -130,7 +140,7 @@ def _int(get, name: str, default: int | None, low: int, high: int) -> int | None
     return value
 
 
-def _sources(path: str | None) -> tuple:
+def _sources(path: str | None) -> tuple[Source, ...]:
     if path is None:
         return ()
     from core.sources.config import load_sources  # it needs ConfigError from here

@@ -30,10 +30,9 @@ def fingerprint(story: Story) -> str:
 
 def _fields(value: Any) -> dict[str, Any]:
     """A dataclass's fields that do not hold their default value."""
+    cls: type = type(value)  # so mypy sees a class, which is hashable, not type[Any]
     return {
-        name: item
-        for name, default in _defaults(type(value))
-        if (item := getattr(value, name)) != default
+        name: item for name, default in _defaults(cls) if (item := getattr(value, name)) != default
     }
 
 

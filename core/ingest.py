@@ -21,12 +21,13 @@ import stat
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from core.archive import (
     PARSER_VERSION,
@@ -75,7 +76,9 @@ class ArchiveChanged(Exception):
 class IngestTimeout(Exception):
     """The ingest ran past its time limit and was abandoned; it resumes at the next one."""
 
-    def __init__(self, root: str | Path, seconds: float, stopping: asyncio.Future | None = None):
+    def __init__(
+        self, root: str | Path, seconds: float, stopping: asyncio.Future[IngestReport] | None = None
+    ):
         super().__init__(
             f"ingest of {os.fspath(root)} took longer than {seconds:g}s "
             "(NEWS_INGEST_TIMEOUT_SECONDS) and was abandoned; what it wrote stays, "
@@ -229,14 +232,15 @@ def ingest_archive(
         ) as parsed:
             for done, item in enumerate(parsed, start=1):
                 abandon_if_due()
-                if item[2] is None:  # same content, new mtime (a touch or a checkout)
-                    touched.append(item[0])
+                file, digest, result, print_ = item
+                if result is None:  # same content, new mtime (a touch or a checkout)
+                    touched.append(file)
                     report.unchanged += 1
                 else:
                     report.parsed += 1
-                    batch.append(item)
-                    if scope and type(item[2]) is Story:
-                        carried.append(item[2])
+                    batch.append((file, digest, result, print_))
+                    if scope and type(result) is Story:
+                        carried.append(result)
                     if len(batch) >= BATCH:
                         if not unfinished:  # recorded before the first batch commits
                             writer.set_ingest_unfinished(True)
@@ -363,7 +367,7 @@ def _parse_all(
     known_hashes: dict[str, str],
     workers: int | None,
     strip: int = 0,
-) -> Iterator[tuple[ArchiveFile, str, ParseResult | None, str | None]]:
+) -> Generator[tuple[ArchiveFile, str, ParseResult | None, str | None], None, None]:
     """Yield (file, hash, result, fingerprint) in order.
 
     `strip`: the length of the source's prefix of each path (the file is at the rest).
@@ -385,7 +389,7 @@ def _parse_all(
         initargs=(os.getpid(),),
     )
 
-    def submit(chunk: list[ArchiveFile]) -> Future:
+    def submit(chunk: list[ArchiveFile]) -> Future[list[_Packed]]:
         hashes = {f.path: known_hashes[f.path] for f in chunk if f.path in known_hashes}
         return pool.submit(_parse_chunk_packed, root, [f.path for f in chunk], hashes, strip)
 
@@ -433,13 +437,15 @@ def _parse_each(
 _story_fields = operator.attrgetter(*Story.__slots__)
 _coverage_fields = operator.attrgetter(*Coverage.__slots__)
 _RELATED = Story.__slots__.index("related")
+# (hash, result, fingerprint) as a worker sends it back
+_Packed = tuple[str, ParseResult | tuple[Any, ...] | None, str | None]
 
 
 def _parse_chunk_packed(
     root: str, paths: list[str], known_hashes: dict[str, str], strip: int = 0
-) -> list[tuple[str, ParseResult | tuple | None, str | None]]:
+) -> list[_Packed]:
     """`_parse_each` of a chunk in a worker: (hash, result, fingerprint), a Story as a tuple."""
-    out = []
+    out: list[_Packed] = []
     for path in paths:
         digest, result = parse_file(root, path[strip:], known_hashes.get(path))
         if type(result) is Story:
@@ -454,10 +460,10 @@ def _parse_chunk_packed(
 
 
 def _unpack(
-    file: ArchiveFile, packed: tuple[str, ParseResult | tuple | None, str | None]
+    file: ArchiveFile, packed: _Packed
 ) -> tuple[ArchiveFile, str, ParseResult | None, str | None]:
     digest, result, print_ = packed
-    if type(result) is tuple:
+    if isinstance(result, tuple):  # a Story (no other result is a tuple)
         related = result[_RELATED]
         if related:
             result = (
@@ -477,7 +483,7 @@ async def ingest(
     *,
     replace: bool = False,
     time_limit: float | None = None,
-):
+) -> IngestReport:
     """Run `ingest_archive` for an open store without blocking the event loop.
 
     Past `time_limit` seconds it raises `IngestTimeout` even if the ingest's thread is
@@ -511,7 +517,7 @@ async def ingest(
         raise
 
 
-def _retrieve_outcome(work: asyncio.Future) -> None:
+def _retrieve_outcome(work: asyncio.Future[IngestReport]) -> None:
     """An abandoned ingest ends in `IngestTimeout` that nobody awaits: not an error."""
     if not work.cancelled() and isinstance(work.exception(), IngestTimeout):
         log.info("the abandoned ingest has stopped")

@@ -14,9 +14,13 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum, StrEnum
+from typing import TYPE_CHECKING, Any
 
 from core.filters import excluded_by, has_keywords
 from core.models import DeliveryState, PostStyle, Story, Subscription
+
+if TYPE_CHECKING:
+    from core.config import Config
 
 __all__ = [
     "Action",
@@ -110,7 +114,7 @@ class Limits:
         return now - timedelta(hours=self.max_age_hours) if self.max_age_hours else None
 
     @classmethod
-    def of(cls, config) -> Limits:
+    def of(cls, config: Config) -> Limits:
         return cls(max_age_hours=config.max_age_hours, posts_per_poll=config.posts_per_poll)
 
 
@@ -159,8 +163,6 @@ class Decision:
             return f"Waiting: {per}, {where}."
         if r is Reason.WAITING_FOR_FILE:
             return "Waiting: its file is missing from the archive; it is posted when it is back."
-        if r is Reason.PAUSED_FOR_PERMISSION:
-            return f"Waiting: the subscription is paused ({plain(sub.paused_reason or '')})."
         if r is Reason.BEING_SENT:
             return "Being posted right now."
         if r is Reason.POSTED:
@@ -171,7 +173,8 @@ class Decision:
                 "so it was marked as seen."
             )
         if r is Reason.DROPPED:
-            return f"Not posted: {plain(self.record.error or 'dropped')}"
+            error = self.record.error if self.record else None
+            return f"Not posted: {plain(error or 'dropped')}"
         if r is Reason.NOT_IN_TOPIC:
             topics = ", ".join(plain(t) for t in story.topics) or "none"
             return f"Not posted: no subscription of this channel covers its topics ({topics})."
@@ -179,6 +182,10 @@ class Decision:
             return "Not posted: it is unpublished in the archive."
         if r is Reason.TOO_OLD:
             return f"Not posted: older than {self.limits.max_age_hours} h."
+        # The other reasons are a subscription's own rule or state: it is always given.
+        assert sub is not None, r
+        if r is Reason.PAUSED_FOR_PERMISSION:
+            return f"Waiting: the subscription is paused ({plain(sub.paused_reason or '')})."
         if r is Reason.BELOW_HEAT:
             return (
                 f"Not posted: heat {story.heat} is below this subscription's "
@@ -211,6 +218,7 @@ class Decision:
 
     def _link(self) -> str:
         rec = self.record
+        assert rec is not None  # a posted story has its delivery record
         return f"https://discord.com/channels/{rec.guild_id}/{rec.channel_id}/{rec.message_id}"
 
 
@@ -234,7 +242,7 @@ def judge(
     active; its file is there. The first that fails is the reason.
     """
 
-    def decision(reason: Reason, subs=(), **kw) -> Decision:
+    def decision(reason: Reason, subs: Iterable[Subscription] = (), **kw: Any) -> Decision:
         return Decision(story, reason, tuple(subs), now, limits, **kw)
 
     covering = [s for s in subscriptions if covers(s, story)]

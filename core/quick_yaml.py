@@ -67,7 +67,7 @@ def load(text: str) -> dict[str, Any] | None:
     return meta if end == len(lines) else None
 
 
-def _mapping(lines: list[tuple[int, str]], i: int, indent: int) -> tuple[dict, int]:
+def _mapping(lines: list[tuple[int, str]], i: int, indent: int) -> tuple[dict[str, Any], int]:
     out: dict[str, Any] = {}
     n = len(lines)
     while i < n:
@@ -100,7 +100,7 @@ def _block(lines: list[tuple[int, str]], i: int) -> tuple[Any, int]:
     return _mapping(lines, i, lines[i][0])
 
 
-def _sequence(lines: list[tuple[int, str]], i: int, indent: int) -> tuple[list, int]:
+def _sequence(lines: list[tuple[int, str]], i: int, indent: int) -> tuple[list[Any], int]:
     out: list[Any] = []
     n = len(lines)
     while i < n:
@@ -149,7 +149,8 @@ def _scalar(raw: str) -> Any:
         match = _STAMP.match(raw)
         if match:
             try:
-                return datetime(*map(int, match.groups()), tzinfo=UTC)
+                year, month, day, hour, minute, second = map(int, match.groups())
+                return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
             except ValueError:
                 raise _Unsupported from None
         match = _DATE.match(raw)

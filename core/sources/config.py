@@ -8,6 +8,7 @@ naming the file, the source and the field.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,7 @@ def parse_sources(data: Any, where: str, base: Path = Path()) -> tuple[Source, .
         if not isinstance(location, str) or not location.strip():
             raise field_error(kind, "must be a non-empty string")
         location = location.strip()
-        source = {"name": name, "kind": kind, "location": location}
+        source: dict[str, Any] = {"name": name, "kind": kind, "location": location}
         if kind == "folder":
             folder = Path(location).expanduser()
             source["location"] = str(folder if folder.is_absolute() else base / folder)
@@ -135,8 +136,8 @@ def parse_sources(data: Any, where: str, base: Path = Path()) -> tuple[Source, .
                     raise field_error("path", f"must be a folder inside the repository: {sub!r}")
                 source["path"] = "/".join(parts)
         else:
-            parts = urlsplit(location)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
+            url = urlsplit(location)
+            if url.scheme not in ("http", "https") or not url.hostname:
                 raise field_error("feed", f"must be an http(s) URL, got {location!r}")
             topics = item.get("topics", [])
             if isinstance(topics, str):
@@ -156,7 +157,7 @@ def parse_sources(data: Any, where: str, base: Path = Path()) -> tuple[Source, .
     return tuple(out)
 
 
-def _every(value: Any, field_error) -> int:
+def _every(value: Any, field_error: Callable[[str, str], ConfigError]) -> int:
     """`15m`, `30s`, `2h`, `1d` or a number of seconds."""
     match = None if isinstance(value, bool) else EVERY.fullmatch(str(value).strip())
     if match is None:

@@ -18,7 +18,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from http.client import HTTPMessage
+from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 from core.archive import MAX_EXCERPT, MAX_TITLE, MAX_TOPIC_LEN, MAX_TOPICS, canonical_url, short_id
@@ -55,7 +56,15 @@ class Feed:
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     max_redirections = 5
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         if urlsplit(urljoin(req.full_url, newurl)).scheme not in ("http", "https"):
             raise FeedError(f"redirected to a non-http(s) URL: {newurl[:200]}")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -183,7 +192,7 @@ def _json_feed(body: bytes, source: Source, url: str) -> Feed:
             provider=provider,
             provider_link=_str(data.get("home_page_url")) or url,
             image=_http(item.get("image")) or _http(item.get("banner_image")),
-            categories=item.get("tags") if isinstance(item.get("tags"), list) else [],
+            categories=tags if isinstance(tags := item.get("tags"), list) else [],
         )
         _add(feed, story)
     return feed
@@ -199,7 +208,7 @@ def _story(
     provider: str,
     provider_link: Any,
     image: str | None,
-    categories: list,
+    categories: list[Any],
 ) -> Story | None:
     title = clean_line(_str(title), MAX_TITLE)
     url = _http(link)
@@ -241,15 +250,15 @@ def _http(value: Any) -> str | None:
     """`value` if it is a plain http(s) URL with a host and no user info, else None."""
     if not isinstance(value, str) or len(value) > 2000 or any(c.isspace() for c in value.strip()):
         return None
-    value = value.strip()
+    url: str = value.strip()
     try:
-        parts = urlsplit(value)
+        parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         return None
     if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
         return None
-    return value
+    return url
 
 
 def _host(value: Any) -> str:

@@ -49,7 +49,9 @@ def clone_folder(source: Source, data_dir: Path) -> Path:
     return data_dir / "sources" / source.name
 
 
-def update(source: Source, data_dir: Path, last_commit: str | None, timeout: int = TIMEOUT):
+def update(
+    source: Source, data_dir: Path, last_commit: str | None, timeout: int = TIMEOUT
+) -> Checkout:
     """Clone or fetch the repository and check out its newest commit (blocking)."""
     repo = clone_folder(source, data_dir)
     if not (repo / ".git").is_dir() or _origin(repo, timeout) != source.location:
@@ -66,12 +68,12 @@ def update(source: Source, data_dir: Path, last_commit: str | None, timeout: int
     else:
         # No --depth: the fetch brings just the commits since ours, so the new commit's
         # history reaches the last ingested one (a plain push) or it does not (a force-push).
-        branch = source.branch or _git(repo, timeout, "rev-parse", "--abbrev-ref", "HEAD")
+        followed = source.branch or _git(repo, timeout, "rev-parse", "--abbrev-ref", "HEAD")
         _git(
             repo, timeout, "fetch", "--quiet", "--no-tags", "origin",
-            f"+refs/heads/{branch}:refs/remotes/origin/{branch}",
+            f"+refs/heads/{followed}:refs/remotes/origin/{followed}",
         )  # fmt: skip
-        _git(repo, timeout, "reset", "--quiet", "--hard", f"refs/remotes/origin/{branch}")
+        _git(repo, timeout, "reset", "--quiet", "--hard", f"refs/remotes/origin/{followed}")
     commit = _git(repo, timeout, "rev-parse", "HEAD")
     folder = repo / source.path if source.path else repo
     if not folder.is_dir():

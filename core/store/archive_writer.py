@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 from pathlib import Path
+from typing import overload
 
 from core.archive import ArchiveFile
 from core.fingerprint import fingerprint
@@ -23,6 +24,10 @@ from core.store.source_state import SourceState, load_states, save_state
 CACHE_KIB = 64 * 1024
 
 
+@overload
+def epoch(moment: datetime) -> int: ...
+@overload
+def epoch(moment: datetime | None) -> int | None: ...
 def epoch(moment: datetime | None) -> int | None:
     return None if moment is None else int(moment.timestamp())
 
@@ -109,12 +114,12 @@ class SqliteArchiveWriter:
         """Story files (or feed items) a source carries."""
         if not prefix:
             query = "SELECT count(*) AS n FROM archive_files WHERE outcome = 'story'"
-            return self.conn.execute(query).fetchone()["n"]
+            return int(self.conn.execute(query).fetchone()["n"])
         query = (
             "SELECT count(*) AS n FROM archive_files"
             " WHERE path >= ? AND path < ? AND outcome = 'story'"
         )
-        return self.conn.execute(query, _prefix_range(prefix)).fetchone()["n"]
+        return int(self.conn.execute(query, _prefix_range(prefix)).fetchone()["n"])
 
     def carried_elsewhere(self, canonicals: list[str], prefix: str) -> set[str]:
         """The stories among `canonicals` that a file outside this source carries."""
@@ -308,7 +313,7 @@ class SqliteArchiveWriter:
     def unpublished_count(self) -> int:
         """Stories the archive carries with `published: false` (never shown)."""
         query = "SELECT unpublished FROM story_totals WHERE id = 1"
-        return self.conn.execute(query).fetchone()["unpublished"]
+        return int(self.conn.execute(query).fetchone()["unpublished"])
 
     def state(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM bot_state WHERE key = ?", (key,)).fetchone()
@@ -344,7 +349,7 @@ class SqliteArchiveWriter:
 
     def skipped_count(self) -> int:
         query = "SELECT count(*) AS n FROM archive_files WHERE outcome = 'skipped'"
-        return self.conn.execute(query).fetchone()["n"]
+        return int(self.conn.execute(query).fetchone()["n"])
 
     # -- internals -------------------------------------------------------------
 
@@ -446,15 +451,16 @@ class _BatchPlan:
         self.conn = writer.conn
         self.now = now
         # canonical -> (rowid, fingerprint, heat, removed_at, text columns)
-        self.known: dict[str, tuple] = {}
+        self.known: dict[str, tuple[int, str, int, int | None, tuple[str, ...]]] = {}
         self.ids: dict[str, str] = {}  # short id -> canonical, for collision checks
         self.next_rowid = 0
-        self.new: list[tuple] = []
-        self.topics: list[tuple] = []
-        self.coverage: list[tuple] = []
-        self.heat: list[tuple] = []
-        self.changes: list[tuple] = []
-        self.files: list[tuple] = []
+        # Rows of parameters, staged for one executemany each at the next flush.
+        self.new: list[tuple[object, ...]] = []
+        self.topics: list[tuple[object, ...]] = []
+        self.coverage: list[tuple[object, ...]] = []
+        self.heat: list[tuple[object, ...]] = []
+        self.changes: list[tuple[object, ...]] = []
+        self.files: list[tuple[object, ...]] = []
 
     def look_up(self, stories: list[Story]) -> None:
         """One query per chunk instead of one per story (none when the table is empty)."""
@@ -655,5 +661,5 @@ class _Transaction:
     def __enter__(self) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

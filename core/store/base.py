@@ -30,7 +30,7 @@ class StoreBase:
         self.path = path
         self.db = db
         self._lock = asyncio.Lock()
-        self._owner: asyncio.Task | None = None  # the task inside `atomic()`
+        self._owner: asyncio.Task[object] | None = None  # the task inside `atomic()`
         self._savepoints = 0
 
     @asynccontextmanager

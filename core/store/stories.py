@@ -11,9 +11,10 @@ import re
 import sqlite3
 import threading
 from datetime import UTC, datetime
+from typing import overload
 
 from core.models import Coverage, Page, Related, Story, TopicCount
-from core.store.base import StoreBase
+from core.store.base import Params, StoreBase
 
 # "Did you mean": every topic name is compared below this many topics, else only the
 # names sorting next to the text typed, SUGGEST_NEIGHBOURS on each side (`closest_topics`).
@@ -78,6 +79,10 @@ def query_words(text: str) -> list[str]:
     return [w for w in words if w not in STOPWORDS] or words
 
 
+@overload
+def from_epoch(value: int) -> datetime: ...
+@overload
+def from_epoch(value: int | None) -> datetime | None: ...
 def from_epoch(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
@@ -202,7 +207,7 @@ class StoryQueries(StoreBase):
         words, at_most = await self._search_words(words)
         match = " ".join(f'"{w}"' for w in words)
         where = ["stories_fts MATCH ?", VISIBLE]
-        params: list = [match]
+        params: list[object] = [match]
         rank = SEARCH_RANK
         if topic is not None:
             found = await self._row(
@@ -331,7 +336,7 @@ class StoryQueries(StoreBase):
 
     async def _topic_index(self, last_id: int) -> TopicIndex:
         """Every topic key, sorted both ways; read again when topics were added."""
-        index = getattr(self, "_topic_keys", None)
+        index: TopicIndex | None = getattr(self, "_topic_keys", None)
         if index is None or index.last_id != last_id:
             rows = await self._rows("SELECT key FROM topics")
             index = await asyncio.to_thread(TopicIndex, last_id, [row["key"] for row in rows])
@@ -380,16 +385,17 @@ class StoryQueries(StoreBase):
 
     async def _similar(self, story: Story, limit: int) -> list[Story]:
         """Similar stories: shared significant terms (FTS), shared topics, closeness in time."""
-        chosen = await self._significant_terms(story.title, 6, with_docs=True)
+        chosen = await self._significant_terms(story.title, 6)
         seen = {term for _, term in chosen}
         chosen += [
             (doc, term)
-            for doc, term in await self._significant_terms(story.excerpt, 4, with_docs=True)
+            for doc, term in await self._significant_terms(story.excerpt, 4)
             if term not in seen
         ]
         # FTS5 scores every story matching any term: the rarest terms, up to a budget of
         # matches, keep that bounded (the common terms barely move bm25 anyway).
-        terms, budget = [], 0
+        terms: list[str] = []
+        budget = 0
         for doc, term in sorted(chosen):
             if terms and budget + doc > RELATED_MATCH_BUDGET:
                 break
@@ -428,8 +434,10 @@ class StoryQueries(StoreBase):
         scored.sort(key=lambda item: (-item[0], -item[1], item[2]))
         return [item[3] for item in scored[:limit]]
 
-    async def _significant_terms(self, text: str, n: int, with_docs: bool = False) -> list:
+    async def _significant_terms(self, text: str, n: int) -> list[tuple[int, str]]:
         """The story's rarest words that other stories share: what makes it distinctive.
+
+        Each comes with the number of stories it is in: (doc, word), rarest first.
 
         Counted by the index's term (its stem: `apps` is `app`); each comes back as a
         word of the text, which MATCH turns into that term again.
@@ -440,7 +448,7 @@ class StoryQueries(StoreBase):
             )
         )[:40]
         stems = index_terms(candidates)
-        by_term = {}
+        by_term: dict[str, str] = {}
         for word in candidates:
             if len(stems[word]) == 1:
                 by_term.setdefault(stems[word][0], word)
@@ -473,8 +481,7 @@ class StoryQueries(StoreBase):
         useful = [
             (doc, by_term[term]) for term, doc in docs.items() if 2 <= doc <= max(2, total * 0.25)
         ]
-        best = sorted(useful)[:n]
-        return best if with_docs else [term for _, term in best]
+        return sorted(useful)[:n]
 
     async def _search_words(self, words: list[str]) -> tuple[list[str], int]:
         """The words worth matching and how many stories the rarest is in (-1: unknown).
@@ -518,8 +525,18 @@ class StoryQueries(StoreBase):
         )
         return [coverage_from_row(row) for row in rows]
 
-    async def _filtered_list(self, topic, sort, min_heat, since, until, limit, offset) -> Page:
-        where, params = [VISIBLE], []
+    async def _filtered_list(
+        self,
+        topic: str | None,
+        sort: str,
+        min_heat: int | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> Page:
+        where = [VISIBLE]
+        params: list[object] = []
         if topic is not None:
             topic_id = await self._topic_id(topic)
             if topic_id is None:
@@ -544,7 +561,13 @@ class StoryQueries(StoreBase):
         return Page([story_from_row(r) for r in rows], total, offset, limit)
 
     @staticmethod
-    def _date_filters(where, params, min_heat, since, until) -> None:
+    def _date_filters(
+        where: list[str],
+        params: list[object],
+        min_heat: int | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> None:
         if min_heat is not None:
             where.append("s.heat >= ?")
             params.append(min_heat)
@@ -555,7 +578,7 @@ class StoryQueries(StoreBase):
             where.append("s.published_at < ?")
             params.append(to_epoch(until))
 
-    async def _count(self, query: str, params=()) -> int:
+    async def _count(self, query: str, params: Params = ()) -> int:
         """The `n` column of an aggregate query's one row."""
         row = await self._row(query, params)
         return 0 if row is None else row["n"]

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.models import Delivery, DeliveryState, Digest, PostStyle, Story, Subscription
-from core.store.base import StoreBase
+from core.store.base import Params, StoreBase
 from core.store.stories import (
     STORY_COLUMNS,
     STORY_FROM,
@@ -203,7 +203,7 @@ class SubscriptionQueries(StoreBase):
             )
         return subs[0]
 
-    async def _upsert_subscription(self, values: tuple) -> None:
+    async def _upsert_subscription(self, values: tuple[object, ...]) -> None:
         await self._execute(
             """
             INSERT INTO subscriptions (guild_id, channel_id, topic, min_heat, keywords, exclude,
@@ -570,7 +570,7 @@ class SubscriptionQueries(StoreBase):
 
     # -- internals -----------------------------------------------------------------
 
-    async def _subscriptions(self, condition: str, params) -> list[Subscription]:
+    async def _subscriptions(self, condition: str, params: Params) -> list[Subscription]:
         """Subscriptions matching `condition` (over `sub` and its topic `t`), each with the
         last story posted for it (`last_story`, `last_posted_at`)."""
         query = f"""
