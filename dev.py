@@ -4,7 +4,8 @@
     python3 dev.py run     # install (first time), then start the bot: connected to
                            # Discord with DISCORD_TOKEN, else the offline playground;
                            # playground options pass on: dev.py run --no-browser
-    python3 dev.py test    # install with the test tools, then lint and run every test
+    python3 dev.py test    # install with the test tools, then lint, type-check (mypy)
+                           # and run every test
 
 Needs only Python 3.11+. Installing is skipped when pyproject.toml has not
 changed since the last install, so the second run starts at once.
@@ -73,8 +74,13 @@ def main(argv: list[str]) -> int:
         return run(PYTHON, "-m", "bot", *rest)
     if command == "test":
         ensure_installed("test")
-        for check in (("check", "."), ("format", "--check", ".")):
-            if code := run(PYTHON, "-m", "ruff", *check):
+        checks = (
+            ("ruff", "check", "."),
+            ("ruff", "format", "--check", "."),
+            ("mypy",),  # what and how strictly: [tool.mypy] in pyproject.toml
+        )
+        for check in checks:
+            if code := run(PYTHON, "-m", *check):
                 return code
         return run(PYTHON, "-m", "pytest", *rest)
     sys.exit(f"usage: python3 dev.py [run|test] [args...] (got {command!r})")

@@ -61,11 +61,17 @@ class NewsBot(commands.Bot):
         self._stopping: asyncio.Future | None = None  # an abandoned ingest still finishing
         self.pinner = Pinner(self)  # pins story messages; keeps the pin record true
 
+    @property
+    def user_id(self) -> int:
+        """The bot's own user id: known once logged in, before any event or command."""
+        assert self.user is not None, "not logged in yet"
+        return self.user.id
+
     async def setup_hook(self) -> None:
         # A damaged or read-only database stops the start here, before anything else.
         await asyncio.to_thread(check_database, self.config.db_path)
         self.store = await Store.open(self.config.db_path)
-        self.tree.on_error = errors.on_app_command_error
+        self.tree.error(errors.on_app_command_error)
         self.add_dynamic_items(views.RelatedButton, views.PinButton, views.OpenSimilarSelect)
         for extension in EXTENSIONS:
             try:
@@ -79,7 +85,8 @@ class NewsBot(commands.Bot):
     async def load_archive(self) -> IngestReport | None:
         """Ingest the archive (incremental); never raises, logs what went wrong."""
         if self.config.source_list:
-            return await self.follow_sources()
+            await self.follow_sources()
+            return None
         try:
             if not self.config.archive.is_dir():
                 log.error("archive folder %s not found (NEWS_ARCHIVE)", self.config.archive)

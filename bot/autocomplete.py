@@ -4,13 +4,19 @@ at most 100 characters) and turning what was typed into a story.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from discord import app_commands
 
 from bot import embeds
 from bot.errors import UserError
 from core.models import Story
 
+if TYPE_CHECKING:
+    from bot.app import NewsBot
+
 LOADING = "The news archive is still loading; try again in a moment."
+STORY_REMOVED = "That story is no longer in the archive."
 
 
 async def topic_choices(store, current: str) -> list[app_commands.Choice[str]]:
@@ -32,6 +38,18 @@ async def story_choices(store, current: str) -> list[app_commands.Choice[str]]:
         )
         for s in stories
     ]
+
+
+async def unknown_topic(bot: NewsBot, topic: str) -> str:
+    """The answer to a `topic:` naming no topic: the closest names (escaped), if any."""
+    if not bot.archive_loaded.is_set():
+        return LOADING
+    close = await bot.store.closest_topics(topic)
+    shown = embeds.plain_truncated(topic, 80)
+    if close:
+        names = ", ".join(f"**{embeds.plain(c)}**" for c in close)
+        return f"There is no topic “{shown}”. Did you mean {names}? See all with /topics."
+    return f"There is no topic “{shown}”. See the topics with /topics."
 
 
 async def resolve_story(bot, text: str) -> Story:

@@ -278,8 +278,8 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
             elif not page.stories:
                 print("No stories found.")
             else:
-                for story in page.stories:
-                    print(story_line(story))
+                for found in page.stories:
+                    print(story_line(found))
                 more = "+" if page.total_is_estimate else ""
                 print(f"({len(page.stories)} of {page.total}{more})")
             return 0

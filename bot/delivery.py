@@ -46,7 +46,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import discord
 
@@ -74,6 +74,8 @@ from core.planner import (
 from core.store import NewsStore
 
 if TYPE_CHECKING:
+    from discord.types.threads import ThreadArchiveDuration
+
     from bot.app import NewsBot
 
 log = logging.getLogger(__name__)
@@ -315,12 +317,13 @@ class Deliverer:
             )
             await self.store.record_posted(channel.id, story.id, story.heat, look.style)
             log.info("posted story %s to channel %s", story.id, channel.id)
-        if not is_forum(channel) and channel.is_news():
+        # Not in a forum, `message` is a message (in a forum: the post's thread).
+        if isinstance(message, discord.Message) and channel.is_news():
             try:
                 await message.publish()
             except discord.HTTPException as exc:
                 log.warning("could not publish stories in %s: %s", channel.id, _describe(exc))
-        if look.thread and not is_forum(channel):
+        if look.thread and isinstance(message, discord.Message):
             await self._open_thread(channel, message, stories, look, now)
         return True
 
@@ -329,6 +332,7 @@ class Deliverer:
     ) -> discord.Message | discord.Thread:
         """Send the stories in the subscription's style; a forum gets one post per story."""
         story = stories[0]
+        body: _Body
         if look.style is PostStyle.COMPACT:
             body = {"content": embeds.compact_message(stories, mentions or "")[0]}
         elif look.style is PostStyle.LINK:
@@ -436,7 +440,7 @@ class Deliverer:
         started = (delivery.started_at or now - timedelta(days=1)) - RECONCILE_MARGIN
         try:
             async for message, post_id in self._posts_since(channel, started):
-                if message.author.id == self.bot.user.id and embeds.carries(message, story):
+                if message.author.id == self.bot.user_id and embeds.carries(message, story):
                     await self.store.mark_delivery(
                         channel.id, story.id, DeliveryState.SENT, now, message_id=post_id
                     )
@@ -466,7 +470,7 @@ class Deliverer:
                 break  # archived before the send started: created before it too
             threads.append(thread)
         for thread in sorted(threads, key=lambda t: t.id, reverse=True):
-            if thread.owner_id != self.bot.user.id:
+            if thread.owner_id != self.bot.user_id:
                 continue
             if discord.utils.snowflake_time(thread.id) < started:
                 break
@@ -680,7 +684,7 @@ class Deliverer:
         started = (digest.started_at or now - timedelta(days=1)) - RECONCILE_MARGIN
         try:
             async for message in channel.history(limit=None, after=started, oldest_first=False):
-                if message.author.id == self.bot.user.id and any(
+                if message.author.id == self.bot.user_id and any(
                     embeds.digest_ref(embed) == ref for embed in message.embeds
                 ):
                     await self.store.mark_digest(
@@ -720,6 +724,14 @@ class Deliverer:
         log.info("not posting story %s to channel %s: %s", story.id, channel_id, reason)
 
 
+class _Body(TypedDict, total=False):
+    """What a post carries, whatever its style."""
+
+    content: str | None
+    embed: discord.Embed
+    view: discord.ui.View
+
+
 @dataclass(frozen=True, slots=True)
 class Look:
     """How a post looks, from the subscriptions it goes out for: the richest style any of
@@ -727,7 +739,7 @@ class Look:
 
     style: PostStyle = PostStyle.FULL
     thread: bool = False
-    thread_archive: int = 1440
+    thread_archive: ThreadArchiveDuration = 1440
 
     @classmethod
     def of(cls, subscriptions) -> Look:
@@ -737,7 +749,10 @@ class Look:
         return cls(
             style=min((s.style for s in subscriptions), key=order.index),
             thread=any(s.thread for s in subscriptions),
-            thread_archive=max(s.thread_archive for s in subscriptions),
+            # One of THREAD_ARCHIVE_MINUTES: the only values /subscribe offers.
+            thread_archive=cast(
+                "ThreadArchiveDuration", max(s.thread_archive for s in subscriptions)
+            ),
         )
 
 

@@ -11,13 +11,22 @@ show as a backslash there.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import discord
 
 from core.archive import HOST_NAME
-from core.models import Coverage, Digest, PostStyle, Related, Story, TopicCount
+from core.models import (
+    STORY_ID_PATTERN,
+    Coverage,
+    Digest,
+    Pin,
+    PostStyle,
+    Related,
+    Story,
+    TopicCount,
+)
 
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
@@ -114,9 +123,9 @@ def heat_colour(heat: int, hot_heat: int) -> int:
 # "🔥 154 → 231" and "3 more outlets".)
 _STORY_FOOTER = re.compile(
     r"^🔥 (?:heat -?\d+|-?\d+ → -?\d+)(?: · hot)?(?: · \d+ more outlets?)?"
-    r" · id (?P<story>[a-z2-7]{8})(?: · 📌 pinned)?$"
+    rf" · id (?P<story>{STORY_ID_PATTERN})(?: · 📌 pinned)?$"
 )
-_FOOTER_ID = re.compile(r"(?:^|· )id (?P<story>[a-z2-7]{8})(?= ·|$)")
+_FOOTER_ID = re.compile(rf"(?:^|· )id (?P<story>{STORY_ID_PATTERN})(?= ·|$)")
 
 
 def footer_story_id(embed: discord.Embed, *, full_story: bool = False) -> str | None:
@@ -200,7 +209,9 @@ def thread_name(story: Story, more: int = 0) -> str:
     return truncate(title, THREAD_NAME_LIMIT - len(suffix)) + suffix
 
 
-def forum_tags(forum_tags: list[discord.ForumTag], story: Story, *, moderated: bool) -> list:
+def forum_tags(
+    forum_tags: Sequence[discord.ForumTag], story: Story, *, moderated: bool
+) -> list[discord.ForumTag]:
     """The forum's existing tags that name one of the story's topics (case-insensitive),
     in the order of its topics, at most Discord's 5; `moderated` tags only if allowed."""
     by_name = usable_tags(forum_tags, moderated=moderated)
@@ -213,7 +224,7 @@ def forum_tags(forum_tags: list[discord.ForumTag], story: Story, *, moderated: b
 
 
 def usable_tags(
-    forum_tags: list[discord.ForumTag], *, moderated: bool
+    forum_tags: Sequence[discord.ForumTag], *, moderated: bool
 ) -> dict[str, discord.ForumTag]:
     """A forum's tags the bot may apply, by case-folded name (`moderated` ones if allowed)."""
     return {tag.name.casefold(): tag for tag in forum_tags if moderated or not tag.moderated}
@@ -470,6 +481,28 @@ def topics_embed(
     )
     embed.set_footer(text=page_footer(offset, total, page_size, "topic", "topics"))
     return embed
+
+
+def pins_embed(
+    title: str, pins: list[Pin], offset: int, page_size: int, *, show_channel: bool
+) -> discord.Embed:
+    """A page of pinned stories: each with its message's link, who pinned it and when."""
+    embed = discord.Embed(title=truncate(title, TITLE_LIMIT), colour=COLD)
+    for number, pin in enumerate(pins[offset : offset + page_size], start=offset + 1):
+        story = pin.story
+        who = f"<@{pin.pinned_by}>" if pin.pinned_by else "someone in Discord"
+        bits = [f"[Jump to the message]({pin.jump_url})"]
+        if show_channel:
+            bits.append(f"<#{pin.channel_id}>")
+        bits.append(f"pinned by {who} {discord.utils.format_dt(pin.pinned_at, 'R')}")
+        bits.append(f"`{story.id}`")
+        embed.add_field(
+            name=f"{number}. {plain_truncated(story.title, FIELD_NAME_LIMIT - 8)}",
+            value=truncate(" · ".join(bits), FIELD_VALUE_LIMIT),
+            inline=False,
+        )
+    embed.set_footer(text=page_footer(offset, len(pins), page_size, "pin", "pins"))
+    return fit(embed)
 
 
 def choice_name(text: str) -> str:

@@ -13,6 +13,7 @@ any command runs, by `NewsTree`: see `unencodable_options`.
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 import discord
 from discord import app_commands
@@ -100,6 +101,25 @@ async def on_component_error(
     await reply_privately(interaction, APOLOGY)
 
 
+# The channels a command can be typed in, in a server: where `/pin` posts, for one.
+CommandChannel = discord.TextChannel | discord.VoiceChannel | discord.StageChannel | discord.Thread
+
+
+def server_member(interaction: discord.Interaction) -> tuple[discord.Guild, discord.Member]:
+    """The server and the member of a command that runs in servers only (`guild_only`)."""
+    if interaction.guild is None or not isinstance(interaction.user, discord.Member):
+        raise app_commands.NoPrivateMessage()
+    return interaction.guild, interaction.user
+
+
+def command_channel(interaction: discord.Interaction) -> CommandChannel:
+    """The server channel a `guild_only` command was typed in."""
+    channel = interaction.channel
+    if not isinstance(channel, CommandChannel):
+        raise app_commands.NoPrivateMessage()
+    return channel
+
+
 def channel_in_guild(interaction: discord.Interaction, channel):
     """This server's own copy of a channel option, or a `UserError` when it has none.
 
@@ -143,7 +163,8 @@ class NewsTree(app_commands.CommandTree):
     """The command tree: options that are not valid text never reach a command."""
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        data = interaction.data or {}
+        # Every kind of interaction's options, read alike (discord.py types each kind apart).
+        data = cast(dict[str, Any], interaction.data or {})
         if interaction.type is discord.InteractionType.autocomplete:
             unencodable_options(data.get("options") or [], clean=True)
             return True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import discord
 
+from bot.errors import UserError
+
 # What the bot needs in a channel to post a story, with the names Discord's UI shows.
 POST_PERMISSIONS = {
     "view_channel": "View Channel",
@@ -36,12 +38,12 @@ REQUIRED_PERMISSIONS = discord.Permissions(
 )
 
 
-def is_forum(channel) -> bool:
+def is_forum(channel: object) -> bool:
     return isinstance(channel, discord.ForumChannel)
 
 
 def missing_post_permissions(
-    channel: discord.abc.GuildChannel, *, threads: bool = False
+    channel: discord.abc.GuildChannel | discord.Thread, *, threads: bool = False
 ) -> list[str]:
     """Names of the permissions the bot lacks to post stories in `channel` (empty: none).
 
@@ -54,7 +56,18 @@ def missing_post_permissions(
     return [label for name, label in needed.items() if not getattr(perms, name)]
 
 
-def missing_pin_permissions(channel: discord.abc.GuildChannel) -> list[str]:
+def check_can_post(
+    channel: discord.abc.GuildChannel | discord.Thread, *, threads: bool = False
+) -> None:
+    """Refuse a command early, naming the permissions, when the bot could not post there."""
+    if missing := missing_post_permissions(channel, threads=threads):
+        raise UserError(
+            f"I can't post in {channel.mention}: I'm missing {', '.join(missing)}. "
+            "Grant it to my role there and try again."
+        )
+
+
+def missing_pin_permissions(channel: discord.abc.GuildChannel | discord.Thread) -> list[str]:
     """Names of the permissions the bot lacks to pin messages in `channel` (empty: none)."""
     perms = channel.permissions_for(channel.guild.me)
     needed = {"view_channel": "View Channel", "pin_messages": "Pin Messages"}
@@ -66,7 +79,9 @@ def can_pin(permissions: discord.Permissions) -> bool:
     return permissions.pin_messages or permissions.manage_messages
 
 
-def can_manage_subscriptions(member: discord.Member, channel: discord.abc.GuildChannel) -> bool:
+def can_manage_subscriptions(
+    member: discord.Member, channel: discord.abc.GuildChannel | discord.Thread
+) -> bool:
     """Staff, for subscriptions: Manage Channels in the channel the subscription posts in.
 
     Checked in the target channel, not where the command is typed: Manage Channels in

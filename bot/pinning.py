@@ -13,14 +13,14 @@ import dataclasses
 import logging
 import re
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import discord
 
 from bot import embeds
 from bot.errors import UserError, reply_privately
 from bot.permissions import can_pin, missing_pin_permissions
-from bot.views import story_view
+from bot.views import STORY_ID, story_view
 from core.store import NewsStore
 
 if TYPE_CHECKING:
@@ -36,13 +36,20 @@ UNKNOWN_CHANNEL = 10003
 MISSING_ACCESS = {50001, 50013}
 
 # How the bot marks its story messages: the buttons' custom ids and the embed footer.
-_CUSTOM_ID = re.compile(r"^news:(?:related|pin):(?P<story>[a-z2-7]{8})$")
+_CUSTOM_ID = re.compile(f"^news:(?:related|pin):{STORY_ID}$")
 
 NOT_A_MODERATOR = (
     "Only moderators can pin or unpin stories: that takes the Pin Messages "
     "or Manage Messages permission in this channel."
 )
 STORY_GONE = "That story is no longer in the archive, so I can't pin it."
+
+
+class MessageUpdate(TypedDict, total=False):
+    """What changes on a story message when its pin state does."""
+
+    view: discord.ui.View
+    embed: discord.Embed
 
 
 def story_id_of(message: discord.Message) -> str | None:
@@ -88,9 +95,10 @@ class Pinner:
         """Pin a story message and record the pin; UserError if Discord refuses."""
         channel = message.channel
         self.check_can_pin(channel)
+        assert message.guild is not None  # pins are made in server channels only
         async with self._locks[channel.id]:
             recorded = await self.store.record_pin(
-                guild_id=channel.guild.id,
+                guild_id=message.guild.id,
                 channel_id=channel.id,
                 message_id=message.id,
                 story_id=story_id,
@@ -180,10 +188,11 @@ class Pinner:
 
     async def message_update(
         self, message: discord.Message, story: Story, *, pinned_here: bool
-    ) -> dict:
+    ) -> MessageUpdate:
         """The edit that makes a story message show its pin state (button, footer mark)."""
-        update: dict = {"view": story_view(story, pinned=pinned_here)}
+        update = MessageUpdate(view=story_view(story, pinned=pinned_here))
         if message.embeds and is_story_embed(message.embeds[0], story.id):
+            assert message.guild is not None  # story messages with pins are in servers
             marked = pinned_here or await self.store.is_story_pinned(message.guild.id, story.id)
             live: dict = {}
             # A pushed post kept current keeps showing what its last edit showed
@@ -231,7 +240,7 @@ class Pinner:
             dropped = await self.store.remove_pins(recorded - pinned_ids)
             adopted = []
             for message in pinned:
-                if message.id in recorded or message.author.id != self.bot.user.id:
+                if message.id in recorded or message.author.id != self.bot.user_id:
                     continue
                 story_id = story_id_of(message)
                 story = await self.store.story(story_id) if story_id else None
@@ -258,6 +267,7 @@ class Pinner:
             guild = self.bot.get_guild(guild_id)
             if guild is None:
                 continue  # not in that server (now): keep its record
+            channel: discord.abc.GuildChannel | discord.Thread | discord.abc.PrivateChannel | None
             channel = guild.get_channel_or_thread(channel_id)
             if channel is None:
                 try:

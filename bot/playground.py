@@ -51,6 +51,7 @@ import webbrowser
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import discord
 
@@ -58,6 +59,9 @@ from bot.app import NewsBot, create_bot
 from core.config import Config
 from core.ingest import ingest
 from core.store import Store, check_database
+
+if TYPE_CHECKING:
+    import simcord  # the playground's extra, imported when it runs
 
 log = logging.getLogger(__name__)
 
@@ -108,20 +112,20 @@ class PlaygroundUnavailable(RuntimeError):
 class Newsroom:
     """The simulated server and the people in it."""
 
-    env: object
-    guild: object
-    news: object
-    general: object
-    moderator: object
-    member: object
-    forum: object = None
-    digest: object = None
-    compact: object = None
-    link: object = None
+    env: simcord.Env
+    guild: simcord.GuildHandle
+    news: simcord.ChannelHandle
+    general: simcord.ChannelHandle
+    moderator: simcord.MemberActor
+    member: simcord.MemberActor
+    forum: simcord.ChannelHandle
+    digest: simcord.ChannelHandle
+    compact: simcord.ChannelHandle
+    link: simcord.ChannelHandle
 
     @property
     def bot(self) -> NewsBot:
-        return self.env.bot
+        return cast(NewsBot, self.env.bot)  # simcord runs any client; ours is a NewsBot
 
     def channel(self, name: str):
         return {

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import discord
 
 from bot import embeds, errors
+from bot.autocomplete import STORY_REMOVED
+from core.models import STORY_ID_PATTERN
 
 if TYPE_CHECKING:
     from bot.app import NewsBot
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STORY_ID = r"(?P<story>[a-z2-7]{8})"
+STORY_ID = f"(?P<story>{STORY_ID_PATTERN})"
 PAGE_TIMEOUT = 600.0
 NO_MENTIONS = discord.AllowedMentions.none()
 
@@ -44,7 +46,9 @@ class RelatedButton(discord.ui.DynamicItem[discord.ui.Button], template=f"news:r
     async def from_custom_id(cls, interaction, item, match) -> RelatedButton:
         return cls(match["story"])
 
-    async def callback(self, interaction: discord.Interaction[NewsBot]) -> None:
+    async def callback(  # type: ignore[override]  # discord.py: any client; ours: NewsBot
+        self, interaction: discord.Interaction[NewsBot]
+    ) -> None:
         # discord.py only logs a failing DynamicItem: answer the click ourselves.
         try:
             await self._show_related(interaction)
@@ -55,9 +59,7 @@ class RelatedButton(discord.ui.DynamicItem[discord.ui.Button], template=f"news:r
         bot = interaction.client
         related = await bot.store.related(self.story_id)
         if related is None:
-            await interaction.response.send_message(
-                "That story is no longer in the archive.", ephemeral=True
-            )
+            await interaction.response.send_message(STORY_REMOVED, ephemeral=True)
             return
         await interaction.response.send_message(
             embed=embeds.related_embed(related, bot.config.hot_heat),
@@ -88,7 +90,9 @@ class OpenSimilarSelect(
     async def from_custom_id(cls, interaction, item, match) -> OpenSimilarSelect:
         return cls(match["story"])
 
-    async def callback(self, interaction: discord.Interaction[NewsBot]) -> None:
+    async def callback(  # type: ignore[override]  # discord.py: any client; ours: NewsBot
+        self, interaction: discord.Interaction[NewsBot]
+    ) -> None:
         try:
             await self._open(interaction)
         except Exception as exc:
@@ -96,12 +100,10 @@ class OpenSimilarSelect(
 
     async def _open(self, interaction: discord.Interaction[NewsBot]) -> None:
         bot = interaction.client
-        values = (interaction.data or {}).get("values") or []
+        values = self.item.values  # the chosen story's id, from this interaction
         story = await bot.store.story(values[0]) if values else None
         if story is None:
-            await interaction.response.send_message(
-                "That story is no longer in the archive.", ephemeral=True
-            )
+            await interaction.response.send_message(STORY_REMOVED, ephemeral=True)
             return
         pinned = await bot.store.is_story_pinned(interaction.guild_id, story.id)
         await interaction.response.send_message(
@@ -144,7 +146,9 @@ class PinButton(discord.ui.DynamicItem[discord.ui.Button], template=f"news:pin:{
     async def from_custom_id(cls, interaction, item, match) -> PinButton:
         return cls(match["story"], pinned=item.label == "Unpin")
 
-    async def callback(self, interaction: discord.Interaction[NewsBot]) -> None:
+    async def callback(  # type: ignore[override]  # discord.py: any client; ours: NewsBot
+        self, interaction: discord.Interaction[NewsBot]
+    ) -> None:
         try:  # the pin logic (and its clear refusals) lives in bot/pinning.py
             await interaction.client.pinner.toggle(interaction, self.story_id)
         except Exception as exc:
@@ -194,9 +198,11 @@ class Paginator(discord.ui.View):
         self, interaction: discord.Interaction, embed: discord.Embed, *, ephemeral: bool = False
     ) -> None:
         """Answer with the first page; the buttons only when there is more than one page."""
-        extra = {"view": self} if self.needed else {}
         await interaction.response.send_message(
-            embed=embed, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS, **extra
+            embed=embed,
+            ephemeral=ephemeral,
+            allowed_mentions=NO_MENTIONS,
+            view=self if self.needed else discord.utils.MISSING,
         )
         if self.needed:
             self.message = await interaction.original_response()

@@ -33,7 +33,9 @@ class Help(commands.Cog):
         )
 
 
-def audience(command: app_commands.Command | app_commands.ContextMenu) -> str | None:
+def audience(
+    command: app_commands.Command | app_commands.Group | app_commands.ContextMenu,
+) -> str | None:
     """The permission a command asks of members by default (None: everyone)."""
     wanted = command.default_permissions
     if wanted is None or wanted.value == 0:

@@ -11,7 +11,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import embeds
-from bot.autocomplete import LOADING, resolve_story, story_choices, topic_choices
+from bot.autocomplete import (
+    LOADING,
+    STORY_REMOVED,
+    resolve_story,
+    story_choices,
+    topic_choices,
+    unknown_topic,
+)
 from bot.errors import UserError
 from bot.views import NO_MENTIONS, Paginator, related_view, story_view
 from core.store import NewsStore
@@ -75,7 +82,7 @@ class News(commands.Cog):
         if topic is not None:
             topic_name = await self.store.topic_name(topic)
             if topic_name is None:
-                raise UserError(await self._unknown_topic(topic))
+                raise UserError(await unknown_topic(self.bot, topic))
         if sort is None:
             sort = Sort.relevance if query else Sort.hot
         elif sort is Sort.relevance and not query:
@@ -125,6 +132,8 @@ class News(commands.Cog):
     async def related(self, interaction: discord.Interaction, story: str) -> None:
         found = await resolve_story(self.bot, story)
         related = await self.store.related(found.id)
+        if related is None:  # gone from the archive since it was found
+            raise UserError(STORY_REMOVED)
         await interaction.response.send_message(
             embed=embeds.related_embed(related, self.bot.config.hot_heat),
             view=related_view(related, story_view(found)),
@@ -151,16 +160,6 @@ class News(commands.Cog):
 
     async def _send_pages(self, interaction, embed, render, page_size: int, total: int) -> None:
         await Paginator(interaction.user, render, page_size, total).send(interaction, embed)
-
-    async def _unknown_topic(self, topic: str) -> str:
-        if not self.bot.archive_loaded.is_set():
-            return LOADING
-        close = await self.store.closest_topics(topic)
-        shown = embeds.plain_truncated(topic, 80)
-        if close:
-            names = ", ".join(f"**{embeds.plain(c)}**" for c in close)
-            return f"There is no topic “{shown}”. Did you mean {names}? See all with /topics."
-        return f"There is no topic “{shown}”. See the topics with /topics."
 
     async def _nothing_found(self, topic: str | None, query: str | None) -> str:
         if not self.bot.archive_loaded.is_set():

@@ -12,8 +12,8 @@ from discord.ext import commands
 
 from bot import embeds
 from bot.autocomplete import resolve_story, story_choices
-from bot.errors import UserError, channel_in_guild
-from bot.permissions import can_pin, missing_post_permissions
+from bot.errors import UserError, channel_in_guild, command_channel, server_member
+from bot.permissions import can_pin, check_can_post
 from bot.pinning import NOT_A_MODERATOR, STORY_GONE, story_id_of
 from bot.views import NO_MENTIONS, Paginator, story_view
 from core.store import NewsStore
@@ -117,6 +117,8 @@ class Pins(commands.Cog):
     ) -> list[app_commands.Choice[str]]:
         wanted = current.strip().casefold()
         choices, seen = [], set()
+        if interaction.channel_id is None:
+            return []
         for pin in await self.store.channel_pins(interaction.channel_id):
             story = pin.story
             if story.id in seen or (
@@ -136,16 +138,12 @@ class Pins(commands.Cog):
     @moderators_only()
     async def pin(self, interaction: discord.Interaction, story: str) -> None:
         found = await resolve_story(self.bot, story)
-        channel = interaction.channel
+        channel = command_channel(interaction)
         if existing := await self.store.channel_pins(channel.id, found.id):
             raise UserError(
                 f"**{embeds.plain(found.title)}** is already pinned here: {existing[0].jump_url}"
             )
-        if missing := missing_post_permissions(channel):
-            raise UserError(
-                f"I can't post in {channel.mention}: I'm missing {', '.join(missing)}. "
-                "Grant it to my role there and try again."
-            )
+        check_can_post(channel)
         self.pinner.check_can_pin(channel)
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
@@ -174,7 +172,7 @@ class Pins(commands.Cog):
     @app_commands.autocomplete(story=pinned_story_autocomplete)
     @moderators_only()
     async def unpin(self, interaction: discord.Interaction, story: str) -> None:
-        channel = interaction.channel
+        channel = command_channel(interaction)
         pins = await self._channel_pins_of(channel.id, story)
         if not pins:
             raise UserError(
@@ -198,7 +196,7 @@ class Pins(commands.Cog):
     async def pinned(
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
-        guild, member = interaction.guild, interaction.user
+        guild, member = server_member(interaction)
         channel = channel_in_guild(interaction, channel)
         if channel is not None and not channel.permissions_for(member).view_channel:
             raise UserError("You can't see that channel.")
@@ -219,7 +217,10 @@ class Pins(commands.Cog):
 
         async def render(offset: int) -> tuple[discord.Embed, int]:
             pins = await visible_pins()
-            return _pins_embed(title, pins, offset, show_channel=channel is None), len(pins)
+            embed = embeds.pins_embed(
+                title, pins, offset, PINS_PAGE_SIZE, show_channel=channel is None
+            )
+            return embed, len(pins)
 
         embed, total = await render(0)
         if total == 0:
@@ -233,7 +234,7 @@ class Pins(commands.Cog):
     @moderators_only()
     async def pin_story(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """The "Pin story" message menu: pin one of the bot's story messages where it is."""
-        story_id = story_id_of(message) if message.author.id == self.bot.user.id else None
+        story_id = story_id_of(message) if message.author.id == self.bot.user_id else None
         if story_id is None:
             raise UserError(
                 "That is not one of my story messages. I pin the stories I post "
@@ -268,25 +269,6 @@ class Pins(commands.Cog):
         pins = [p for p in everything if wanted in p.story.title.casefold()]
         ids = {p.story.id for p in pins}
         return pins if len(ids) == 1 else []
-
-
-def _pins_embed(title: str, pins: list[Pin], offset: int, *, show_channel: bool) -> discord.Embed:
-    embed = discord.Embed(title=embeds.truncate(title, embeds.TITLE_LIMIT), colour=embeds.COLD)
-    for number, pin in enumerate(pins[offset : offset + PINS_PAGE_SIZE], start=offset + 1):
-        story = pin.story
-        who = f"<@{pin.pinned_by}>" if pin.pinned_by else "someone in Discord"
-        bits = [f"[Jump to the message]({pin.jump_url})"]
-        if show_channel:
-            bits.append(f"<#{pin.channel_id}>")
-        bits.append(f"pinned by {who} {discord.utils.format_dt(pin.pinned_at, 'R')}")
-        bits.append(f"`{story.id}`")
-        embed.add_field(
-            name=f"{number}. {embeds.plain_truncated(story.title, embeds.FIELD_NAME_LIMIT - 8)}",
-            value=embeds.truncate(" · ".join(bits), embeds.FIELD_VALUE_LIMIT),
-            inline=False,
-        )
-    embed.set_footer(text=embeds.page_footer(offset, len(pins), PINS_PAGE_SIZE, "pin", "pins"))
-    return embeds.fit(embed)
 
 
 async def _delete_quietly(message: discord.Message) -> None:

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands, tasks
 
 from bot import embeds, errors
-from bot.autocomplete import resolve_story, story_choices, topic_choices
+from bot.autocomplete import resolve_story, story_choices, topic_choices, unknown_topic
 from bot.delivery import Deliverer
 from bot.errors import UserError
 from bot.permissions import (
     can_manage_subscriptions,
     can_ping,
+    check_can_post,
     is_forum,
-    missing_post_permissions,
 )
 from bot.views import NO_MENTIONS, Confirmation, Paginator
 from core.filters import parse_terms
@@ -150,12 +151,14 @@ class Subscriptions(commands.Cog):
         match=[app_commands.Choice(name=m, value=m) for m in MATCHES],
         clear=[app_commands.Choice(name=c, value=c) for c in CLEARABLE],
         style=[app_commands.Choice(name=label, value=str(s)) for s, label in STYLES.items()],
+        digest=[app_commands.Choice(name=d, value=d) for d in DIGESTS],
+        digest_day=[app_commands.Choice(name=d, value=d) for d in WEEKDAYS],
+    )
+    @app_commands.choices(  # apart: its values are numbers, the others' text
         thread_archive=[
             app_commands.Choice(name=name, value=minutes)
             for name, minutes in THREAD_ARCHIVE_MINUTES.items()
         ],
-        digest=[app_commands.Choice(name=d, value=d) for d in DIGESTS],
-        digest_day=[app_commands.Choice(name=d, value=d) for d in WEEKDAYS],
     )
     @app_commands.autocomplete(topic=topic_autocomplete)
     @staff_only()
@@ -181,6 +184,7 @@ class Subscriptions(commands.Cog):
         digest_day: str | None = None,
         digest_size: app_commands.Range[int, 1, 10] | None = None,
     ) -> None:
+        guild, member = errors.server_member(interaction)
         target = self._target_channel(interaction, channel)
         if thread and is_forum(target):
             raise UserError(
@@ -194,23 +198,17 @@ class Subscriptions(commands.Cog):
         if mention is not None:
             if mention.is_default():
                 raise UserError("I don't ping @everyone; pick a role instead.")
-            if not can_ping(interaction.user, target, mention):
+            if not can_ping(member, target, mention):
                 raise UserError(
                     f"You can't ping {mention.mention} in {target.mention}: it is not "
                     "mentionable and you lack Mention Everyone there."
                 )
         topic_name = await self.store.topic_name(topic)
         if topic_name is None:
-            close = await self.store.closest_topics(topic)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
-            raise UserError(f"There is no topic “{embeds.plain_truncated(topic, 80)}”.{hint}")
+            raise UserError(await unknown_topic(self.bot, topic))
         before = await self.store.subscription(target.id, topic_name)
         wants_thread = thread if thread is not None else bool(before and before.thread)
-        if missing := missing_post_permissions(target, threads=wants_thread):
-            raise UserError(
-                f"I can't post in {target.mention}: I'm missing {', '.join(missing)}. "
-                "Grant it to my role there and try again."
-            )
+        check_can_post(target, threads=wants_thread)
         untaggable = _untaggable(target, topic_name)
         if untaggable and before is None:
             raise UserError(
@@ -245,9 +243,9 @@ class Subscriptions(commands.Cog):
         if paused is False:
             paused_by, paused_by_at = None, None
         elif paused and paused_by is None:
-            paused_by, paused_by_at = interaction.user.id, now
+            paused_by, paused_by_at = member.id, now
         subscription = await self.store.subscribe(
-            guild_id=interaction.guild_id,
+            guild_id=guild.id,
             channel_id=target.id,
             topic=topic_name,
             min_heat=kept("min_heat", min_heat, self.bot.config.hot_heat),
@@ -260,7 +258,7 @@ class Subscriptions(commands.Cog):
             style=PostStyle(kept("style", style, PostStyle.FULL)),
             thread=kept("thread", thread, False),
             thread_archive=kept("thread_archive", thread_archive, 1440),
-            created_by=interaction.user.id,
+            created_by=member.id,
             live=kept("live", live, True),
             digest=digest_kind,
             digest_hour=kept("digest_hour", digest_hour, 0),
@@ -270,6 +268,8 @@ class Subscriptions(commands.Cog):
             digest_size=kept("digest_size", digest_size, 5),
             now=now,
         )
+        if subscription is None:  # the topic went away meanwhile (a rescan)
+            raise UserError(await unknown_topic(self.bot, topic))
         await self.store.clear_notice(target.id)
         qualification, backfilled = await self.deliverer.start_subscription(
             subscription, now, backfill
@@ -375,12 +375,13 @@ class Subscriptions(commands.Cog):
     async def subscriptions(
         self, interaction: discord.Interaction, channel: PostChannel | None = None
     ) -> None:
+        guild, _ = errors.server_member(interaction)
         note = None
         if channel is not None:
             self._target_channel(interaction, channel)
-            subs = await self.store.subscriptions(interaction.guild_id, channel.id)
+            subs = await self.store.subscriptions(guild.id, channel.id)
         else:
-            every = await self.store.subscriptions(interaction.guild_id)
+            every = await self.store.subscriptions(guild.id)
             subs = [s for s in every if self._manages(interaction, s.channel_id)]
             note = "Showing the channels where you can manage subscriptions."
             if hidden := len(every) - len(subs):
@@ -402,7 +403,7 @@ class Subscriptions(commands.Cog):
                         f"{sub.topic} · {_state(sub)}", embeds.FIELD_NAME_LIMIT
                     ),
                     value=embeds.truncate(
-                        _describe(sub, is_forum(interaction.guild.get_channel(sub.channel_id))),
+                        _describe(sub, is_forum(guild.get_channel(sub.channel_id))),
                         embeds.FIELD_VALUE_LIMIT,
                     ),
                     inline=False,
@@ -462,10 +463,11 @@ class Subscriptions(commands.Cog):
 
         The caller must be able to manage subscriptions there (Manage Channels in it).
         """
+        _, member = errors.server_member(interaction)
         target = errors.channel_in_guild(interaction, channel) or interaction.channel
         if not isinstance(target, PostChannel):
             raise UserError("Subscriptions post in text, announcement or forum channels; pick one.")
-        if not can_manage_subscriptions(interaction.user, target):
+        if not can_manage_subscriptions(member, target):
             raise UserError(
                 f"You need the Manage Channels permission in {target.mention} "
                 "to manage its subscriptions."
@@ -473,10 +475,11 @@ class Subscriptions(commands.Cog):
         return target
 
     def _manages(self, interaction: discord.Interaction, channel_id: int) -> bool:
-        channel = interaction.guild.get_channel(channel_id)
+        guild, member = errors.server_member(interaction)
+        channel = guild.get_channel(channel_id)
         if channel is None:  # not cached (or gone): server-wide Manage Channels decides
-            return interaction.user.guild_permissions.manage_channels
-        return can_manage_subscriptions(interaction.user, channel)
+            return member.guild_permissions.manage_channels
+        return can_manage_subscriptions(member, channel)
 
     def _outlook(
         self,
@@ -546,7 +549,8 @@ def _changes(before: Subscription, after: Subscription) -> list[str]:
     def role(role_id):
         return f"<@&{role_id}>" if role_id else "(none)"
 
-    compared = [
+    # (what, before, after, how to show a value)
+    compared: list[tuple[str, Any, Any, Callable[[Any], str]]] = [
         ("min heat", before.min_heat, after.min_heat, str),
         ("keywords", before.keywords, after.keywords, _terms),
         ("match", before.match_any, after.match_any, lambda a: "any" if a else "all"),
@@ -603,7 +607,7 @@ LINK_NOT_LIVE = (
 def _untaggable(target: PostChannel, topic: str) -> str | None:
     """Why a forum that requires a tag on each post cannot take the topic (None: it can):
     Discord refuses an untagged post there, and the bot never makes tags."""
-    if not is_forum(target) or not target.flags.require_tag:
+    if not isinstance(target, discord.ForumChannel) or not target.flags.require_tag:
         return None
     moderated = target.permissions_for(target.guild.me).manage_threads
     if topic.casefold() in embeds.usable_tags(target.available_tags, moderated=moderated):

@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+# A story's short id (`core.archive.short_id`): eight characters of base32, a-z and 2-7.
+# Commands, buttons' custom ids and embed footers all carry it; match it with this.
+STORY_ID_PATTERN = "[a-z2-7]{8}"
+
 
 @dataclass(frozen=True, slots=True)
 class Coverage:

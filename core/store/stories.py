@@ -13,7 +13,7 @@ import threading
 from datetime import UTC, datetime
 from typing import overload
 
-from core.models import Coverage, Page, Related, Story, TopicCount
+from core.models import STORY_ID_PATTERN, Coverage, Page, Related, Story, TopicCount
 from core.store.base import Params, StoreBase
 
 # "Did you mean": every topic name is compared below this many topics, else only the
@@ -53,7 +53,7 @@ SEARCH_COMMON_SHARE = 0.20
 MAX_QUERY_TERMS = 16
 # Related stories: at most about this many stories matching the chosen terms get scored.
 RELATED_MATCH_BUDGET = 2_000
-SHORT_ID = re.compile(r"^[a-z2-7]{8}$")
+SHORT_ID = re.compile(f"^{STORY_ID_PATTERN}$")
 _WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(
     """a an and are as at be but by for from has have how in into is it its new not of on or
