@@ -175,13 +175,14 @@ class Deliverer:
             # hottest: they make a first digest, now.
             first = qualification.stories[:backfill]
             rest = [s.id for s in qualification.stories[backfill:]]
-            await self.store.mark_collected_seen(subscription.id, rest, now)
-            if first:
-                for story in first:
-                    await self.store.collect_like(story.id, subscription.id, now)
-                length = DIGEST_PERIODS[subscription.digest]
-                ids = [s.id for s in first]
-                await self.store.record_digest(subscription, now - length, now, ids, now)
+            async with self.store.atomic():  # all of it or, on any failure, none of it
+                await self.store.mark_collected_seen(subscription.id, rest, now)
+                if first:
+                    for story in first:
+                        await self.store.collect_like(story.id, subscription.id, now)
+                    length = DIGEST_PERIODS[subscription.digest]
+                    ids = [s.id for s in first]
+                    await self.store.record_digest(subscription, now - length, now, ids, now)
             return qualification, len(first)
         rows = [
             (

@@ -8,6 +8,7 @@ import re
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import CORPUS, NOW, ROOT, story_file
@@ -15,6 +16,8 @@ from conftest import CORPUS, NOW, ROOT, story_file
 import core.store.pins
 import core.store.stories
 import core.store.subscriptions
+from bot.delivery import Deliverer
+from core.config import Config
 from core.fingerprint import fingerprint
 from core.ingest import ingest, ingest_archive
 from core.models import Coverage, Story
@@ -105,6 +108,42 @@ async def test_a_failure_while_unsubscribing_keeps_the_pending_stories(busy_stor
         await busy_store.unsubscribe(CHANNEL, None)
     assert await table_counts(busy_store) == before
     assert len(await busy_store.subscriptions(GUILD)) == 1
+
+
+async def test_a_failure_while_starting_a_digest_leaves_nothing_half_written(
+    corpus_store: Store,
+):
+    """A digest's first round marks what already qualifies as seen, collects the
+    `backfill` hottest and records that first digest: all of it, or none of it."""
+    topic = (await corpus_store.stories(limit=1)).stories[0].topics[0]
+    subscription = await corpus_store.subscribe(
+        guild_id=GUILD, channel_id=CHANNEL, topic=topic, min_heat=0, digest="daily", now=NOW
+    )
+    assert subscription is not None
+    # The sender needs the store and the limits of its bot, nothing of Discord here.
+    deliverer = Deliverer(SimpleNamespace(store=corpus_store, config=Config(max_age_hours=0)))
+
+    async def digest_rows() -> tuple[int, int]:
+        items = await corpus_store._row("SELECT count(*) AS n FROM digest_items")
+        digests = await corpus_store._row("SELECT count(*) AS n FROM digests")
+        assert items is not None and digests is not None
+        return items["n"], digests["n"]
+
+    # The last statement fails, after the seen marks and the collected story were written.
+    sql(
+        corpus_store.path,
+        """CREATE TRIGGER digest_fails BEFORE INSERT ON digests
+           BEGIN SELECT RAISE(ABORT, 'injected failure'); END""",
+    )
+    with pytest.raises(sqlite3.DatabaseError, match="injected failure"):
+        await deliverer.start_subscription(subscription, NOW, backfill=1)
+    assert await digest_rows() == (0, 0)
+
+    # Nothing is left open: once the fault is gone, the same start goes through.
+    sql(corpus_store.path, "DROP TRIGGER digest_fails")
+    qualification, backfilled = await deliverer.start_subscription(subscription, NOW, backfill=1)
+    assert backfilled == 1 and len(qualification.stories) > 1
+    assert await digest_rows() == (len(qualification.stories), 1)
 
 
 async def test_atomic_nests_as_savepoints(store: Store):
