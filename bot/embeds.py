@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
 
 import discord
 
@@ -27,6 +26,7 @@ from core.models import (
     Story,
     TopicCount,
 )
+from core.text import http_url
 
 TITLE_LIMIT = 256
 DESCRIPTION_LIMIT = 4096
@@ -80,17 +80,7 @@ def plain_truncated(text: str, limit: int) -> str:
 
 def safe_url(url: str | None, limit: int = URL_LIMIT) -> str | None:
     """The URL if it is http(s) and fits Discord's limits, else None."""
-    if not url or len(url) > limit or any(c.isspace() for c in url):
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    if "@" in parts.netloc:  # https://discord.com@evil.example/ opens evil.example
-        return None
-    return url
+    return http_url(url, limit) if url else None
 
 
 def provider_link(domain: str | None) -> str | None:

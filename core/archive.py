@@ -26,7 +26,7 @@ import yaml
 
 from core import quick_yaml
 from core.models import Coverage, Rejection, Skipped, Story
-from core.text import clean_excerpt, clean_line
+from core.text import clean_excerpt, clean_line, http_url
 
 try:  # libyaml is several times faster; PyYAML falls back to pure Python without it.
     _Loader: type = yaml.CSafeLoader
@@ -407,16 +407,7 @@ def _http_url(value: Any) -> str | None:
         return None
     if _SIMPLE_URL.match(url):  # urlsplit would accept it: http(s), a host, no port
         return url
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    if "@" in parts.netloc:  # https://discord.com@evil.example/ opens evil.example
-        return None
-    return url
+    return http_url(url, MAX_URL)
 
 
 def _has_user_info(value: Any) -> bool:

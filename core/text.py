@@ -11,8 +11,26 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import urlsplit
 
 ELLIPSIS = "…"
+
+
+def http_url(url: str, limit: int) -> str | None:
+    """`url` if it is a plain http(s) link, else None: a host, a valid port if any, no
+    user name (`https://site.example@other.example/` opens other.example), no spaces."""
+    if len(url) > limit or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)  # the scheme comes back in lowercase
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        return None
+    return url
+
+
 # Elements whose content is never text a reader should see.
 _HIDDEN = re.compile(r"<(script|style|iframe|noscript)\b[^>]*>.*?(?:</\1\s*>|\Z)", re.I | re.S)
 # Tags that end a line: a list item or a paragraph starts on a new line.

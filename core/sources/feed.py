@@ -25,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 from core.archive import MAX_EXCERPT, MAX_TITLE, MAX_TOPIC_LEN, MAX_TOPICS, canonical_url, short_id
 from core.models import Story
 from core.sources.config import Source
-from core.text import clean_excerpt, clean_line
+from core.text import clean_excerpt, clean_line, http_url
 
 TIMEOUT = 20  # seconds for the whole fetch
 MAX_BYTES = 5_000_000
@@ -248,17 +248,7 @@ def _str(value: Any) -> str:
 
 def _http(value: Any) -> str | None:
     """`value` if it is a plain http(s) URL with a host and no user info, else None."""
-    if not isinstance(value, str) or len(value) > 2000 or any(c.isspace() for c in value.strip()):
-        return None
-    url: str = value.strip()
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-        return None
-    return url
+    return http_url(value.strip(), 2000) if isinstance(value, str) else None
 
 
 def _host(value: Any) -> str:
