@@ -495,6 +495,28 @@ def pins_embed(
     return fit(embed)
 
 
+def subscriptions_embed(
+    title: str,
+    note: str | None,
+    entries: list[tuple[str, str]],
+    *,
+    offset: int,
+    total: int,
+    page_size: int,
+) -> discord.Embed:
+    """A page of subscriptions: (topic and state, description), the description's archive
+    text already escaped."""
+    embed = discord.Embed(title=title, description=note, colour=COLD)
+    for name, description in entries:
+        embed.add_field(
+            name=plain_truncated(name, FIELD_NAME_LIMIT),
+            value=truncate(description, FIELD_VALUE_LIMIT),
+            inline=False,
+        )
+    embed.set_footer(text=page_footer(offset, total, page_size, "subscription", "subscriptions"))
+    return fit(embed)
+
+
 def choice_name(text: str) -> str:
     """An autocomplete choice's label: at most 100 characters, never empty."""
     return truncate(" ".join(text.split()), CHOICE_NAME_LIMIT) or "?"

@@ -80,13 +80,16 @@ def can_pin(permissions: discord.Permissions) -> bool:
 
 
 def can_manage_subscriptions(
-    member: discord.Member, channel: discord.abc.GuildChannel | discord.Thread
+    member: discord.Member, channel: discord.abc.GuildChannel | discord.Thread | None
 ) -> bool:
     """Staff, for subscriptions: Manage Channels in the channel the subscription posts in.
 
     Checked in the target channel, not where the command is typed: Manage Channels in
-    one channel (an overwrite) must not reach another channel's subscriptions.
+    one channel (an overwrite) must not reach another channel's subscriptions. A channel
+    not cached (or gone), None: server-wide Manage Channels decides.
     """
+    if channel is None:
+        return member.guild_permissions.manage_channels
     return channel.permissions_for(member).manage_channels
 
 

@@ -391,29 +391,22 @@ class Subscriptions(commands.Cog):
             raise UserError(f"There are no subscriptions in {where}. Add one with /subscribe.")
 
         async def render(offset: int) -> tuple[discord.Embed, int]:
-            page = subs[offset : offset + SUBSCRIPTIONS_PAGE_SIZE]
-            embed = discord.Embed(
-                title=f"Subscriptions{f' of #{channel.name}' if channel else ''}",
-                description=note,
-                colour=embeds.COLD,
-            )
-            for sub in page:
-                embed.add_field(
-                    name=embeds.plain_truncated(
-                        f"{sub.topic} · {_state(sub)}", embeds.FIELD_NAME_LIMIT
-                    ),
-                    value=embeds.truncate(
-                        _describe(sub, is_forum(guild.get_channel(sub.channel_id))),
-                        embeds.FIELD_VALUE_LIMIT,
-                    ),
-                    inline=False,
+            entries = [
+                (
+                    f"{sub.topic} · {_state(sub)}",
+                    _describe(sub, is_forum(guild.get_channel(sub.channel_id))),
                 )
-            embed.set_footer(
-                text=embeds.page_footer(
-                    offset, len(subs), SUBSCRIPTIONS_PAGE_SIZE, "subscription", "subscriptions"
-                )
+                for sub in subs[offset : offset + SUBSCRIPTIONS_PAGE_SIZE]
+            ]
+            embed = embeds.subscriptions_embed(
+                f"Subscriptions{f' of #{channel.name}' if channel else ''}",
+                note,
+                entries,
+                offset=offset,
+                total=len(subs),
+                page_size=SUBSCRIPTIONS_PAGE_SIZE,
             )
-            return embeds.fit(embed), len(subs)
+            return embed, len(subs)
 
         embed, total = await render(0)
         paginator = Paginator(interaction.user, render, SUBSCRIPTIONS_PAGE_SIZE, total)
@@ -476,10 +469,7 @@ class Subscriptions(commands.Cog):
 
     def _manages(self, interaction: discord.Interaction, channel_id: int) -> bool:
         guild, member = errors.server_member(interaction)
-        channel = guild.get_channel(channel_id)
-        if channel is None:  # not cached (or gone): server-wide Manage Channels decides
-            return member.guild_permissions.manage_channels
-        return can_manage_subscriptions(member, channel)
+        return can_manage_subscriptions(member, guild.get_channel(channel_id))
 
     def _outlook(
         self,
