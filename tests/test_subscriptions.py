@@ -133,6 +133,16 @@ async def test_backfill_posts_the_hottest_at_once_oldest_first(room):
     assert len(posts(room.news)) == 2
 
 
+async def test_the_topics_suggested_for_a_typo_are_escaped(room, archive):
+    # An archive topic is text of the archive's: Markdown in it must show as typed.
+    write(archive, "weird", "Snakes and ladders", 200, topics=("snake_case *tips*",))
+    await room.rescan()
+    result = await room.staff.slash(room.news, "subscribe", topic="snake_case tip")
+    assert result.ephemeral
+    assert "Did you mean **snake\\_case \\*tips\\***?" in result.response.content
+    assert await room.env.bot.store.subscriptions(room.guild.id) == []
+
+
 async def test_unknown_topic_and_missing_permission_are_explained(room):
     result = await room.staff.slash(room.news, "subscribe", topic="Gardenin")
     assert "There is no topic" in result.response.content
