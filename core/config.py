@@ -119,7 +119,7 @@ def redact_secrets_in_logs(token: str | None = None) -> None:
             record.msg, record.args = clean, None
         return record
 
-    make_record.redacts = True  # type: ignore[attr-defined]
+    make_record.redacts = True  # type: ignore[attr-defined]  # a mark: installed already
     logging.setLogRecordFactory(make_record)
 
 
