@@ -64,6 +64,21 @@ async def corpus_store(store: Store) -> Store:
 # -- the bot in a simulated Discord (simcord) --------------------------------------
 
 
+# simcord waits up to 5 s of real time for the bot to settle after each step; a loaded
+# 2-core machine can exceed that on a busy step, which would fail a correct test.
+SETTLE_TIMEOUT_SECONDS = 30.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give every simcord test the longer settle timeout, keeping its own simcord options."""
+    for item in items:
+        if "simcord_env" not in getattr(item, "fixturenames", ()):
+            continue
+        marker = item.get_closest_marker("simcord")
+        options = {"settle_timeout": SETTLE_TIMEOUT_SECONDS, **(marker.kwargs if marker else {})}
+        item.add_marker(pytest.mark.simcord(**options), append=False)
+
+
 @pytest.fixture
 def bot_config(tmp_path: Path):
     """The bot's configuration for one test: its own database, the seed archive."""
