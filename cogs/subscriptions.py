@@ -111,7 +111,14 @@ class Subscriptions(commands.Cog):
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         channel = getattr(interaction.namespace, "channel", None) or interaction.channel
-        subs = await self.store.channel_subscriptions(channel.id) if channel else []
+        # Only a channel the caller may manage: topic names are the server's business.
+        if channel is None or interaction.guild is None:
+            return []
+        if interaction.guild.get_channel(channel.id) is None or not self._manages(
+            interaction, channel.id
+        ):
+            return []
+        subs = await self.store.channel_subscriptions(channel.id)
         wanted = current.strip().casefold()
         names = [s.topic for s in subs if wanted in s.topic.casefold()]
         choices = [app_commands.Choice(name=embeds.choice_name(n), value=n[:100]) for n in names]

@@ -564,6 +564,10 @@ async def test_manage_channels_in_one_channel_does_not_reach_another(room, own_c
     # In her own channel she may.
     done = await olga.slash(own, "subscribe", topic="Gardening")
     assert f"<#{own.id}> now gets **Gardening**" in done.response.content
+    # Suggestions name only the topics of a channel she may manage.
+    assert await olga.autocomplete(own, "unsubscribe", "topic", "", channel=room.news) == []
+    choices = await olga.autocomplete(own, "unsubscribe", "topic", "")
+    assert [c["value"] for c in choices] == ["all", "Gardening"]
     # The listing shows only what she can manage, and says so.
     listing = await olga.slash(own, "subscriptions")
     (embed,) = listing.response.embeds
