@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import sys
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -19,6 +20,7 @@ from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
 from core.config import Config
 from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
+from core.sharding import ProcessLeases
 from core.sources import follow
 from core.store import NewsStore, Store, check_database
 
@@ -38,8 +40,13 @@ To get one:
 """
 
 
-class NewsBot(commands.Bot):
-    """The news bot. Its state lives in the store; the archive is loaded in the background."""
+class NewsBot(commands.AutoShardedBot):
+    """The news bot. Its state lives in the store; the archive is loaded in the background.
+
+    Always sharded: the shards of NEWS_SHARD_COUNT / NEWS_SHARD_IDS, else as many as
+    Discord recommends, all in this process. Several processes share one database; each
+    delivers to the guilds on its shards (see core/sharding.py).
+    """
 
     def __init__(self, config: Config) -> None:
         intents = discord.Intents.none()
@@ -51,8 +58,12 @@ class NewsBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=errors.NewsTree,
+            **_shard_options(config),
         )
         self.config = config
+        # The guilds this process delivers to (discord.py's `shards` are its connections).
+        self.served_shards = config.shards
+        self.process: ProcessLeases = None  # type: ignore[assignment]  # needs the store
         self.store: NewsStore = None  # type: ignore[assignment]  # opened in setup_hook
         self.archive_loaded = asyncio.Event()
         self.last_ingest: IngestReport | None = None
@@ -71,6 +82,11 @@ class NewsBot(commands.Bot):
         # A damaged or read-only database stops the start here, before anything else.
         await asyncio.to_thread(check_database, self.config.db_path)
         self.store = await Store.open(self.config.db_path)
+        self.process = ProcessLeases(self.store, self.config.poll_seconds)
+        now = discord.utils.utcnow()
+        rescanner = await self.process.start(now)
+        shards = self.served_shards.describe()
+        log.info("process %s delivers to guilds on %s", self.process.id, shards)
         self.tree.error(errors.on_app_command_error)
         self.add_dynamic_items(views.RelatedButton, views.PinButton, views.OpenSimilarSelect)
         for extension in EXTENSIONS:
@@ -80,7 +96,11 @@ class NewsBot(commands.Bot):
                 log.exception("extension %s failed to load; carrying on without it", extension)
         await self.sync_commands()
         # The bot answers while a large archive loads; replies say when it is still loading.
-        self._loader = asyncio.create_task(self.load_archive(), name="archive-loader")
+        # Only the rescanner loads it: the others read what it stores.
+        if rescanner:
+            self._loader = asyncio.create_task(self.load_archive(), name="archive-loader")
+        else:
+            self.archive_loaded.set()
 
     async def load_archive(self) -> IngestReport | None:
         """Ingest the archive (incremental); never raises, logs what went wrong."""
@@ -173,7 +193,22 @@ class NewsBot(commands.Bot):
             self._loader.cancel()
         await super().close()
         if self.store is not None:
+            if self.process is not None:
+                try:
+                    await self.process.release()
+                except Exception:  # a stop carries on: the leases expire by themselves
+                    log.exception("could not release this process's leases")
             await self.store.close()
+
+
+def _shard_options(config: Config) -> dict[str, Any]:
+    """AutoShardedBot's shard_count and shard_ids when set (unset: Discord recommends)."""
+    options: dict[str, Any] = {}
+    if config.shard_count is not None:
+        options["shard_count"] = config.shard_count
+    if config.shard_ids is not None:
+        options["shard_ids"] = list(config.shard_ids)
+    return options
 
 
 def create_bot(config: Config | None = None) -> NewsBot:

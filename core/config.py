@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+from core.sharding import Shards, parse_shard_ids
+
 if TYPE_CHECKING:
     from core.sources.config import Source
 
@@ -40,6 +42,10 @@ class Config:
     data_dir: Path = Path("data")  # NEWS_DATA: clones of git sources live here
     # The parsed sources file (see core/sources/config.py), read once with the rest.
     source_list: tuple[Source, ...] = ()
+    # NEWS_SHARD_COUNT / NEWS_SHARD_IDS: the shards this process runs (None: as Discord
+    # recommends, all of them in this one process).
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
 
     @classmethod
     def from_env(
@@ -71,7 +77,15 @@ class Config:
             sources_file=Path(sources) if (sources := get("NEWS_SOURCES")) else None,
             data_dir=Path(get("NEWS_DATA") or "data"),
             source_list=_sources(sources),
+            **_shards(get),
         )
+
+    @property
+    def shards(self) -> Shards:
+        """The guilds this process delivers to: those on its shards."""
+        if self.shard_count is None:
+            return Shards.everything()
+        return Shards(self.shard_count, self.shard_ids or tuple(range(self.shard_count)))
 
     @property
     def sources(self) -> tuple[Source, ...]:
@@ -146,6 +160,20 @@ def _sources(path: str | None) -> tuple[Source, ...]:
     from core.sources.config import load_sources  # it needs ConfigError from here
 
     return load_sources(Path(path))
+
+
+def _shards(get: _Get) -> dict[str, Any]:
+    count = _int(get, "NEWS_SHARD_COUNT", None, 1, 65_535)
+    raw = get("NEWS_SHARD_IDS")
+    if raw is None:
+        return {"shard_count": count, "shard_ids": None}
+    if count is None:
+        raise ConfigError("NEWS_SHARD_IDS needs NEWS_SHARD_COUNT (the total over every process)")
+    try:
+        ids = parse_shard_ids(raw, count)
+    except ValueError as exc:
+        raise ConfigError(f"NEWS_SHARD_IDS: {exc}") from None
+    return {"shard_count": count, "shard_ids": ids}
 
 
 def _log_level(raw: str | None) -> str:

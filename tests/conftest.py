@@ -75,7 +75,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "simcord_env" not in getattr(item, "fixturenames", ()):
             continue
         marker = item.get_closest_marker("simcord")
-        options = {"settle_timeout": SETTLE_TIMEOUT_SECONDS, **(marker.kwargs if marker else {})}
+        # The bot is an AutoShardedBot; one shard unless the test asks for more.
+        defaults = {"settle_timeout": SETTLE_TIMEOUT_SECONDS, "shard_count": 1}
+        options = {**defaults, **(marker.kwargs if marker else {})}
         item.add_marker(pytest.mark.simcord(**options), append=False)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import aiosqlite
 
 from core.models import Pin
+from core.store.claims import ClaimQueries
 from core.store.pins import PinQueries
 from core.store.protocol import ArchiveWriter, NewsStore
 from core.store.schema import BUSY_TIMEOUT_MS, connect, migrate
@@ -44,7 +45,7 @@ def check_database(path: str | Path) -> None:
         conn.close()
 
 
-class Store(StoryQueries, SubscriptionQueries, PinQueries):
+class Store(StoryQueries, SubscriptionQueries, PinQueries, ClaimQueries):
     """The SQLite `NewsStore`: one aiosqlite connection (see `StoreBase`) for the bot, and
     a synchronous connection of its own for each ingest (`archive_writer`)."""
 
