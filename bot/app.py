@@ -18,7 +18,7 @@ from bot import errors, views
 from bot.permissions import REQUIRED_PERMISSIONS
 from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
-from core.config import Config
+from core.config import Config, ConfigError
 from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
 from core.sharding import ProcessLeases
 from core.sources import follow
@@ -84,6 +84,14 @@ class NewsBot(commands.AutoShardedBot):
         self.store = await Store.open(self.config.db_path)
         self.process = ProcessLeases(self.store, self.config.poll_seconds)
         now = discord.utils.utcnow()
+        if isinstance(self.store, Store) and (hosts := await self.process.other_machines(now)):
+            # A SQLite file is one machine's: over a network file system its locks do not
+            # hold, and two machines' processes could both send (or damage the file).
+            raise ConfigError(
+                f"NEWS_DB is a SQLite file that bot processes on {', '.join(sorted(hosts))}"
+                " also use; SQLite serves one machine only. Run the processes of several"
+                " machines on one PostgreSQL database (see the README, Scaling out)."
+            )
         rescanner = await self.process.start(now)
         shards = self.served_shards.describe()
         log.info("process %s delivers to guilds on %s", self.process.id, shards)
@@ -227,6 +235,9 @@ def run_bot(config: Config) -> int:
     except discord.LoginFailure:
         print("Discord refused the token: check DISCORD_TOKEN.", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # found at start-up (e.g. SQLite shared by two machines)
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

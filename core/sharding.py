@@ -146,6 +146,15 @@ class ProcessLeases:
         await self.keep_alive(now)
         return await self.take_rescan(now)
 
+    async def other_machines(self, now: datetime) -> set[str]:
+        """The hosts of other machines whose processes hold a live lease here."""
+        here = socket.gethostname()
+        return {
+            holder.partition(":")[0]
+            for _, holder, expires in await self.store.leases()
+            if expires >= now and holder.count(":") == 2 and holder.partition(":")[0] != here
+        }
+
     async def keep_alive(self, now: datetime) -> None:
         """Renew the alive lease (once a poll). Warns when it had lapsed: the process
         stalled, and another may have taken over (and re-sent) what it was sending."""

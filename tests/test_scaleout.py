@@ -21,7 +21,14 @@ from bot.delivery import Deliverer
 from core.config import Config
 from core.ingest import ingest
 from core.models import DeliveryState
-from core.sharding import ALIVE_PREFIX, RESCAN_LEASE, ProcessLeases, Shards, lease_length
+from core.sharding import (
+    ALIVE_PREFIX,
+    RESCAN_LEASE,
+    ProcessLeases,
+    Shards,
+    gone_from_this_machine,
+    lease_length,
+)
 from core.store import Store
 from tests.conftest import NOW, story_file
 
@@ -343,3 +350,29 @@ async def test_digest_claims_are_once_too(two_connections):
     assert [d.subscription_id for d in await store.digests("sending")] == [sub.id]
     taken = await store.take_over_digests("z", NOW + 3 * LEASE, Shards.everything())
     assert taken == {(sub.id, end)}
+
+
+async def test_processes_of_other_machines_are_seen_in_the_leases(two_connections):
+    """What makes a SQLite deployment refuse to start when another machine's processes
+    use the same file (the bot raises a ConfigError at start-up, see bot/app.py)."""
+    first, _, _ = two_connections
+    here = ProcessLeases(first, POLL)
+    await here.keep_alive(NOW)
+    assert await here.other_machines(NOW) == set()
+    await first.take_lease(
+        ALIVE_PREFIX + "elsewhere:41:beef", "elsewhere:41:beef", NOW, NOW + LEASE
+    )
+    assert await here.other_machines(NOW) == {"elsewhere"}
+    assert await here.other_machines(NOW + 2 * LEASE) == set()  # stopped long ago
+
+
+def test_a_stopped_process_of_this_machine_holds_nothing():
+    import os
+    import socket
+
+    host = socket.gethostname()
+    assert gone_from_this_machine(f"{host}:{os.getpid()}:0ld")  # rebuilt within this process
+    assert not gone_from_this_machine(f"{host}:{os.getppid()}:abc")  # running
+    assert gone_from_this_machine(f"{host}:{2**22 + 12345}:abc")  # above any pid: not running
+    assert not gone_from_this_machine(f"elsewhere:{2**22 + 12345}:abc")  # unknowable: wait
+    assert not gone_from_this_machine("process-a")  # a name, not a host:pid:token
