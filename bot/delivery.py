@@ -113,6 +113,10 @@ class Deliverer:
         # Within this process, one task per channel at a time (the claim is the lock
         # between processes).
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # What this engine is sending right now: (channel id, story id) of deliveries,
+        # (subscription id, period end) of digests. Its other claims are left from a
+        # send that failed midway: reconciled like a dead process's.
+        self._sending: set[tuple[int, object]] = set()
 
     @property
     def store(self) -> NewsStore:
@@ -344,6 +348,16 @@ class Deliverer:
         decisions = [d for d in decisions if d.story.id in claimed]
         if not decisions:
             return True
+        sending = {(channel.id, story_id) for story_id in claimed}
+        self._sending |= sending
+        try:
+            return await self._send_claimed(channel, decisions, now)
+        finally:
+            self._sending -= sending
+
+    async def _send_claimed(self, channel, decisions: list[Decision], now: datetime) -> bool:
+        """Post what this process claimed, then confirm it (or give it back on a refusal)."""
+        me = self.process.id
         stories = [d.story for d in decisions]
         look = Look.of([s for d in decisions for s in d.subscriptions])
         content, allowed = _mentions(decisions)
@@ -493,10 +507,11 @@ class Deliverer:
         """Sends whose outcome was never recorded (a crash): find the post, or retry it.
 
         Those of a process whose alive lease expired (this one's before a restart, or
-        another's that died), taken over first: then this process is their only owner.
+        another's that died), taken over first: then this process is their only owner;
+        and this process's own that are not in flight (a send that failed midway).
         """
         me = self.process.id
-        taken = await self.store.take_over_deliveries(me, now, self.shards)
+        taken = await self.store.take_over_deliveries(me, now, self.shards) - self._sending
         if not taken:
             return
         log.info("reconciling %d sends a stopped process left unconfirmed", len(taken))
@@ -707,7 +722,8 @@ class Deliverer:
         """Record each digest that came due, then send the recorded ones (of this process's
         shards; two processes recording the same period record it once)."""
         me = self.process.id
-        if taken := await self.store.take_over_digests(me, now, self.shards):
+        taken = await self.store.take_over_digests(me, now, self.shards) - self._sending
+        if taken:
             for digest in await self.store.digests("sending", self.shards):
                 if (digest.subscription_id, digest.end) in taken:
                     async with self._locks[digest.channel_id]:
@@ -744,11 +760,21 @@ class Deliverer:
         if missing := missing_post_permissions(channel):
             await self.pause(channel, f"missing permission: {', '.join(missing)}", now)
             return False
-        role = digest.mention_role_id
         sub, end = digest.subscription_id, digest.end
         me = self.process.id
         if not await self.store.claim_digest(sub, end, me, now):
             return False  # another process claimed it first
+        self._sending.add((sub, end))
+        try:
+            return await self._send_claimed_digest(channel, digest, now)
+        finally:
+            self._sending.discard((sub, end))
+
+    async def _send_claimed_digest(self, channel, digest: Digest, now: datetime) -> bool:
+        """Send a digest this process claimed, then confirm it (or give it back)."""
+        role = digest.mention_role_id
+        sub, end = digest.subscription_id, digest.end
+        me = self.process.id
         try:
             message = await channel.send(
                 content=f"<@&{role}>" if role else None,

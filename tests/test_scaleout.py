@@ -376,3 +376,32 @@ def test_a_stopped_process_of_this_machine_holds_nothing():
     assert gone_from_this_machine(f"{host}:{2**22 + 12345}:abc")  # above any pid: not running
     assert not gone_from_this_machine(f"elsewhere:{2**22 + 12345}:abc")  # unknowable: wait
     assert not gone_from_this_machine("process-a")  # a name, not a host:pid:token
+
+
+async def test_a_send_lost_midway_is_reconciled_by_its_own_process(simcord_env, archive):
+    """The connection drops after Discord got the post: the process, alive all along,
+    finds the post at its next poll instead of posting again."""
+    env = simcord_env
+    await env.bot.archive_loaded.wait()
+    (news,) = [await newsroom_on_shard(env, 0)]
+    deliverer = env.bot.get_cog("Subscriptions").deliverer
+    real_post = deliverer._post
+    dropped = []
+
+    async def post_then_lose_the_connection(*args, **kwargs):
+        message = await real_post(*args, **kwargs)
+        if not dropped:
+            dropped.append(message)
+            raise ConnectionResetError("connection reset by peer")
+        return message
+
+    deliverer._post = post_then_lose_the_connection
+    write(archive, "hot", "Robots learn to cook", 300)
+    await env.advance_time(POLL)
+    assert dropped and titles(news) == Counter({"Robots learn to cook": 1})
+    await env.advance_time(POLL)
+    assert titles(news) == Counter({"Robots learn to cook": 1})
+    story_id = (await env.bot.store.search("Robots learn to cook")).stories[0].id
+    record, _ = await env.bot.store.delivery_record(news.id, story_id)
+    assert record is not None and record.state is DeliveryState.SENT
+    assert record.message_id == dropped[0].id

@@ -92,16 +92,19 @@ class ClaimQueries(StoreBase):
         self, holder: str, now: datetime, shards: Shards
     ) -> set[tuple[int, str]]:
         """Claims of processes whose alive lease expired (or from before claims), on these
-        shards, become this process's; returns them as (channel id, story id), to be
-        reconciled. `sent_at` stays: the send being reconciled started then."""
+        shards, become this process's; returns them, with this process's own claims, as
+        (channel id, story id): those not in flight here are to be reconciled. `sent_at`
+        stays: the send being reconciled started then."""
         where, params = shard_condition("guild_id", shards)
         rows = await self._rows(
             f"""
             UPDATE deliveries SET claimed_by = ?, claimed_at = ?
-            WHERE state = ? AND {where} AND (claimed_by IS NULL OR NOT EXISTS (
-                SELECT 1 FROM leases l
-                WHERE l.name = ? || deliveries.claimed_by AND l.expires_at >= ?
-            ))
+            WHERE state = ? AND {where} AND (
+                claimed_by IS NULL OR claimed_by = ? OR NOT EXISTS (
+                    SELECT 1 FROM leases l
+                    WHERE l.name = ? || deliveries.claimed_by AND l.expires_at >= ?
+                )
+            )
             RETURNING channel_id, (SELECT id FROM stories WHERE rowid = deliveries.story)
                 AS story_id
             """,
@@ -110,6 +113,7 @@ class ClaimQueries(StoreBase):
                 to_epoch(now),
                 DeliveryState.SENDING,
                 *params,
+                holder,
                 ALIVE_PREFIX,
                 to_epoch(now),
             ),
@@ -137,18 +141,21 @@ class ClaimQueries(StoreBase):
     async def take_over_digests(
         self, holder: str, now: datetime, shards: Shards
     ) -> set[tuple[int, datetime]]:
-        """Digest claims of dead processes, as `take_over_deliveries`: (subscription, end)."""
+        """Digest claims of dead processes and this one's, as `take_over_deliveries`:
+        (subscription, end)."""
         where, params = shard_condition("guild_id", shards)
         rows = await self._rows(
             f"""
             UPDATE digests SET claimed_by = ?, claimed_at = ?
-            WHERE state = 'sending' AND {where} AND (claimed_by IS NULL OR NOT EXISTS (
-                SELECT 1 FROM leases l
-                WHERE l.name = ? || digests.claimed_by AND l.expires_at >= ?
-            ))
+            WHERE state = 'sending' AND {where} AND (
+                claimed_by IS NULL OR claimed_by = ? OR NOT EXISTS (
+                    SELECT 1 FROM leases l
+                    WHERE l.name = ? || digests.claimed_by AND l.expires_at >= ?
+                )
+            )
             RETURNING subscription, period_end
             """,
-            (holder, to_epoch(now), *params, ALIVE_PREFIX, to_epoch(now)),
+            (holder, to_epoch(now), *params, holder, ALIVE_PREFIX, to_epoch(now)),
         )
         taken = set()
         for row in rows:
