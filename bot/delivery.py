@@ -1,19 +1,26 @@
 """Pushing hot stories to subscribed channels: exactly once, nothing lost.
 
-One poll: rescan the archive → resume channels whose permissions are back →
-reconcile sends whose outcome was never recorded → decide what became due →
-send it, channel by channel. The clock is read once per poll; what to post and
-why not is decided by the pure planner (core/planner.py); this module is the
-sender: it turns "post" decisions into messages and records what happened.
+One poll: renew this process's leases → rescan the archive → resume channels whose
+permissions are back → reconcile sends whose outcome was never recorded → decide
+what became due → send it, channel by channel. The clock is read once per poll;
+what to post and why not is decided by the pure planner (core/planner.py); this
+module is the sender: it turns "post" decisions into messages and records what
+happened.
 
-A delivery is recorded before its send (pending, then sending, with the time the
-send started) and marked sent with the message id only once Discord accepted it;
-a crash in between is reconciled against every message of the channel since that
-send started (in a forum: the posts the bot made since then, active or archived),
-before anything is sent again. A post looks as its subscription's style says (a
-story card, compact lines several to a message, or a bare link); in a forum each
-story is a post of its own; `thread` subscriptions open a thread on each post (a
-post found by reconciliation without its thread gets it then).
+A delivery is recorded before its send (pending, then claimed: sending, in the name of
+this process, with the time the send started; one atomic statement, so of several
+processes on one database exactly one sends it) and marked sent with the message id
+only once Discord accepted it, if the claim is still this process's; a crash in between
+(this process's, or another's whose alive lease expired: its claim is taken over) is
+reconciled against every message of the channel since that send started (in a forum:
+the posts the bot made since then, active or archived), before anything is sent again.
+The rescan and `decide` are the rescanner's alone (the process holding the rescan
+lease); every process sends to the channels of its shards.
+
+A post looks as its subscription's style says (a story card, compact lines several
+to a message, or a bare link); in a forum each story is a post of its own; `thread`
+subscriptions open a thread on each post (a post found by reconciliation without its
+thread gets it then).
 
 Posts stay current: a sent post whose story's heat rose by a step, or got more related
 coverage, is edited in place (footer "🔥 154 → 231 · 3 more outlets"); the planner
