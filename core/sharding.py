@@ -58,6 +58,9 @@ class Shards:
         return f"shards {format_shard_ids(self.ids)} of {self.count}"
 
 
+EVERY_SHARD = Shards.everything()  # one process for every guild (the default)
+
+
 def parse_shard_ids(text: str, count: int) -> tuple[int, ...]:
     """`0-3`, `0,2` or `0-1,4`: sorted, unique shard ids below `count`.
 

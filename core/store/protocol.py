@@ -26,7 +26,7 @@ from core.models import (
     Subscription,
     TopicCount,
 )
-from core.sharding import Shards
+from core.sharding import EVERY_SHARD, Shards
 from core.store.source_state import SourceState
 
 if TYPE_CHECKING:  # the parser (and YAML) is ingest's: the read commands never load it
@@ -275,7 +275,7 @@ class NewsStore(Protocol):
         states: tuple[DeliveryState, ...] = (DeliveryState.PENDING,),
         channel_id: int | None = None,
         *,
-        shards: Shards = ...,
+        shards: Shards = EVERY_SHARD,
         claimed_by: str | None = None,
     ) -> list[Delivery]: ...
 
@@ -303,7 +303,7 @@ class NewsStore(Protocol):
         """What a post shows as it goes out: its look, its heat and the story's coverage."""
         ...
 
-    async def live_posts(self, since: datetime, shards: Shards = ...) -> list[LivePost]:
+    async def live_posts(self, since: datetime, shards: Shards = EVERY_SHARD) -> list[LivePost]:
         """Posts sent since `since` whose story's heat or coverage grew since last shown."""
         ...
 
@@ -345,7 +345,7 @@ class NewsStore(Protocol):
         """Record a period's digest before it is sent: pending, or empty."""
         ...
 
-    async def digests(self, state: str, shards: Shards = ...) -> list[Digest]:
+    async def digests(self, state: str, shards: Shards = EVERY_SHARD) -> list[Digest]:
         """Recorded digests in `state` ('pending' or 'sending'), with their stories."""
         ...
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.models import Delivery, DeliveryState, Digest, PostStyle, Story, Subscription
-from core.sharding import Shards
+from core.sharding import EVERY_SHARD, Shards
 from core.store.base import Params, StoreBase
 from core.store.claims import shard_condition
 from core.store.stories import (
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from core.planner import LivePost, Record
 
 WATERMARK_KEY = "delivery_watermark"
-EVERY_SHARD = Shards.everything()
 # Prefixed, so that they can be selected beside STORY_COLUMNS and read by name.
 SUBSCRIPTION_COLUMNS = """
     sub.id AS sub_id, sub.guild_id AS sub_guild_id, sub.channel_id AS sub_channel_id,
