@@ -20,7 +20,7 @@ from core.archive import ArchiveUnreadable
 from core.config import Config
 from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
 from core.sources import follow
-from core.store import NewsStore, Store, check_database
+from core.store import NewsStore, check_database, open_store
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ class NewsBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         # A damaged or read-only database stops the start here, before anything else.
-        await asyncio.to_thread(check_database, self.config.db_path)
-        self.store = await Store.open(self.config.db_path)
+        await asyncio.to_thread(check_database, self.config.database)
+        self.store = await open_store(self.config.database)
         self.tree.error(errors.on_app_command_error)
         self.add_dynamic_items(views.RelatedButton, views.PinButton, views.OpenSimilarSelect)
         for extension in EXTENSIONS:
