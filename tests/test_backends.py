@@ -143,6 +143,15 @@ async def test_stories_found_by_id_and_title_words_are_the_same(both):
     assert await lite.closest_topics("powr apps") == await pg.closest_topics("powr apps")
 
 
+async def test_did_you_mean_looks_among_neighbours_alike(both, monkeypatch):
+    """A large archive compares only the topic names sorting next to the text typed
+    (a JSON list of keys passed to the query): the same suggestions on both."""
+    lite, pg = both
+    monkeypatch.setattr("core.store.stories.SUGGEST_ALL_BELOW", 0)
+    for typed in ("powr apps", "Power Platfrom", "teams", "x"):
+        assert await lite.closest_topics(typed) == await pg.closest_topics(typed), typed
+
+
 def _parameters(function) -> list[tuple[str, object, object]]:
     signature = inspect.signature(function)
     return [(p.name, p.kind, p.default) for p in signature.parameters.values()]
@@ -250,3 +259,14 @@ def test_an_unreachable_server_is_one_clear_line(tmp_path: Path):
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("database postgresql://news:***@/news")
     assert "cannot connect" in lines[0] and "secret" not in lines[0]
+
+
+def test_news_db_names_either_backend():
+    from core.config import Config
+
+    url = "postgresql://newsbot:secret@db.example/newsbot"
+    on_postgres = Config.from_env({"NEWS_DB": url}, dotenv_path=None)
+    assert (on_postgres.database, on_postgres.db_url) == (url, url)
+    assert "secret" not in repr(on_postgres)
+    on_sqlite = Config.from_env({"NEWS_DB": "data/x.db"}, dotenv_path=None)
+    assert (on_sqlite.database, on_sqlite.db_url) == (Path("data/x.db"), None)

@@ -178,6 +178,9 @@ class PostgresArchiveWriter(SqliteArchiveWriter):
                 " visible = excluded.visible",
                 (min_doc, visible),
             )
+            # The planner's statistics, fresh after the archive changed (autovacuum would
+            # refresh them only after a while): the first searches get good plans too.
+            self.conn.execute("ANALYZE stories, story_topics, topics, term_stats")
 
 
 _TEXT = ("title", "excerpt", "topics_text", "provider_name")
