@@ -12,9 +12,9 @@ stemming, its own stop words, its own parser) would not quite do.
 from __future__ import annotations
 
 import math
-import re
 import sqlite3
 import threading
+from collections.abc import Iterable
 
 from core.store.stories import TOKENIZER, index_terms, query_words
 
@@ -23,6 +23,10 @@ COLUMN_WEIGHTS = ("A", "B", "C", "D")  # title, excerpt, topics_text, provider_n
 RANK_WEIGHTS = "'{0.2, 0.3, 0.4, 1.0}'"
 _MAX_POSITION = 16383  # tsvector positions stop there
 _COLUMN_SPAN = 4000  # positions of one column start past the previous one's
+
+# bot_state keys: the stories and tokens the index holds, counted by each ingest that
+# changed it (`PostgresArchiveWriter.count_terms`).
+SIZE_KEYS = ("fts:stories", "fts:tokens")
 
 _lock = threading.Lock()
 _conn: sqlite3.Connection | None = None
@@ -99,8 +103,6 @@ def _escape(term: str) -> str:
     return term.replace("\\", "\\\\").replace("'", "''")
 
 
-# One lexeme of a tsvector's text form: 'term':1A,5B,9 (weight D is not written).
-_LEXEME = re.compile(r"'((?:[^']|'')*)':([0-9A-D,]+)")
 _WEIGHT_COLUMN = {"A": 0, "B": 1, "C": 2, "D": 3}
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -128,19 +130,16 @@ class Bm25:
             idf = math.log((rows - n + 0.5) / (n + 0.5))
             self.idf[term] = idf if idf > 0 else 1e-6
 
-    def __call__(self, vector: str) -> float:
-        length = 0
-        hits = dict.fromkeys(self.idf, 0.0)
-        for match in _LEXEME.finditer(vector):
-            term = match.group(1).replace("''", "'").replace("\\\\", "\\")
-            positions = match.group(2).split(",")
-            length += len(positions)
-            if term in hits:
-                for position in positions:
-                    weight = position[-1] if position[-1].isalpha() else "D"
-                    hits[term] += self.weights[_WEIGHT_COLUMN[weight]]
+    def __call__(self, length: int, hits: Iterable[str]) -> float:
+        """The score of a story of `length` tokens whose query terms are `hits`:
+        "term WEIGHTS", one letter (A-D: the column) per occurrence."""
+        found = dict.fromkeys(self.idf, 0.0)
+        for hit in hits:
+            term, _, letters = hit.rpartition(" ")
+            if term in found:
+                found[term] += sum(self.weights[_WEIGHT_COLUMN[w]] for w in letters)
         score = 0.0
         norm = BM25_K1 * (1 - BM25_B + BM25_B * length / self.average)
-        for term, f in hits.items():
+        for term, f in found.items():
             score += self.idf[term] * f * (BM25_K1 + 1) / (f + norm)
         return -score

@@ -95,12 +95,16 @@ class PostgresStoryQueries(StoryQueries, PostgresBase):
             rows = await self._rows(query, (*params, limit, offset))
             return Page([story_from_row(r) for r in rows], total, offset, limit, estimate)
         # Relevance: SQLite's bm25, computed here over the (at most SEARCH_CAP) matches.
-        matches = await self._rows(
-            f"SELECT s.rowid, s.heat, s.fts::text AS fts FROM {SEARCH_FROM}"
-            f" WHERE {' AND '.join(where)}",
-            params,
-        )
         terms = str(params[0]).split()
+        # Of each match only what bm25 needs: its length and the query terms' weights.
+        matches = await self._rows(
+            f"""SELECT s.rowid, s.heat, s.fts_tokens AS tokens, (
+                    SELECT array_agg(u.lexeme || ' ' || array_to_string(u.weights, ''))
+                    FROM unnest(s.fts) u WHERE u.lexeme = any(?::text[])
+                ) AS hits
+                FROM {SEARCH_FROM} WHERE {" AND ".join(where)}""",
+            (terms, *params),
+        )
         ranked = await self._bm25_order(matches, terms)
         wanted = ranked[offset : offset + limit]
         rows = await self._rows(
@@ -117,11 +121,7 @@ class PostgresStoryQueries(StoryQueries, PostgresBase):
         bm25 with the column weights of SEARCH_RANK, lifted by heat the same way."""
         if not matches:
             return []
-        totals = await self._row(
-            "SELECT count(*) AS n, coalesce(sum(fts_tokens), 0) AS tokens FROM stories"
-        )
-        assert totals is not None  # an aggregate always has its row
-        rows, tokens = totals["n"], int(totals["tokens"])
+        rows, tokens = await self._index_size()
         found = await self._pg_rows(
             "SELECT term, doc FROM term_stats WHERE term = any($1::text[])", terms
         )
@@ -131,10 +131,29 @@ class PostgresStoryQueries(StoryQueries, PostgresBase):
             docs.update(await self._term_docs(missing))
         score = fts.Bm25(rows, tokens, {t: docs.get(t, 0) for t in terms}, SEARCH_WEIGHTS)
         ranked = sorted(
-            (score(match["fts"]) * (1.0 + min(match["heat"], 1000) / 250.0), match["rowid"])
+            (
+                score(match["tokens"], match["hits"] or ())
+                * (1.0 + min(match["heat"], 1000) / 250.0),
+                match["rowid"],
+            )
             for match in matches
         )
         return [rowid for _, rowid in ranked]
+
+    async def _index_size(self) -> tuple[int, int]:
+        """Stories and tokens in the full-text index (bm25's N and average length), as the
+        last ingest counted them; counted now if none has yet."""
+        found = await self._pg_rows(
+            "SELECT key, value FROM bot_state WHERE key = any($1::text[])", list(fts.SIZE_KEYS)
+        )
+        known = {row["key"]: int(row["value"]) for row in found}
+        if len(known) == len(fts.SIZE_KEYS):
+            return known[fts.SIZE_KEYS[0]], known[fts.SIZE_KEYS[1]]
+        totals = await self._row(
+            "SELECT count(*) AS n, coalesce(sum(fts_tokens), 0) AS tokens FROM stories"
+        )
+        assert totals is not None  # an aggregate always has its row
+        return totals["n"], int(totals["tokens"])
 
     async def find_stories(self, text: str, limit: int = 25) -> list[Story]:
         """Autocomplete for a story option: by short id, else by words of the title."""

@@ -178,6 +178,14 @@ class PostgresArchiveWriter(SqliteArchiveWriter):
                 " visible = excluded.visible",
                 (min_doc, visible),
             )
+            size = self.conn.execute(
+                "SELECT count(*) AS n, coalesce(sum(fts_tokens), 0) AS tokens FROM stories"
+            ).fetchone()
+            self.conn.executemany(
+                "INSERT INTO bot_state (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                list(zip(fts.SIZE_KEYS, (str(size["n"]), str(size["tokens"])), strict=True)),
+            )
             # The planner's statistics, fresh after the archive changed (autovacuum would
             # refresh them only after a while): the first searches get good plans too.
             self.conn.execute("ANALYZE stories, story_topics, topics, term_stats")
