@@ -22,7 +22,7 @@ from core.config import Config, ConfigError
 from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
 from core.sharding import ProcessLeases
 from core.sources import follow
-from core.store import NewsStore, Store, check_database
+from core.store import NewsStore, Store, check_database, open_store
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,8 @@ class NewsBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         # A damaged or read-only database stops the start here, before anything else.
-        await asyncio.to_thread(check_database, self.config.db_path)
-        self.store = await Store.open(self.config.db_path)
+        await asyncio.to_thread(check_database, self.config.database)
+        self.store = await open_store(self.config.database)
         self.process = ProcessLeases(self.store, self.config.poll_seconds)
         now = discord.utils.utcnow()
         if isinstance(self.store, Store) and (hosts := await self.process.other_machines(now)):

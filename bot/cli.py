@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from core.config import Config, ConfigError
 from core.models import Coverage, Story
-from core.store import NewsStore, Store, check_database
+from core.store import NewsStore, check_database, is_postgres_url, open_store
 
 if TYPE_CHECKING:
     from core.ingest import IngestReport
@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "backup", help="copy the database to PATH safely, even while the bot runs"
     )
     backup.add_argument("path", help="the backup file to write (replaced if it exists)")
+    move = commands.add_parser(
+        "migrate",
+        help="copy a SQLite database (NEWS_DB) into PostgreSQL: subscriptions, posts, pins…",
+    )
+    move.add_argument("--to", required=True, help="the PostgreSQL URL (postgresql://…)")
+    move.add_argument("--from", dest="source", help="the SQLite file (default: NEWS_DB)")
     ingest_cmd = commands.add_parser("ingest", help="load the archive into the database")
     ingest_cmd.add_argument(
         "path",
@@ -174,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if config.token:  # checked before connecting: a bad database fails in one line
             try:
-                check_database(config.db_path)
+                check_database(config.database)
             except sqlite3.DatabaseError as exc:
-                print(database_problem(config.db_path, exc), file=sys.stderr)
+                print(database_problem(config.database, exc), file=sys.stderr)
                 return 1
         return run_bot(config)
     if command == "playground":
@@ -191,7 +197,14 @@ def main(argv: list[str] | None = None) -> int:
             poll=max(1, args.poll),
         )
     if command == "backup":
+        if config.db_url:
+            print(
+                "NEWS_DB is PostgreSQL: back it up with pg_dump (see the README)", file=sys.stderr
+            )
+            return 1
         return backup(config.db_path, Path(args.path))
+    if command == "migrate":
+        return migrate_to_postgres(Path(args.source) if args.source else config.db_path, args.to)
     if command == "invite":
         from bot.app import invite_url
 
@@ -206,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(_archive_command(command, args, config))
     except sqlite3.DatabaseError as exc:
-        print(database_problem(config.db_path, exc), file=sys.stderr)
+        print(database_problem(config.database, exc), file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from
@@ -215,9 +228,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
-    """One line naming the database file, what is wrong and what to do."""
+def database_problem(db_path: str | Path, exc: sqlite3.DatabaseError) -> str:
+    """One line naming the database (file or PostgreSQL URL), what is wrong and what to do."""
     text = str(exc)
+    if is_postgres_url(db_path):
+        from core.store.postgres import redacted
+
+        advice = (
+            "check that the PostgreSQL server runs and that NEWS_DB's host, port, user,"
+            " password and database name are right (see the README, PostgreSQL)"
+        )
+        return f"database {redacted(str(db_path))}: {text}; {advice}"
     if "not a database" in text or "malformed" in text:
         advice = "it is damaged: restore it from a backup (see the README, Data and backups)"
     elif "readonly" in text or "read-only" in text:
@@ -232,102 +253,108 @@ def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
 
 
 async def _archive_command(command: str, args: argparse.Namespace, config: Config) -> int:
-    async with await Store.open(config.db_path) as opened:
-        store: NewsStore = opened
-        if command == "ingest" and not args.path and config.source_list:
-            return await _ingest_sources(config, args.replace)
-        if command == "sources":
-            return await _list_sources(config, args.json)
-        if command == "ingest":
-            from core.archive import ArchiveUnreadable
-            from core.ingest import ArchiveChanged, ingest
+    store: NewsStore = await open_store(config.database)
+    try:
+        return await _run_archive_command(store, command, args, config)
+    finally:
+        await store.close()
 
-            archive = Path(args.path) if args.path else config.archive
-            if not archive.is_dir():
-                print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
-                return 1
-            try:
-                report = await ingest(
-                    store, archive, datetime.now(UTC), _progress_bar(), replace=args.replace
+
+async def _run_archive_command(
+    store: NewsStore, command: str, args: argparse.Namespace, config: Config
+) -> int:
+    if command == "ingest" and not args.path and config.source_list:
+        return await _ingest_sources(config, args.replace)
+    if command == "sources":
+        return await _list_sources(config, args.json)
+    if command == "ingest":
+        from core.archive import ArchiveUnreadable
+        from core.ingest import ArchiveChanged, ingest
+
+        archive = Path(args.path) if args.path else config.archive
+        if not archive.is_dir():
+            print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
+            return 1
+        try:
+            report = await ingest(
+                store, archive, datetime.now(UTC), _progress_bar(), replace=args.replace
+            )
+        except ArchiveUnreadable as exc:
+            print(f"{exc} (nothing was changed)", file=sys.stderr)
+            return 1
+        except ArchiveChanged as exc:
+            print(f"not ingesting: {exc}", file=sys.stderr)
+            return 1
+        _print_report(report)
+        return 0
+    if command == "search":
+        query = " ".join(args.query)
+        topic = args.topic
+        if topic is not None:
+            topic = await store.topic_name(topic)
+            if topic is None:
+                close = await store.closest_topics(args.topic)
+                hint = f" Did you mean: {', '.join(close)}?" if close else ""
+                print(
+                    f"unknown topic {args.topic!r}.{hint} (list them with: topics)",
+                    file=sys.stderr,
                 )
-            except ArchiveUnreadable as exc:
-                print(f"{exc} (nothing was changed)", file=sys.stderr)
                 return 1
-            except ArchiveChanged as exc:
-                print(f"not ingesting: {exc}", file=sys.stderr)
-                return 1
-            _print_report(report)
-            return 0
-        if command == "search":
-            query = " ".join(args.query)
-            topic = args.topic
-            if topic is not None:
-                topic = await store.topic_name(topic)
-                if topic is None:
-                    close = await store.closest_topics(args.topic)
-                    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-                    print(
-                        f"unknown topic {args.topic!r}.{hint} (list them with: topics)",
-                        file=sys.stderr,
-                    )
-                    return 1
-            sort = args.sort or ("relevance" if query.strip() else "hot")
-            page = await store.search(query, topic, sort, limit=max(1, args.limit))
-            if args.json:
-                _print_json([story_json(s) for s in page.stories])
-            elif not page.stories:
-                print("No stories found.")
-            else:
-                for found in page.stories:
-                    print(story_line(found))
-                more = "+" if page.total_is_estimate else ""
-                print(f"({len(page.stories)} of {page.total}{more})")
-            return 0
-        if command == "topics":
-            topics = await store.topics(limit=10_000)
-            if args.json:
-                _print_json([{"name": t.name, "count": t.count} for t in topics])
-            else:
-                for topic in topics:
-                    print(f"{topic.count:>6}  {topic.name}")
-            return 0
-        if command == "story":
-            story = await store.story(args.story_id)
-            if story is None:
-                return _no_story(args.story_id)
-            if args.json:
-                _print_json(
-                    {**story_json(story), "related": [coverage_json(c) for c in story.related]}
-                )
-            else:
-                print(f"{story.title}\n{story.url}\n{story_line(story)}\n")
-                print(story.excerpt)
-                print("Topics: " + (", ".join(story.topics) or "none"))
-            return 0
-        if command == "related":
-            related = await store.related(args.story_id)
-            if related is None:
-                return _no_story(args.story_id)
-            if args.json:
-                _print_json(
-                    {
-                        "story": story_json(related.story),
-                        "coverage": [coverage_json(c) for c in related.coverage],
-                        "similar": [story_json(s) for s in related.similar],
-                    }
-                )
-            else:
-                print(f"Related to: {related.story.title}\n\nCoverage elsewhere:")
-                for link in related.coverage:
-                    print(f"  {link.title} — {link.provider or '?'}\n    {link.url}")
-                if not related.coverage:
-                    print("  (none)")
-                print("\nSimilar stories in the archive:")
-                for story in related.similar:
-                    print("  " + story_line(story))
-                if not related.similar:
-                    print("  (none)")
-            return 0
+        sort = args.sort or ("relevance" if query.strip() else "hot")
+        page = await store.search(query, topic, sort, limit=max(1, args.limit))
+        if args.json:
+            _print_json([story_json(s) for s in page.stories])
+        elif not page.stories:
+            print("No stories found.")
+        else:
+            for found in page.stories:
+                print(story_line(found))
+            more = "+" if page.total_is_estimate else ""
+            print(f"({len(page.stories)} of {page.total}{more})")
+        return 0
+    if command == "topics":
+        topics = await store.topics(limit=10_000)
+        if args.json:
+            _print_json([{"name": t.name, "count": t.count} for t in topics])
+        else:
+            for topic in topics:
+                print(f"{topic.count:>6}  {topic.name}")
+        return 0
+    if command == "story":
+        story = await store.story(args.story_id)
+        if story is None:
+            return _no_story(args.story_id)
+        if args.json:
+            _print_json({**story_json(story), "related": [coverage_json(c) for c in story.related]})
+        else:
+            print(f"{story.title}\n{story.url}\n{story_line(story)}\n")
+            print(story.excerpt)
+            print("Topics: " + (", ".join(story.topics) or "none"))
+        return 0
+    if command == "related":
+        related = await store.related(args.story_id)
+        if related is None:
+            return _no_story(args.story_id)
+        if args.json:
+            _print_json(
+                {
+                    "story": story_json(related.story),
+                    "coverage": [coverage_json(c) for c in related.coverage],
+                    "similar": [story_json(s) for s in related.similar],
+                }
+            )
+        else:
+            print(f"Related to: {related.story.title}\n\nCoverage elsewhere:")
+            for link in related.coverage:
+                print(f"  {link.title} — {link.provider or '?'}\n    {link.url}")
+            if not related.coverage:
+                print("  (none)")
+            print("\nSimilar stories in the archive:")
+            for story in related.similar:
+                print("  " + story_line(story))
+            if not related.similar:
+                print("  (none)")
+        return 0
     raise AssertionError(command)
 
 
@@ -348,7 +375,7 @@ async def _ingest_sources(config: Config, replace: bool) -> int:
 
     outcomes = await asyncio.to_thread(
         follow,
-        config.db_path,
+        config.database,
         config.source_list,
         config.data_dir,
         config.poll_seconds,
@@ -372,7 +399,7 @@ async def _ingest_sources(config: Config, replace: bool) -> int:
 async def _list_sources(config: Config, as_json: bool) -> int:
     from core.sources import source_states
 
-    states = await asyncio.to_thread(source_states, config.db_path, config.sources)
+    states = await asyncio.to_thread(source_states, config.database, config.sources)
 
     def when(epoch: int | None) -> str | None:
         return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
@@ -404,6 +431,36 @@ async def _list_sources(config: Config, as_json: bool) -> int:
         if row["last_error"]:
             print(f"  last error ({row['failures']} in a row): {row['last_error']}")
     return 0
+
+
+def migrate_to_postgres(source: Path, url: str) -> int:
+    """`migrate --to URL`: the SQLite deployment copied into PostgreSQL (see
+    core/store/postgres/move.py)."""
+    if not is_postgres_url(url):
+        print(f"--to must be a postgresql:// URL, not {url!r}", file=sys.stderr)
+        return 2
+    if is_postgres_url(str(source)) or not source.is_file():
+        print(f"no SQLite database at {source} (set NEWS_DB or --from)", file=sys.stderr)
+        return 1
+    from core.store.postgres.move import MoveRefused, move_to_postgres
+
+    try:
+        report = asyncio.run(move_to_postgres(source, url))
+    except MoveRefused as exc:
+        print(f"not migrating: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:
+        print(database_problem(url if "connect" in str(exc) else source, exc), file=sys.stderr)
+        return 1
+    print(f"{source} → {_redacted(url)}: {report.summary()}")
+    print(f"Now set NEWS_DB={_redacted(url)} (with its password) and start the bot.")
+    return 0
+
+
+def _redacted(url: str) -> str:
+    from core.store.postgres import redacted
+
+    return redacted(url)
 
 
 def backup(db_path: Path, target: Path) -> int:

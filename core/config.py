@@ -31,6 +31,8 @@ class Config:
     token: str | None = field(default=None, repr=False)  # never printed
     archive: Path = Path("seeds")
     db_path: Path = Path("data/news.db")
+    # NEWS_DB as a postgresql:// URL: the store is PostgreSQL there, db_path is unused.
+    db_url: str | None = field(default=None, repr=False)  # may hold a password
     hot_heat: int = 100
     poll_seconds: int = 300
     max_age_hours: int = 72
@@ -63,10 +65,12 @@ class Config:
             value = values.get(name)
             return value.strip() if value and value.strip() else None
 
+        database = get("NEWS_DB")
         return cls(
             token=get("DISCORD_TOKEN"),
             archive=Path(get("NEWS_ARCHIVE") or "seeds"),
-            db_path=Path(get("NEWS_DB") or "data/news.db"),
+            db_path=Path(database if database and not _is_url(database) else "data/news.db"),
+            db_url=database if database and _is_url(database) else None,
             hot_heat=_int(get, "NEWS_HOT_HEAT", 100, 0, 1_000_000),
             poll_seconds=_int(get, "NEWS_POLL_SECONDS", 300, 5, 86_400),
             max_age_hours=_int(get, "NEWS_MAX_AGE_HOURS", 72, 0, 100_000),
@@ -86,6 +90,11 @@ class Config:
         if self.shard_count is None:
             return Shards.everything()
         return Shards(self.shard_count, self.shard_ids or tuple(range(self.shard_count)))
+
+    @property
+    def database(self) -> str | Path:
+        """What NEWS_DB names, for `core.store.open_store`: a PostgreSQL URL or a file."""
+        return self.db_url or self.db_path
 
     @property
     def sources(self) -> tuple[Source, ...]:
@@ -181,3 +190,7 @@ def _log_level(raw: str | None) -> str:
     if level not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return level
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))

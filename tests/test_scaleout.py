@@ -29,7 +29,7 @@ from core.sharding import (
     gone_from_this_machine,
     lease_length,
 )
-from core.store import Store
+from core.store import NewsStore, open_store
 from tests.conftest import NOW, story_file
 
 POLL = 60
@@ -63,11 +63,12 @@ def process_shards() -> tuple[int, ...] | None:
 
 
 @pytest.fixture
-def bot_config(tmp_path, archive, process_shards):
+def bot_config(tmp_path, archive, process_shards, db_url):
     # Posts enough per poll that a burst goes out in one round.
     return Config(
         archive=archive,
         db_path=tmp_path / "bot.db",
+        db_url=db_url,  # on PostgreSQL (the `backend` parameter), else the SQLite file
         poll_seconds=POLL,
         posts_per_poll=50,
         shard_count=4 if process_shards else None,
@@ -147,10 +148,10 @@ async def quiet_bot(simcord_env):
 
 @pytest.fixture
 async def engines(simcord_env, quiet_bot, bot_config):
-    opened: list[Store] = []
+    opened: list[NewsStore] = []
 
     async def make(name: str, shards: Shards) -> Deliverer:
-        store = await Store.open(bot_config.db_path)
+        store = await open_store(bot_config.database)
         opened.append(store)
         process = ProcessLeases(store, POLL, process_id=name)
         return Deliverer(quiet_bot, store=store, process=process, shards=shards)
@@ -249,13 +250,13 @@ async def test_a_process_killed_between_claim_and_confirm_is_taken_over(
 
 
 @pytest.fixture
-async def two_connections(tmp_path, archive):
+async def two_connections(database, archive):
     """Two connections to one database (two processes), with hot stories pending in a
     channel of a guild on shard 1 of 2."""
     for n in range(20):
         write(archive, f"s{n}", f"Story {n}", 200)
-    first = await Store.open(tmp_path / "shared.db")
-    second = await Store.open(tmp_path / "shared.db")
+    first = await open_store(database)
+    second = await open_store(database)
     await ingest(first, archive, NOW)
     page = await first.stories(limit=50)
     ids = [s.id for s in page.stories]

@@ -57,11 +57,12 @@ def archive(tmp_path):
 
 
 @pytest.fixture
-def bot_config(tmp_path, archive, request):
+def bot_config(tmp_path, archive, request, db_url):
     marker = request.node.get_closest_marker("max_age_hours")
     return Config(
         archive=archive,
         db_path=tmp_path / "bot.db",
+        db_url=db_url,
         hot_heat=100,
         poll_seconds=POLL,
         max_age_hours=marker.args[0] if marker else 72,
@@ -393,7 +394,7 @@ async def test_an_ingest_by_another_process_is_picked_up(room, archive, bot_conf
     write(archive, "cli", "Ingested from cron", 300)
     env = {
         **os.environ,
-        "NEWS_DB": str(bot_config.db_path),
+        "NEWS_DB": str(bot_config.database),
         "NEWS_ARCHIVE": str(archive),
         "PYTHONPATH": str(ROOT),
     }
