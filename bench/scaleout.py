@@ -1,6 +1,6 @@
 """Delivery throughput with one and two bot processes on one database (issue 13).
 
-    python bench/scaleout.py [--subscriptions 10000] [--rounds 3]
+    python bench/scaleout.py [--subscriptions 10000] [--rounds 3] [--backends sqlite postgresql]
 
 One story becomes hot in a topic that 10,000 channels subscribe to (10,000 guilds, one
 channel each, spread evenly over 2 shards): 10,000 deliveries are due. Then 1 or 2 real
@@ -10,6 +10,8 @@ does not touch the network: each channel's `send` returns at once (bench/deliver
 FakeChannel), so what is measured is the bot's own work per post and the database's:
 the claim (one UPDATE … RETURNING), the confirmation and the record of what was shown.
 
+On SQLite (a file) and on PostgreSQL (a throwaway server started for the run,
+tests/pgcluster.py: Unix socket, fsync off, as SQLite runs with synchronous=NORMAL).
 Scenarios, each from a copy of the same prepared database:
 - 1 process running both shards;
 - 2 processes, shards 0 and 1 (the normal split: no claim is contested);
@@ -57,50 +59,51 @@ def guild_of(channel: int) -> int:
     return channel << 22
 
 
-async def prepare(db: Path, archive: Path, subscriptions: int) -> None:
+async def prepare(db: str | Path, archive: Path, subscriptions: int) -> None:
     """A database where one story is due in `subscriptions` channels."""
     import discord
 
     from bot.delivery import Deliverer
     from core.config import Config
     from core.ingest import ingest
-    from core.store import Store
+    from core.store import Store, open_store
 
     now = discord.utils.utcnow()
     published = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     (archive / "0.md").write_text(STORY.format(n=0, heat=10, published=published))
-    store = await Store.open(db)
+    store = await open_store(db)
     await ingest(store, archive, now)
     for channel in range(1, subscriptions + 1):
         await store.subscribe(
             guild_id=guild_of(channel), channel_id=channel, topic="Robotics", min_heat=100, now=now
         )
-    config = Config(archive=archive, db_path=db, max_age_hours=0)
+    config = Config(archive=archive, max_age_hours=0)
     deliverer = Deliverer(SimpleNamespace(store=store, config=config, get_channel=dict().get))
     await deliverer.decide(now)  # the initial change log
     (archive / "0.md").write_text(STORY.format(n=0, heat=500, published=published))
     await ingest(store, archive, now)
     assert await deliverer.decide(now) == subscriptions
-    await store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if isinstance(store, Store):
+        await store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     await store.close()
 
 
 def worker(db: str, shard_ids: tuple[int, ...], subscriptions: int, start, results) -> None:
     """One bot process: deliver everything due on its shards, report what it did."""
-    results.put(asyncio.run(_deliver(Path(db), shard_ids, subscriptions, start)))
+    results.put(asyncio.run(_deliver(db, shard_ids, subscriptions, start)))
 
 
-async def _deliver(db: Path, shard_ids: tuple[int, ...], subscriptions: int, start) -> dict:
+async def _deliver(db: str, shard_ids: tuple[int, ...], subscriptions: int, start) -> dict:
     import discord
 
     from bench.delivery import FakeChannel
     from bot.delivery import Deliverer
     from core.config import Config
     from core.sharding import ProcessLeases, Shards
-    from core.store import Store
+    from core.store import open_store
 
-    store = await Store.open(db)
-    config = Config(db_path=db, max_age_hours=0, posts_per_poll=50)
+    store = await open_store(db if db.startswith("postgresql://") else Path(db))
+    config = Config(max_age_hours=0, posts_per_poll=50)
     channels = {i: FakeChannel(i) for i in range(1, subscriptions + 1)}
     shards = Shards(SHARDS, shard_ids)
     bot = SimpleNamespace(store=store, config=config, get_channel=channels.get, user_id=1)
@@ -132,15 +135,11 @@ async def _deliver(db: Path, shard_ids: tuple[int, ...], subscriptions: int, sta
     return {"began": began, "ended": ended, "posted": posted, **claims}
 
 
-def run_scenario(prepared: Path, workdir: Path, shard_sets, subscriptions: int) -> dict:
-    db = workdir / "scenario.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    shutil.copy(prepared, db)
+def run_scenario(db: str, shard_sets, subscriptions: int) -> dict:
     context = multiprocessing.get_context("spawn")
     start, results = context.Event(), context.Queue()
     processes = [
-        context.Process(target=worker, args=(str(db), ids, subscriptions, start, results))
+        context.Process(target=worker, args=(db, ids, subscriptions, start, results))
         for ids in shard_sets
     ]
     for process in processes:
@@ -172,31 +171,88 @@ SCENARIOS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subscriptions", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
+class SqliteCopies:
+    """The prepared database, and a fresh copy of it for each scenario (a file copy)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.prepared = workdir / "prepared.db"
+        self.scenario = workdir / "scenario.db"
+
+    def fresh(self) -> str:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.scenario}{suffix}").unlink(missing_ok=True)
+        shutil.copy(self.prepared, self.scenario)
+        return str(self.scenario)
+
+
+class PostgresCopies:
+    """The same on a throwaway PostgreSQL server (CREATE DATABASE … TEMPLATE)."""
+
+    def __init__(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from pgcluster import Cluster, find_bindir
+
+        bindir = find_bindir()
+        if bindir is None:
+            sys.exit("PostgreSQL is not installed (Debian: apt-get install postgresql)")
+        self.cluster = Cluster(bindir).start()
+        asyncio.run(self._sql("CREATE DATABASE prepared"))
+        self.prepared = self.cluster.url("prepared")
+
+    def fresh(self) -> str:
+        asyncio.run(self._sql("DROP DATABASE IF EXISTS scenario WITH (FORCE)"))
+        asyncio.run(self._sql("CREATE DATABASE scenario TEMPLATE prepared"))
+        return self.cluster.url("scenario")
+
+    async def _sql(self, statement: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.cluster.url())
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+
+def measure(backend: str, subscriptions: int, rounds: int) -> dict[str, list[dict]]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         archive = workdir / "archive"
         archive.mkdir()
-        prepared = workdir / "prepared.db"
-        asyncio.run(prepare(prepared, archive, args.subscriptions))
-        figures: dict[str, list[dict]] = {name: [] for name in SCENARIOS}
-        for _ in range(args.rounds):
-            for name, shard_sets in SCENARIOS.items():
-                figures[name].append(
-                    run_scenario(prepared, workdir, shard_sets, args.subscriptions)
-                )
-    print(f"SQLite, {args.subscriptions} channels due one story, median of {args.rounds} rounds")
-    print(f"{'scenario':<34} {'posts/s':>9} {'claims/s':>9} {'seconds':>8} {'lost claims':>12}")
-    for name, rounds in figures.items():
-        posts = statistics.median(r["posts_per_s"] for r in rounds)
-        claims = statistics.median(r["claims_per_s"] for r in rounds)
-        seconds = statistics.median(r["seconds"] for r in rounds)
-        lost = statistics.median(r["contested"] for r in rounds)
-        print(f"{name:<34} {posts:>9.0f} {claims:>9.0f} {seconds:>8.1f} {lost:>12.0f}")
+        copies = SqliteCopies(workdir) if backend == "sqlite" else PostgresCopies()
+        try:
+            asyncio.run(prepare(copies.prepared, archive, subscriptions))
+            figures: dict[str, list[dict]] = {name: [] for name in SCENARIOS}
+            for _ in range(rounds):
+                for name, shard_sets in SCENARIOS.items():
+                    figures[name].append(run_scenario(copies.fresh(), shard_sets, subscriptions))
+        finally:
+            if isinstance(copies, PostgresCopies):
+                copies.cluster.stop()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscriptions", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"]
+    )
+    args = parser.parse_args()
+    for backend in args.backends:
+        figures = measure(backend, args.subscriptions, args.rounds)
+        print(
+            f"{backend}, {args.subscriptions} channels due one story,"
+            f" median of {args.rounds} rounds"
+        )
+        print(f"{'scenario':<34} {'posts/s':>9} {'claims/s':>9} {'seconds':>8} {'lost claims':>12}")
+        for name, rounds in figures.items():
+            posts = statistics.median(r["posts_per_s"] for r in rounds)
+            claims = statistics.median(r["claims_per_s"] for r in rounds)
+            seconds = statistics.median(r["seconds"] for r in rounds)
+            lost = statistics.median(r["contested"] for r in rounds)
+            print(f"{name:<34} {posts:>9.0f} {claims:>9.0f} {seconds:>8.1f} {lost:>12.0f}")
 
 
 if __name__ == "__main__":
