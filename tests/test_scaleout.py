@@ -406,3 +406,20 @@ async def test_a_send_lost_midway_is_reconciled_by_its_own_process(simcord_env, 
     record, _ = await env.bot.store.delivery_record(news.id, story_id)
     assert record is not None and record.state is DeliveryState.SENT
     assert record.message_id == dropped[0].id
+
+
+def test_python_m_bot_run_makes_an_autosharded_bot_for_the_configured_shards(tmp_path):
+    from bot.app import create_bot
+
+    config = Config.from_env(
+        {"NEWS_SHARD_COUNT": "8", "NEWS_SHARD_IDS": "4-7", "NEWS_DB": str(tmp_path / "x.db")},
+        dotenv_path=None,
+    )
+    bot = create_bot(config)
+    assert isinstance(bot, commands.AutoShardedBot)
+    assert (bot.shard_count, bot.shard_ids) == (8, [4, 5, 6, 7])
+    assert bot.served_shards.describe() == "shards 4-7 of 8"
+    # Unset: Discord's recommended count, every shard in this process.
+    bot = create_bot(Config(db_path=tmp_path / "x.db"))
+    assert (bot.shard_count, bot.shard_ids) == (None, None)
+    assert bot.served_shards.all
