@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from core.config import Config, ConfigError
 from core.models import Coverage, Story
-from core.store import NewsStore, check_database, is_postgres_url, open_store
+from core.store import NewsStore, check_database, is_postgres_url, opened_store
 
 if TYPE_CHECKING:
     from core.ingest import IngestReport
@@ -253,108 +253,102 @@ def database_problem(db_path: str | Path, exc: sqlite3.DatabaseError) -> str:
 
 
 async def _archive_command(command: str, args: argparse.Namespace, config: Config) -> int:
-    store: NewsStore = await open_store(config.database)
-    try:
-        return await _run_archive_command(store, command, args, config)
-    finally:
-        await store.close()
+    async with opened_store(config.database) as opened:
+        store: NewsStore = opened
+        if command == "ingest" and not args.path and config.source_list:
+            return await _ingest_sources(config, args.replace)
+        if command == "sources":
+            return await _list_sources(config, args.json)
+        if command == "ingest":
+            from core.archive import ArchiveUnreadable
+            from core.ingest import ArchiveChanged, ingest
 
-
-async def _run_archive_command(
-    store: NewsStore, command: str, args: argparse.Namespace, config: Config
-) -> int:
-    if command == "ingest" and not args.path and config.source_list:
-        return await _ingest_sources(config, args.replace)
-    if command == "sources":
-        return await _list_sources(config, args.json)
-    if command == "ingest":
-        from core.archive import ArchiveUnreadable
-        from core.ingest import ArchiveChanged, ingest
-
-        archive = Path(args.path) if args.path else config.archive
-        if not archive.is_dir():
-            print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
-            return 1
-        try:
-            report = await ingest(
-                store, archive, datetime.now(UTC), _progress_bar(), replace=args.replace
-            )
-        except ArchiveUnreadable as exc:
-            print(f"{exc} (nothing was changed)", file=sys.stderr)
-            return 1
-        except ArchiveChanged as exc:
-            print(f"not ingesting: {exc}", file=sys.stderr)
-            return 1
-        _print_report(report)
-        return 0
-    if command == "search":
-        query = " ".join(args.query)
-        topic = args.topic
-        if topic is not None:
-            topic = await store.topic_name(topic)
-            if topic is None:
-                close = await store.closest_topics(args.topic)
-                hint = f" Did you mean: {', '.join(close)}?" if close else ""
-                print(
-                    f"unknown topic {args.topic!r}.{hint} (list them with: topics)",
-                    file=sys.stderr,
-                )
+            archive = Path(args.path) if args.path else config.archive
+            if not archive.is_dir():
+                print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
                 return 1
-        sort = args.sort or ("relevance" if query.strip() else "hot")
-        page = await store.search(query, topic, sort, limit=max(1, args.limit))
-        if args.json:
-            _print_json([story_json(s) for s in page.stories])
-        elif not page.stories:
-            print("No stories found.")
-        else:
-            for found in page.stories:
-                print(story_line(found))
-            more = "+" if page.total_is_estimate else ""
-            print(f"({len(page.stories)} of {page.total}{more})")
-        return 0
-    if command == "topics":
-        topics = await store.topics(limit=10_000)
-        if args.json:
-            _print_json([{"name": t.name, "count": t.count} for t in topics])
-        else:
-            for topic in topics:
-                print(f"{topic.count:>6}  {topic.name}")
-        return 0
-    if command == "story":
-        story = await store.story(args.story_id)
-        if story is None:
-            return _no_story(args.story_id)
-        if args.json:
-            _print_json({**story_json(story), "related": [coverage_json(c) for c in story.related]})
-        else:
-            print(f"{story.title}\n{story.url}\n{story_line(story)}\n")
-            print(story.excerpt)
-            print("Topics: " + (", ".join(story.topics) or "none"))
-        return 0
-    if command == "related":
-        related = await store.related(args.story_id)
-        if related is None:
-            return _no_story(args.story_id)
-        if args.json:
-            _print_json(
-                {
-                    "story": story_json(related.story),
-                    "coverage": [coverage_json(c) for c in related.coverage],
-                    "similar": [story_json(s) for s in related.similar],
-                }
-            )
-        else:
-            print(f"Related to: {related.story.title}\n\nCoverage elsewhere:")
-            for link in related.coverage:
-                print(f"  {link.title} — {link.provider or '?'}\n    {link.url}")
-            if not related.coverage:
-                print("  (none)")
-            print("\nSimilar stories in the archive:")
-            for story in related.similar:
-                print("  " + story_line(story))
-            if not related.similar:
-                print("  (none)")
-        return 0
+            try:
+                report = await ingest(
+                    store, archive, datetime.now(UTC), _progress_bar(), replace=args.replace
+                )
+            except ArchiveUnreadable as exc:
+                print(f"{exc} (nothing was changed)", file=sys.stderr)
+                return 1
+            except ArchiveChanged as exc:
+                print(f"not ingesting: {exc}", file=sys.stderr)
+                return 1
+            _print_report(report)
+            return 0
+        if command == "search":
+            query = " ".join(args.query)
+            topic = args.topic
+            if topic is not None:
+                topic = await store.topic_name(topic)
+                if topic is None:
+                    close = await store.closest_topics(args.topic)
+                    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+                    print(
+                        f"unknown topic {args.topic!r}.{hint} (list them with: topics)",
+                        file=sys.stderr,
+                    )
+                    return 1
+            sort = args.sort or ("relevance" if query.strip() else "hot")
+            page = await store.search(query, topic, sort, limit=max(1, args.limit))
+            if args.json:
+                _print_json([story_json(s) for s in page.stories])
+            elif not page.stories:
+                print("No stories found.")
+            else:
+                for found in page.stories:
+                    print(story_line(found))
+                more = "+" if page.total_is_estimate else ""
+                print(f"({len(page.stories)} of {page.total}{more})")
+            return 0
+        if command == "topics":
+            topics = await store.topics(limit=10_000)
+            if args.json:
+                _print_json([{"name": t.name, "count": t.count} for t in topics])
+            else:
+                for topic in topics:
+                    print(f"{topic.count:>6}  {topic.name}")
+            return 0
+        if command == "story":
+            story = await store.story(args.story_id)
+            if story is None:
+                return _no_story(args.story_id)
+            if args.json:
+                _print_json(
+                    {**story_json(story), "related": [coverage_json(c) for c in story.related]}
+                )
+            else:
+                print(f"{story.title}\n{story.url}\n{story_line(story)}\n")
+                print(story.excerpt)
+                print("Topics: " + (", ".join(story.topics) or "none"))
+            return 0
+        if command == "related":
+            related = await store.related(args.story_id)
+            if related is None:
+                return _no_story(args.story_id)
+            if args.json:
+                _print_json(
+                    {
+                        "story": story_json(related.story),
+                        "coverage": [coverage_json(c) for c in related.coverage],
+                        "similar": [story_json(s) for s in related.similar],
+                    }
+                )
+            else:
+                print(f"Related to: {related.story.title}\n\nCoverage elsewhere:")
+                for link in related.coverage:
+                    print(f"  {link.title} — {link.provider or '?'}\n    {link.url}")
+                if not related.coverage:
+                    print("  (none)")
+                print("\nSimilar stories in the archive:")
+                for story in related.similar:
+                    print("  " + story_line(story))
+                if not related.similar:
+                    print("  (none)")
+            return 0
     raise AssertionError(command)
 
 

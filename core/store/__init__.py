@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,7 @@ __all__ = [
     "check_database",
     "is_postgres_url",
     "open_store",
+    "opened_store",
     "quote_fts",
 ]
 URL_SCHEMES = ("postgresql://", "postgres://")
@@ -48,6 +51,16 @@ async def open_store(target: str | Path) -> NewsStore:
 
         return await PostgresStore.open(str(target))
     return await Store.open(target)
+
+
+@asynccontextmanager
+async def opened_store(target: str | Path) -> AsyncIterator[NewsStore]:
+    """`open_store` for an `async with`: the store is closed at its end."""
+    store = await open_store(target)
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: the OS page cache backs it

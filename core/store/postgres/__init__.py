@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from core.store.postgres.writer import PostgresArchiveWriter
 
 CONNECT_TIMEOUT_SECONDS = 10
+# asyncpg prepares every statement; after five runs PostgreSQL may switch a prepared
+# statement to a generic plan, blind to its parameters: one plan for a word in half the
+# stories and for a word in three. Searches need a plan for their words.
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 
 
 class PostgresUnavailable(sqlite3.OperationalError):
@@ -53,7 +57,9 @@ async def connect(url: str) -> Any:
     except ImportError as exc:
         raise PostgresUnavailable("asyncpg is not installed: pip install '.[postgres]'") from exc
     try:
-        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_SECONDS)
+        return await asyncpg.connect(
+            url, timeout=CONNECT_TIMEOUT_SECONDS, server_settings=SERVER_SETTINGS
+        )
     except (TimeoutError, OSError, asyncpg.PostgresError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PostgresUnavailable(f"cannot connect: {reason}") from exc

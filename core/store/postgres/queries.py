@@ -34,6 +34,17 @@ SEARCH_RANK = (
 )
 SEARCH_WEIGHTS = (10.0, 4.0, 3.0, 2.0)  # SQLite's SEARCH_RANK: title, excerpt, topics, provider
 SEARCH_FROM = "stories s CROSS JOIN plainto_tsquery('simple', ?) q"
+# For words in few stories: their matches first (the GIN index), then the other
+# conditions and the order. `OFFSET 0` keeps the planner from walking an ordered index
+# of all stories instead, hoping to meet enough matches early (it cannot know how rare
+# a word is; term_stats does).
+SEARCH_FROM_RARE = (
+    "plainto_tsquery('simple', ?) q"
+    " CROSS JOIN LATERAL (SELECT * FROM stories WHERE fts @@ q OFFSET 0) s"
+)
+# Up to this many stories with the rarest word, its matches are gathered first;
+# above, the newest stories are walked until enough match (as FTS5 does).
+RARE_MATCHES = 10_000
 
 
 class PostgresStoryQueries(StoryQueries, PostgresBase):
@@ -56,7 +67,8 @@ class PostgresStoryQueries(StoryQueries, PostgresBase):
             return await self.stories(
                 topic, sort, min_heat=min_heat, since=since, until=until, limit=limit, offset=offset
             )
-        words, _ = await self._search_words(words)
+        words, at_most = await self._search_words(words)
+        source = SEARCH_FROM_RARE if at_most <= RARE_MATCHES else SEARCH_FROM
         where = ["s.fts @@ q", VISIBLE]
         params: list[object] = [fts.words_terms(words)]
         if topic is not None:
@@ -71,7 +83,7 @@ class PostgresStoryQueries(StoryQueries, PostgresBase):
         self._date_filters(where, params, min_heat, since, until)
         counted = await self._row(
             f"""SELECT count(*) AS total, min(r) AS oldest FROM (
-                SELECT s.rowid AS r FROM {SEARCH_FROM}
+                SELECT s.rowid AS r FROM {source}
                 WHERE {" AND ".join(where)} ORDER BY s.rowid DESC LIMIT ?) found""",
             (*params, sqlite_side.SEARCH_CAP + 1),
         )
@@ -88,7 +100,7 @@ class PostgresStoryQueries(StoryQueries, PostgresBase):
                 "new": "s.published_at DESC, s.rowid DESC",
             }[sort]
             query = f"""
-                SELECT {sqlite_side.STORY_COLUMNS} FROM {SEARCH_FROM}
+                SELECT {sqlite_side.STORY_COLUMNS} FROM {source}
                 LEFT JOIN providers p ON p.id = s.provider_id
                 WHERE {" AND ".join(where)} ORDER BY {order} LIMIT ? OFFSET ?
             """
@@ -102,7 +114,7 @@ class PostgresStoryQueries(StoryQueries, PostgresBase):
                     SELECT array_agg(u.lexeme || ' ' || array_to_string(u.weights, ''))
                     FROM unnest(s.fts) u WHERE u.lexeme = any(?::text[])
                 ) AS hits
-                FROM {SEARCH_FROM} WHERE {" AND ".join(where)}""",
+                FROM {source} WHERE {" AND ".join(where)}""",
             (terms, *params),
         )
         ranked = await self._bm25_order(matches, terms)

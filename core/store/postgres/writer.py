@@ -85,6 +85,7 @@ class PostgresArchiveWriter(SqliteArchiveWriter):
     """`SqliteArchiveWriter` on a `SyncConnection` (its rows are asyncpg `Record`s)."""
 
     conn: Any
+    _new_stories = 0  # inserted by this writer since its last VACUUM
 
     @classmethod
     def open_url(cls, url: str) -> PostgresArchiveWriter:
@@ -102,6 +103,7 @@ class PostgresArchiveWriter(SqliteArchiveWriter):
 
     def _insert_new(self, rows: list[tuple[object, ...]]) -> None:
         """New stories, with the full-text vector of their text (see fts.py)."""
+        self._new_stories += len(rows)
         text_at = [_NEW_COLUMNS.index(c) for c in _TEXT]
         vectors = fts.document_vectors(
             [tuple(str(row[i]) for i in text_at) for row in rows]  # type: ignore[misc]
@@ -152,6 +154,15 @@ class PostgresArchiveWriter(SqliteArchiveWriter):
                 self.conn.execute("DELETE FROM bot_state WHERE key = 'ingest:unfinished'")
 
     def count_terms(self) -> None:
+        self._count_terms()
+        if self._new_stories >= BULK_STORIES:
+            # After a bulk load, what autovacuum would do a while later, now: planner
+            # statistics (the first searches get good plans) and the visibility map
+            # (counting a topic's stories reads the index alone). Outside a transaction.
+            self.conn.execute("VACUUM (ANALYZE) stories, story_topics, topics, term_stats")
+            self._new_stories = 0
+
+    def _count_terms(self) -> None:
         """As SQLite's: document counts of the common terms, from `ts_stat` over the
         vectors (the terms FTS5 would list in stories_vocab)."""
         with self._transaction():
@@ -186,9 +197,7 @@ class PostgresArchiveWriter(SqliteArchiveWriter):
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 list(zip(fts.SIZE_KEYS, (str(size["n"]), str(size["tokens"])), strict=True)),
             )
-            # The planner's statistics, fresh after the archive changed (autovacuum would
-            # refresh them only after a while): the first searches get good plans too.
-            self.conn.execute("ANALYZE stories, story_topics, topics, term_stats")
 
 
 _TEXT = ("title", "excerpt", "topics_text", "provider_name")
+BULK_STORIES = 1000  # new stories from which an ingest vacuums and analyzes
