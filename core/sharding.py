@@ -15,6 +15,7 @@ import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -94,22 +95,41 @@ def format_shard_ids(ids: tuple[int, ...]) -> str:
 
 
 def new_process_id() -> str:
-    """This process's name in leases and claims: host, pid and a random part (a restarted
+    """This process's name in leases and claims: `host:pid:scope:random` (a restarted
     process is a new one: its predecessor's claims are reconciled, never assumed)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{socket.gethostname()}:{os.getpid()}:{pid_scope()}:{secrets.token_hex(3)}"
+
+
+def pid_scope() -> str:
+    """Where a pid names one process: this kernel's boot and this pid namespace (host
+    names can repeat, and every container's first process is pid 1)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
+    except OSError:  # not Linux: the host name stands in for the machine
+        boot = socket.gethostname()
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{boot[:12]}.{namespace}"
+
+
+def machine_of(process_id: str) -> str | None:
+    """The machine (kernel boot) a process id names, None for a name of another form."""
+    parts = process_id.split(":")
+    return parts[2].partition(".")[0] if len(parts) == 4 else None
 
 
 def gone_from_this_machine(process_id: str) -> bool:
-    """True when the process named `process_id` ran on this machine and is no more: its
-    pid is not running, or is this very process (a bot rebuilt within it, as the tests
-    and the playground do). Then its leases need not be waited out: a restart after a
-    crash takes over at once. Anything else (another machine, a live or foreign pid)
-    waits for the lease to expire."""
-    host, _, rest = process_id.partition(":")
-    pid_text, _, _ = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    """True when the process named `process_id` ran in this pid namespace of this machine
+    and is no more: its pid is not running, or is this very process (a bot rebuilt
+    within it, as the tests and the playground do). Then its leases need not be waited
+    out: a restart after a crash takes over at once. Anything else (another machine or
+    container, a live or foreign pid) waits for the lease to expire."""
+    parts = process_id.split(":")
+    if len(parts) != 4 or parts[2] != pid_scope() or not parts[1].isdigit():
         return False
-    pid = int(pid_text)
+    pid = int(parts[1])
     if pid == os.getpid():
         return True
     try:
@@ -150,12 +170,13 @@ class ProcessLeases:
         return await self.take_rescan(now)
 
     async def other_machines(self, now: datetime) -> set[str]:
-        """The hosts of other machines whose processes hold a live lease here."""
-        here = socket.gethostname()
+        """The host names of other machines (kernels: containers of one machine are one)
+        whose processes hold a live lease here."""
+        here = machine_of(self.id) or machine_of(new_process_id())
         return {
             holder.partition(":")[0]
             for _, holder, expires in await self.store.leases()
-            if expires >= now and holder.count(":") == 2 and holder.partition(":")[0] != here
+            if expires >= now and machine_of(holder) not in (None, here)
         }
 
     async def keep_alive(self, now: datetime) -> None:

@@ -28,6 +28,7 @@ from core.sharding import (
     Shards,
     gone_from_this_machine,
     lease_length,
+    pid_scope,
 )
 from core.store import NewsStore, open_store
 from tests.conftest import NOW, story_file
@@ -360,9 +361,11 @@ async def test_processes_of_other_machines_are_seen_in_the_leases(two_connection
     here = ProcessLeases(first, POLL)
     await here.keep_alive(NOW)
     assert await here.other_machines(NOW) == set()
-    await first.take_lease(
-        ALIVE_PREFIX + "elsewhere:41:beef", "elsewhere:41:beef", NOW, NOW + LEASE
-    )
+    other = "elsewhere:41:0123456789ab.4026531836:beef"  # another kernel's boot
+    await first.take_lease(ALIVE_PREFIX + other, other, NOW, NOW + LEASE)
+    # A container of this machine (its own pid namespace and host name) is no other machine.
+    container = f"box:1:{pid_scope().partition('.')[0]}.99:cafe"
+    await first.take_lease(ALIVE_PREFIX + container, container, NOW, NOW + LEASE)
     assert await here.other_machines(NOW) == {"elsewhere"}
     assert await here.other_machines(NOW + 2 * LEASE) == set()  # stopped long ago
 
@@ -371,12 +374,14 @@ def test_a_stopped_process_of_this_machine_holds_nothing():
     import os
     import socket
 
-    host = socket.gethostname()
-    assert gone_from_this_machine(f"{host}:{os.getpid()}:0ld")  # rebuilt within this process
-    assert not gone_from_this_machine(f"{host}:{os.getppid()}:abc")  # running
-    assert gone_from_this_machine(f"{host}:{2**22 + 12345}:abc")  # above any pid: not running
-    assert not gone_from_this_machine(f"elsewhere:{2**22 + 12345}:abc")  # unknowable: wait
-    assert not gone_from_this_machine("process-a")  # a name, not a host:pid:token
+    host, scope = socket.gethostname(), pid_scope()
+    assert gone_from_this_machine(f"{host}:{os.getpid()}:{scope}:0ld")  # rebuilt in this process
+    assert not gone_from_this_machine(f"{host}:{os.getppid()}:{scope}:abc")  # running
+    assert gone_from_this_machine(f"{host}:{2**22 + 12345}:{scope}:abc")  # above any pid
+    # Another machine, or another container (pid namespace) of this one: unknowable, wait.
+    assert not gone_from_this_machine(f"{host}:{os.getpid()}:0123456789ab.1:abc")
+    assert not gone_from_this_machine(f"{host}:{os.getpid()}:{scope}1:abc")
+    assert not gone_from_this_machine("process-a")  # a name, not a process id
 
 
 async def test_a_send_lost_midway_is_reconciled_by_its_own_process(simcord_env, archive):
