@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import sys
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -17,10 +18,11 @@ from bot import errors, views
 from bot.permissions import REQUIRED_PERMISSIONS
 from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
-from core.config import Config
+from core.config import Config, ConfigError
 from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
+from core.sharding import ProcessLeases
 from core.sources import follow
-from core.store import NewsStore, Store, check_database
+from core.store import NewsStore, Store, check_database, open_store
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,13 @@ To get one:
 """
 
 
-class NewsBot(commands.Bot):
-    """The news bot. Its state lives in the store; the archive is loaded in the background."""
+class NewsBot(commands.AutoShardedBot):
+    """The news bot. Its state lives in the store; the archive is loaded in the background.
+
+    Always sharded: the shards of NEWS_SHARD_COUNT / NEWS_SHARD_IDS, else as many as
+    Discord recommends, all in this process. Several processes share one database; each
+    delivers to the guilds on its shards (see core/sharding.py).
+    """
 
     def __init__(self, config: Config) -> None:
         intents = discord.Intents.none()
@@ -51,8 +58,12 @@ class NewsBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=errors.NewsTree,
+            **_shard_options(config),
         )
         self.config = config
+        # The guilds this process delivers to (discord.py's `shards` are its connections).
+        self.served_shards = config.shards
+        self.process: ProcessLeases = None  # type: ignore[assignment]  # needs the store
         self.store: NewsStore = None  # type: ignore[assignment]  # opened in setup_hook
         self.archive_loaded = asyncio.Event()
         self.last_ingest: IngestReport | None = None
@@ -69,8 +80,21 @@ class NewsBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         # A damaged or read-only database stops the start here, before anything else.
-        await asyncio.to_thread(check_database, self.config.db_path)
-        self.store = await Store.open(self.config.db_path)
+        await asyncio.to_thread(check_database, self.config.database)
+        self.store = await open_store(self.config.database)
+        self.process = ProcessLeases(self.store, self.config.poll_seconds)
+        now = discord.utils.utcnow()
+        if isinstance(self.store, Store) and (hosts := await self.process.other_machines(now)):
+            # A SQLite file is one machine's: over a network file system its locks do not
+            # hold, and two machines' processes could both send (or damage the file).
+            raise ConfigError(
+                f"NEWS_DB is a SQLite file that bot processes on {', '.join(sorted(hosts))}"
+                " also use; SQLite serves one machine only. Run the processes of several"
+                " machines on one PostgreSQL database (see the README, Scaling out)."
+            )
+        rescanner = await self.process.start(now)
+        shards = self.served_shards.describe()
+        log.info("process %s delivers to guilds on %s", self.process.id, shards)
         self.tree.error(errors.on_app_command_error)
         self.add_dynamic_items(views.RelatedButton, views.PinButton, views.OpenSimilarSelect)
         for extension in EXTENSIONS:
@@ -80,7 +104,11 @@ class NewsBot(commands.Bot):
                 log.exception("extension %s failed to load; carrying on without it", extension)
         await self.sync_commands()
         # The bot answers while a large archive loads; replies say when it is still loading.
-        self._loader = asyncio.create_task(self.load_archive(), name="archive-loader")
+        # Only the rescanner loads it: the others read what it stores.
+        if rescanner:
+            self._loader = asyncio.create_task(self.load_archive(), name="archive-loader")
+        else:
+            self.archive_loaded.set()
 
     async def load_archive(self) -> IngestReport | None:
         """Ingest the archive (incremental); never raises, logs what went wrong."""
@@ -173,7 +201,22 @@ class NewsBot(commands.Bot):
             self._loader.cancel()
         await super().close()
         if self.store is not None:
+            if self.process is not None:
+                try:
+                    await self.process.release()
+                except Exception:  # a stop carries on: the leases expire by themselves
+                    log.exception("could not release this process's leases")
             await self.store.close()
+
+
+def _shard_options(config: Config) -> dict[str, Any]:
+    """AutoShardedBot's shard_count and shard_ids when set (unset: Discord recommends)."""
+    options: dict[str, Any] = {}
+    if config.shard_count is not None:
+        options["shard_count"] = config.shard_count
+    if config.shard_ids is not None:
+        options["shard_ids"] = list(config.shard_ids)
+    return options
 
 
 def create_bot(config: Config | None = None) -> NewsBot:
@@ -192,6 +235,9 @@ def run_bot(config: Config) -> int:
     except discord.LoginFailure:
         print("Discord refused the token: check DISCORD_TOKEN.", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # found at start-up (e.g. SQLite shared by two machines)
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from core.config import Config, ConfigError
 from core.models import Coverage, Story
-from core.store import NewsStore, Store, check_database
+from core.store import NewsStore, check_database, is_postgres_url, opened_store
 
 if TYPE_CHECKING:
     from core.ingest import IngestReport
@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "backup", help="copy the database to PATH safely, even while the bot runs"
     )
     backup.add_argument("path", help="the backup file to write (replaced if it exists)")
+    move = commands.add_parser(
+        "migrate",
+        help="copy a SQLite database (NEWS_DB) into PostgreSQL: subscriptions, posts, pins…",
+    )
+    move.add_argument("--to", required=True, help="the PostgreSQL URL (postgresql://…)")
+    move.add_argument("--from", dest="source", help="the SQLite file (default: NEWS_DB)")
     ingest_cmd = commands.add_parser("ingest", help="load the archive into the database")
     ingest_cmd.add_argument(
         "path",
@@ -174,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if config.token:  # checked before connecting: a bad database fails in one line
             try:
-                check_database(config.db_path)
+                check_database(config.database)
             except sqlite3.DatabaseError as exc:
-                print(database_problem(config.db_path, exc), file=sys.stderr)
+                print(database_problem(config.database, exc), file=sys.stderr)
                 return 1
         return run_bot(config)
     if command == "playground":
@@ -191,7 +197,14 @@ def main(argv: list[str] | None = None) -> int:
             poll=max(1, args.poll),
         )
     if command == "backup":
+        if config.db_url:
+            print(
+                "NEWS_DB is PostgreSQL: back it up with pg_dump (see the README)", file=sys.stderr
+            )
+            return 1
         return backup(config.db_path, Path(args.path))
+    if command == "migrate":
+        return migrate_to_postgres(Path(args.source) if args.source else config.db_path, args.to)
     if command == "invite":
         from bot.app import invite_url
 
@@ -206,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(_archive_command(command, args, config))
     except sqlite3.DatabaseError as exc:
-        print(database_problem(config.db_path, exc), file=sys.stderr)
+        print(database_problem(config.database, exc), file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from
@@ -215,9 +228,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
-    """One line naming the database file, what is wrong and what to do."""
+def database_problem(db_path: str | Path, exc: sqlite3.DatabaseError) -> str:
+    """One line naming the database (file or PostgreSQL URL), what is wrong and what to do."""
     text = str(exc)
+    if is_postgres_url(db_path):
+        from core.store.postgres import redacted
+
+        advice = (
+            "check that the PostgreSQL server runs and that NEWS_DB's host, port, user,"
+            " password and database name are right (see the README, PostgreSQL)"
+        )
+        return f"database {redacted(str(db_path))}: {text}; {advice}"
     if "not a database" in text or "malformed" in text:
         advice = "it is damaged: restore it from a backup (see the README, Data and backups)"
     elif "readonly" in text or "read-only" in text:
@@ -232,7 +253,7 @@ def database_problem(db_path: Path, exc: sqlite3.DatabaseError) -> str:
 
 
 async def _archive_command(command: str, args: argparse.Namespace, config: Config) -> int:
-    async with await Store.open(config.db_path) as opened:
+    async with opened_store(config.database) as opened:
         store: NewsStore = opened
         if command == "ingest" and not args.path and config.source_list:
             return await _ingest_sources(config, args.replace)
@@ -348,7 +369,7 @@ async def _ingest_sources(config: Config, replace: bool) -> int:
 
     outcomes = await asyncio.to_thread(
         follow,
-        config.db_path,
+        config.database,
         config.source_list,
         config.data_dir,
         config.poll_seconds,
@@ -372,7 +393,7 @@ async def _ingest_sources(config: Config, replace: bool) -> int:
 async def _list_sources(config: Config, as_json: bool) -> int:
     from core.sources import source_states
 
-    states = await asyncio.to_thread(source_states, config.db_path, config.sources)
+    states = await asyncio.to_thread(source_states, config.database, config.sources)
 
     def when(epoch: int | None) -> str | None:
         return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else None
@@ -404,6 +425,36 @@ async def _list_sources(config: Config, as_json: bool) -> int:
         if row["last_error"]:
             print(f"  last error ({row['failures']} in a row): {row['last_error']}")
     return 0
+
+
+def migrate_to_postgres(source: Path, url: str) -> int:
+    """`migrate --to URL`: the SQLite deployment copied into PostgreSQL (see
+    core/store/postgres/move.py)."""
+    if not is_postgres_url(url):
+        print(f"--to must be a postgresql:// URL, not {url!r}", file=sys.stderr)
+        return 2
+    if is_postgres_url(str(source)) or not source.is_file():
+        print(f"no SQLite database at {source} (set NEWS_DB or --from)", file=sys.stderr)
+        return 1
+    from core.store.postgres.move import MoveRefused, move_to_postgres
+
+    try:
+        report = asyncio.run(move_to_postgres(source, url))
+    except MoveRefused as exc:
+        print(f"not migrating: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:
+        print(database_problem(url if "connect" in str(exc) else source, exc), file=sys.stderr)
+        return 1
+    print(f"{source} → {_redacted(url)}: {report.summary()}")
+    print(f"Now set NEWS_DB={_redacted(url)} (with its password) and start the bot.")
+    return 0
+
+
+def _redacted(url: str) -> str:
+    from core.store.postgres import redacted
+
+    return redacted(url)
 
 
 def backup(db_path: Path, target: Path) -> int:

@@ -1,19 +1,26 @@
 """Pushing hot stories to subscribed channels: exactly once, nothing lost.
 
-One poll: rescan the archive → resume channels whose permissions are back →
-reconcile sends whose outcome was never recorded → decide what became due →
-send it, channel by channel. The clock is read once per poll; what to post and
-why not is decided by the pure planner (core/planner.py); this module is the
-sender: it turns "post" decisions into messages and records what happened.
+One poll: renew this process's leases → rescan the archive → resume channels whose
+permissions are back → reconcile sends whose outcome was never recorded → decide
+what became due → send it, channel by channel. The clock is read once per poll;
+what to post and why not is decided by the pure planner (core/planner.py); this
+module is the sender: it turns "post" decisions into messages and records what
+happened.
 
-A delivery is recorded before its send (pending, then sending, with the time the
-send started) and marked sent with the message id only once Discord accepted it;
-a crash in between is reconciled against every message of the channel since that
-send started (in a forum: the posts the bot made since then, active or archived),
-before anything is sent again. A post looks as its subscription's style says (a
-story card, compact lines several to a message, or a bare link); in a forum each
-story is a post of its own; `thread` subscriptions open a thread on each post (a
-post found by reconciliation without its thread gets it then).
+A delivery is recorded before its send (pending, then claimed: sending, in the name of
+this process, with the time the send started; one atomic statement, so of several
+processes on one database exactly one sends it) and marked sent with the message id
+only once Discord accepted it, if the claim is still this process's; a crash in between
+(this process's, or another's whose alive lease expired: its claim is taken over) is
+reconciled against every message of the channel since that send started (in a forum:
+the posts the bot made since then, active or archived), before anything is sent again.
+The rescan and `decide` are the rescanner's alone (the process holding the rescan
+lease); every process sends to the channels of its shards.
+
+A post looks as its subscription's style says (a story card, compact lines several
+to a message, or a bare link); in a forum each story is a post of its own; `thread`
+subscriptions open a thread on each post (a post found by reconciliation without its
+thread gets it then).
 
 Posts stay current: a sent post whose story's heat rose by a step, or got more related
 coverage, is edited in place (footer "🔥 154 → 231 · 3 more outlets"); the planner
@@ -71,6 +78,7 @@ from core.planner import (
     plan_edit,
     qualify,
 )
+from core.sharding import ProcessLeases, Shards
 from core.store import NewsStore
 
 if TYPE_CHECKING:
@@ -93,13 +101,45 @@ NO_PINGS = discord.AllowedMentions.none()
 
 
 class Deliverer:
-    def __init__(self, bot: NewsBot) -> None:
+    """The delivery engine of one process (the bot's, by default). A second engine with its
+    own store connection and process id is another process, as far as the database can
+    tell: the tests run two against one database this way."""
+
+    def __init__(
+        self,
+        bot: NewsBot,
+        *,
+        store: NewsStore | None = None,
+        process: ProcessLeases | None = None,
+        shards: Shards | None = None,
+    ) -> None:
         self.bot = bot
+        self._store = store
+        self._process = process
+        self._shards = shards
+        # Within this process, one task per channel at a time (the claim is the lock
+        # between processes).
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # What this engine is sending right now: (channel id, story id) of deliveries,
+        # (subscription id, period end) of digests. Its other claims are left from a
+        # send that failed midway: reconciled like a dead process's.
+        self._sending: set[tuple[int, object]] = set()
 
     @property
     def store(self) -> NewsStore:
-        return self.bot.store
+        return self._store or self.bot.store
+
+    @property
+    def process(self) -> ProcessLeases:
+        if self._process is None:  # a bot whose setup_hook made none (a bench, a test)
+            self._process = getattr(self.bot, "process", None) or ProcessLeases(
+                self.store, self.config.poll_seconds
+            )
+        return self._process
+
+    @property
+    def shards(self) -> Shards:
+        return self._shards or getattr(self.bot, "served_shards", None) or Shards.everything()
 
     @property
     def config(self):
@@ -110,18 +150,29 @@ class Deliverer:
         return Limits.of(self.config)
 
     async def poll(self, rescan: bool = True) -> None:
-        """One round of the poller; one failing step is logged and never stops the others."""
+        """One round of the poller; one failing step is logged and never stops the others.
+
+        Every process renews its alive lease; the one holding the rescan lease rescans
+        and plans (for every channel: `decide` records deliveries the others send).
+        """
         now = discord.utils.utcnow()  # the one clock reading of the round
+        try:
+            await self.process.keep_alive(now)
+            rescanner = await self.process.take_rescan(now)
+        except Exception:
+            log.exception("renewing this process's leases failed; no sends this round")
+            return
         steps = [
             self.resume_channels,
             self.reconcile,
-            self.decide,
             self.deliver_all,
             self.send_digests,
             self.refresh_posts,
         ]
-        if rescan:
-            steps.insert(0, self.rescan)
+        if rescanner:
+            steps.insert(2, self.decide)
+            if rescan:
+                steps.insert(0, self.rescan)
         for step in steps:
             try:
                 await step(now)
@@ -198,7 +249,7 @@ class Deliverer:
 
     async def deliver_all(self, now: datetime) -> None:
         by_channel: dict[int, list[Delivery]] = defaultdict(list)
-        for delivery in await self.store.due_deliveries():
+        for delivery in await self.store.due_deliveries(shards=self.shards):
             by_channel[delivery.channel_id].append(delivery)
         paused = {channel for _, channel, _ in await self.store.paused_channels()}
         # Channels are independent: a slow or failing one never holds up the others.
@@ -232,7 +283,7 @@ class Deliverer:
         self, channel_id: int, now: datetime, items: list[Delivery] | None
     ) -> int:
         if items is None:
-            items = await self.store.due_deliveries(channel_id=channel_id)
+            items = await self.store.due_deliveries(channel_id=channel_id, shards=self.shards)
         if not items:
             return 0
         channel = await self._channel(channel_id)
@@ -294,11 +345,29 @@ class Deliverer:
 
     async def _send(self, channel, decisions: list[Decision], now: datetime) -> bool:
         """Post one message (or forum post) carrying `decisions`' stories, and record it."""
+        me = self.process.id
+        await self.process.keep_alive_if_due(discord.utils.utcnow())
+        # The claim is the lock between processes: only the stories this process claimed
+        # go out (another process may have claimed, or sent, the others meanwhile).
+        claimed = await self.store.claim_deliveries(
+            channel.id, [d.story.id for d in decisions], me, now
+        )
+        decisions = [d for d in decisions if d.story.id in claimed]
+        if not decisions:
+            return True
+        sending = {(channel.id, story_id) for story_id in claimed}
+        self._sending |= sending
+        try:
+            return await self._send_claimed(channel, decisions, now)
+        finally:
+            self._sending -= sending
+
+    async def _send_claimed(self, channel, decisions: list[Decision], now: datetime) -> bool:
+        """Post what this process claimed, then confirm it (or give it back on a refusal)."""
+        me = self.process.id
         stories = [d.story for d in decisions]
         look = Look.of([s for d in decisions for s in d.subscriptions])
         content, allowed = _mentions(decisions)
-        for story in stories:
-            await self.store.mark_delivery(channel.id, story.id, DeliveryState.SENDING, now)
         try:
             message = await self._post(channel, stories, look, content, allowed)
         except discord.HTTPException as exc:
@@ -308,14 +377,27 @@ class Deliverer:
                 return True
             for story in stories:
                 await self.store.mark_delivery(
-                    channel.id, story.id, DeliveryState.PENDING, now, error=_describe(exc)
+                    channel.id,
+                    story.id,
+                    DeliveryState.PENDING,
+                    now,
+                    error=_describe(exc),
+                    holder=me,
                 )
             await self.handle_failure(channel, exc, now)
             return False
         for story in stories:
-            await self.store.mark_delivery(
-                channel.id, story.id, DeliveryState.SENT, now, message_id=message.id
-            )
+            if not await self.store.mark_delivery(
+                channel.id, story.id, DeliveryState.SENT, now, message_id=message.id, holder=me
+            ):
+                log.warning(
+                    "process %s lost its claim on story %s in channel %s while sending it"
+                    " (it stalled past its lease): another process may post it too",
+                    me,
+                    story.id,
+                    channel.id,
+                )
+                continue
             await self.store.record_posted(channel.id, story.id, story.heat, look.style)
             log.info("posted story %s to channel %s", story.id, channel.id)
         # Not in a forum, `message` is a message (in a forum: the post's thread).
@@ -419,7 +501,9 @@ class Deliverer:
         )
 
     async def resume_channels(self, now: datetime) -> None:
-        for _, channel_id, reason in await self.store.paused_channels():
+        for guild_id, channel_id, reason in await self.store.paused_channels():
+            if not self.shards.serves(guild_id):
+                continue
             channel = self.bot.get_channel(channel_id)
             subscriptions = await self.store.channel_subscriptions(channel_id)
             if channel is not None and not self._missing(channel, subscriptions):
@@ -427,8 +511,22 @@ class Deliverer:
                 log.info("resumed channel %s (was: %s)", channel_id, reason)
 
     async def reconcile(self, now: datetime) -> None:
-        """Sends whose outcome was never recorded (a crash): find the post, or retry it."""
-        for delivery in await self.store.due_deliveries((DeliveryState.SENDING,)):
+        """Sends whose outcome was never recorded (a crash): find the post, or retry it.
+
+        Those of a process whose alive lease expired (this one's before a restart, or
+        another's that died), taken over first: then this process is their only owner;
+        and this process's own that are not in flight (a send that failed midway).
+        """
+        me = self.process.id
+        taken = await self.store.take_over_deliveries(me, now, self.shards) - self._sending
+        if not taken:
+            return
+        log.info("reconciling %d sends a stopped process left unconfirmed", len(taken))
+        for delivery in await self.store.due_deliveries(
+            (DeliveryState.SENDING,), shards=self.shards, claimed_by=me
+        ):
+            if (delivery.channel_id, delivery.story.id) not in taken:
+                continue  # this process's own send, in flight
             async with self._locks[delivery.channel_id]:
                 await self._reconcile_one(delivery, now)
 
@@ -443,7 +541,12 @@ class Deliverer:
             async for message, post_id in self._posts_since(channel, started):
                 if message.author.id == self.bot.user_id and embeds.carries(message, story):
                     await self.store.mark_delivery(
-                        channel.id, story.id, DeliveryState.SENT, now, message_id=post_id
+                        channel.id,
+                        story.id,
+                        DeliveryState.SENT,
+                        now,
+                        message_id=post_id,
+                        holder=self.process.id,
                     )
                     await self.store.record_posted(
                         channel.id, story.id, story.heat, embeds.post_style(message)
@@ -454,7 +557,10 @@ class Deliverer:
         except discord.HTTPException as exc:
             log.warning("cannot read channel %s to reconcile: %s", channel.id, _describe(exc))
             return  # try again at the next poll rather than risk a double post
-        await self.store.mark_delivery(channel.id, story.id, DeliveryState.PENDING, now)
+        # Not posted: pending again, claimed anew (by whichever process) before it is sent.
+        await self.store.mark_delivery(
+            channel.id, story.id, DeliveryState.PENDING, now, holder=self.process.id
+        )
 
     async def _posts_since(self, channel, started: datetime):
         """(message, the id to record) of the channel's messages since `started`, newest
@@ -494,7 +600,7 @@ class Deliverer:
         """Edit the sent posts whose story changed meaningfully (the planner says which)."""
         edited = 0
         done: set[tuple[int, int]] = set()
-        for post in await self.store.live_posts(now - LIVE_WINDOW):
+        for post in await self.store.live_posts(now - LIVE_WINDOW, self.shards):
             edit = plan_edit(post, now)
             if not edit.due:
                 log.debug(
@@ -620,12 +726,17 @@ class Deliverer:
     # -- digests -------------------------------------------------------------------------
 
     async def send_digests(self, now: datetime) -> int:
-        """Record each digest that came due, then send the recorded ones."""
-        for digest in await self.store.digests("sending"):
-            async with self._locks[digest.channel_id]:
-                await self._reconcile_digest(digest, now)
+        """Record each digest that came due, then send the recorded ones (of this process's
+        shards; two processes recording the same period record it once)."""
+        me = self.process.id
+        taken = await self.store.take_over_digests(me, now, self.shards) - self._sending
+        if taken:
+            for digest in await self.store.digests("sending", self.shards):
+                if (digest.subscription_id, digest.end) in taken:
+                    async with self._locks[digest.channel_id]:
+                        await self._reconcile_digest(digest, now)
         for subscription, last_end in await self.store.digest_subscriptions():
-            if not subscription.active:
+            if not subscription.active or not self.shards.serves(subscription.guild_id):
                 continue  # when it resumes, its next digest covers the time it was paused
             period = digest_due(subscription, last_end, now)
             if period is None:
@@ -642,7 +753,7 @@ class Deliverer:
         """Send the recorded digests that wait (of one channel, or all)."""
         paused = {channel for _, channel, _ in await self.store.paused_channels()}
         sent = 0
-        for digest in await self.store.digests("pending"):
+        for digest in await self.store.digests("pending", self.shards):
             if digest.channel_id in paused or channel_id not in (None, digest.channel_id):
                 continue
             async with self._locks[digest.channel_id]:
@@ -656,9 +767,21 @@ class Deliverer:
         if missing := missing_post_permissions(channel):
             await self.pause(channel, f"missing permission: {', '.join(missing)}", now)
             return False
+        sub, end = digest.subscription_id, digest.end
+        me = self.process.id
+        if not await self.store.claim_digest(sub, end, me, now):
+            return False  # another process claimed it first
+        self._sending.add((sub, end))
+        try:
+            return await self._send_claimed_digest(channel, digest, now)
+        finally:
+            self._sending.discard((sub, end))
+
+    async def _send_claimed_digest(self, channel, digest: Digest, now: datetime) -> bool:
+        """Send a digest this process claimed, then confirm it (or give it back)."""
         role = digest.mention_role_id
         sub, end = digest.subscription_id, digest.end
-        await self.store.mark_digest(sub, end, "sending", now)
+        me = self.process.id
         try:
             message = await channel.send(
                 content=f"<@&{role}>" if role else None,
@@ -668,10 +791,19 @@ class Deliverer:
                 ),
             )
         except discord.HTTPException as exc:
-            await self.store.mark_digest(sub, end, "pending", now, error=_describe(exc))
+            await self.store.mark_digest(sub, end, "pending", now, error=_describe(exc), holder=me)
             await self.handle_failure(channel, exc, now)
             return False
-        await self.store.mark_digest(sub, end, "sent", now, message_id=message.id)
+        if not await self.store.mark_digest(
+            sub, end, "sent", now, message_id=message.id, holder=me
+        ):
+            log.warning(
+                "process %s lost its claim on the digest %s:%s while sending it (it stalled"
+                " past its lease): another process may send it too",
+                me,
+                sub,
+                int(end.timestamp()),
+            )
         await self.store.clear_notice(channel.id)
         log.info("sent the digest of subscription %s to channel %s", sub, channel.id)
         return True
@@ -689,14 +821,21 @@ class Deliverer:
                     embeds.digest_ref(embed) == ref for embed in message.embeds
                 ):
                     await self.store.mark_digest(
-                        digest.subscription_id, digest.end, "sent", now, message_id=message.id
+                        digest.subscription_id,
+                        digest.end,
+                        "sent",
+                        now,
+                        message_id=message.id,
+                        holder=self.process.id,
                     )
                     log.info("digest %s:%s was already sent", *ref)
                     return
         except discord.HTTPException as exc:
             log.warning("cannot read channel %s to reconcile: %s", channel.id, _describe(exc))
             return
-        await self.store.mark_digest(digest.subscription_id, digest.end, "pending", now)
+        await self.store.mark_digest(
+            digest.subscription_id, digest.end, "pending", now, holder=self.process.id
+        )
 
     async def _channel(self, channel_id: int):
         channel = self.bot.get_channel(channel_id)
@@ -720,7 +859,7 @@ class Deliverer:
     async def _drop_story(self, channel_id: int, story: Story, reason: str, now: datetime) -> None:
         """Never post `story` here; `reason` is what /why says."""
         await self.store.mark_delivery(
-            channel_id, story.id, DeliveryState.DROPPED, now, error=reason
+            channel_id, story.id, DeliveryState.DROPPED, now, error=reason, holder=self.process.id
         )
         log.info("not posting story %s to channel %s: %s", story.id, channel_id, reason)
 

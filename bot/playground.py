@@ -354,7 +354,10 @@ async def serve(
 
 async def _serve(stand_in, bot, settings: Config, port, open_browser, channel, say, simcord):
     say(f"Starting a simulated Discord server with the archive {settings.archive} ...")
-    async with simcord.run(stand_in, check_errors=False, settle_timeout=SETTLE_SECONDS) as env:
+    # One shard: the playground is one small server (the bot is an AutoShardedBot).
+    async with simcord.run(
+        stand_in, check_errors=False, settle_timeout=SETTLE_SECONDS, shard_count=1
+    ) as env:
         await stand_in.user.edit(username=BOT_NAME)
         room = build_newsroom(env)
         await room.guild.create_webhook(room.news, "Playground").send(NEWS_WELCOME)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+from core.sharding import Shards, parse_shard_ids
+
 if TYPE_CHECKING:
     from core.sources.config import Source
 
@@ -29,6 +31,8 @@ class Config:
     token: str | None = field(default=None, repr=False)  # never printed
     archive: Path = Path("seeds")
     db_path: Path = Path("data/news.db")
+    # NEWS_DB as a postgresql:// URL: the store is PostgreSQL there, db_path is unused.
+    db_url: str | None = field(default=None, repr=False)  # may hold a password
     hot_heat: int = 100
     poll_seconds: int = 300
     max_age_hours: int = 72
@@ -40,6 +44,10 @@ class Config:
     data_dir: Path = Path("data")  # NEWS_DATA: clones of git sources live here
     # The parsed sources file (see core/sources/config.py), read once with the rest.
     source_list: tuple[Source, ...] = ()
+    # NEWS_SHARD_COUNT / NEWS_SHARD_IDS: the shards this process runs (None: as Discord
+    # recommends, all of them in this one process).
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
 
     @classmethod
     def from_env(
@@ -57,10 +65,12 @@ class Config:
             value = values.get(name)
             return value.strip() if value and value.strip() else None
 
+        database = get("NEWS_DB")
         return cls(
             token=get("DISCORD_TOKEN"),
             archive=Path(get("NEWS_ARCHIVE") or "seeds"),
-            db_path=Path(get("NEWS_DB") or "data/news.db"),
+            db_path=Path(database if database and not _is_url(database) else "data/news.db"),
+            db_url=database if database and _is_url(database) else None,
             hot_heat=_int(get, "NEWS_HOT_HEAT", 100, 0, 1_000_000),
             poll_seconds=_int(get, "NEWS_POLL_SECONDS", 300, 5, 86_400),
             max_age_hours=_int(get, "NEWS_MAX_AGE_HOURS", 72, 0, 100_000),
@@ -71,7 +81,20 @@ class Config:
             sources_file=Path(sources) if (sources := get("NEWS_SOURCES")) else None,
             data_dir=Path(get("NEWS_DATA") or "data"),
             source_list=_sources(sources),
+            **_shards(get),
         )
+
+    @property
+    def shards(self) -> Shards:
+        """The guilds this process delivers to: those on its shards."""
+        if self.shard_count is None:
+            return Shards.everything()
+        return Shards(self.shard_count, self.shard_ids or tuple(range(self.shard_count)))
+
+    @property
+    def database(self) -> str | Path:
+        """What NEWS_DB names, for `core.store.open_store`: a PostgreSQL URL or a file."""
+        return self.db_url or self.db_path
 
     @property
     def sources(self) -> tuple[Source, ...]:
@@ -148,8 +171,26 @@ def _sources(path: str | None) -> tuple[Source, ...]:
     return load_sources(Path(path))
 
 
+def _shards(get: _Get) -> dict[str, Any]:
+    count = _int(get, "NEWS_SHARD_COUNT", None, 1, 65_535)
+    raw = get("NEWS_SHARD_IDS")
+    if raw is None:
+        return {"shard_count": count, "shard_ids": None}
+    if count is None:
+        raise ConfigError("NEWS_SHARD_IDS needs NEWS_SHARD_COUNT (the total over every process)")
+    try:
+        ids = parse_shard_ids(raw, count)
+    except ValueError as exc:
+        raise ConfigError(f"NEWS_SHARD_IDS: {exc}") from None
+    return {"shard_count": count, "shard_ids": ids}
+
+
 def _log_level(raw: str | None) -> str:
     level = (raw or "INFO").upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return level
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("postgresql://", "postgres://"))

@@ -39,6 +39,7 @@ from core.archive import (
 )
 from core.fingerprint import fingerprint
 from core.models import Coverage, Rejection, Story
+from core.store import is_postgres_url
 from core.store.archive_writer import SqliteArchiveWriter
 from core.store.protocol import ArchiveWriter, NewsStore, ParsedFile, WriteCounts
 
@@ -280,7 +281,12 @@ def ingest_archive(
 
 
 def open_writer(store: NewsStore | str | Path) -> ArchiveWriter:
-    """The store's writer for one ingest; a path stands for the SQLite store there."""
+    """The store's writer for one ingest; a path stands for the SQLite store there, a
+    `postgresql://` URL for the PostgreSQL one."""
+    if is_postgres_url(store):
+        from core.store.postgres.writer import PostgresArchiveWriter
+
+        return PostgresArchiveWriter.open_url(str(store))
     if isinstance(store, str | os.PathLike):
         return SqliteArchiveWriter.open(store)
     return store.archive_writer()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -7,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.ingest import ingest
-from core.store import Store
+from core.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -49,10 +51,154 @@ def corpus_copy(tmp_path: Path) -> Path:
     return path
 
 
+# -- the two backends ----------------------------------------------------------------
+
+BACKENDS = ("sqlite", "postgresql")
+# Modules whose bot (through `bot_config`) runs on both backends; every test using the
+# `store` fixture does anyway.
+BOTH_BACKENDS_MODULES = {"test_subscriptions", "test_pins", "test_scaleout"}
+# NEWS_TEST_POSTGRES: the URL of a server the tests may create databases on, instead of
+# the throwaway cluster they start themselves (tests/pgcluster.py).
+EXTERNAL_SERVER = "NEWS_TEST_POSTGRES"
+TEMPLATE = "news_template"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`backend` is parametrised (ids `sqlite`, `postgresql`) for the tests of the store
+    and of the modules in BOTH_BACKENDS_MODULES; elsewhere it is SQLite."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if "store" in metafunc.fixturenames or module in BOTH_BACKENDS_MODULES:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-async def store(tmp_path: Path):
-    async with await Store.open(tmp_path / "news.db") as opened:
+def backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The URL of a PostgreSQL server's maintenance database, with a migrated template.
+
+    A throwaway cluster, started once for the session and removed at its end. Without
+    PostgreSQL the PostgreSQL tests are skipped, except in CI (CI=true): there they fail.
+    """
+    import asyncio
+
+    from pgcluster import Cluster, find_bindir
+
+    cluster = None
+    url = os.environ.get(EXTERNAL_SERVER)
+    if not url:
+        bindir = find_bindir()
+        if bindir is None:
+            reason = "PostgreSQL is not installed (Debian: apt-get install postgresql)"
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"{reason}: CI runs every test on both backends", pytrace=False)
+            pytest.skip(reason)
+        cluster = Cluster(bindir).start()
+        url = cluster.url()
+    try:
+        asyncio.run(_make_template(url))
+        yield url
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+async def _make_template(url: str) -> None:
+    import asyncpg
+
+    from core.store.postgres import PostgresStore
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    finally:
+        await conn.close()
+    store = await PostgresStore.open(_database_url(url, TEMPLATE))
+    await store.close()
+
+
+def _database_url(server: str, dbname: str) -> str:
+    base, _, query = server.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{dbname}" + (f"?{query}" if query else "")
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: str):
+    """A fresh, migrated PostgreSQL database for one test (a copy of the template)."""
+    import asyncpg
+
+    name = f"news_test_{os.getpid()}_{next(_database_numbers)}"
+    conn = await asyncpg.connect(postgres_server)
+    try:
+        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE} STRATEGY FILE_COPY")
+    finally:
+        await conn.close()
+    yield _database_url(postgres_server, name)
+    conn = await asyncpg.connect(postgres_server)
+    try:
+        await conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str | Path:
+    """NEWS_DB for the test's backend: a SQLite file, or a fresh PostgreSQL database."""
+    if backend == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return tmp_path / "news.db"
+
+
+def location(store) -> str | Path:
+    """Where a store keeps its data: the SQLite file, or the PostgreSQL URL."""
+    return store.path if isinstance(store, Store) else store.url
+
+
+def query_rows(db: str | Path, query: str, params=()) -> list[tuple]:
+    """Rows of a query (SQLite's spelling) run beside the store, on either backend."""
+    if not (isinstance(db, str) and db.startswith("postgresql://")):
+        import sqlite3
+
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute(query, params).fetchall()
+        finally:
+            conn.close()
+    import asyncio
+    import concurrent.futures
+
+    import asyncpg
+
+    from core.store.postgres.dialect import to_postgres
+
+    async def fetch() -> list[tuple]:
+        conn = await asyncpg.connect(db)
+        try:
+            return [tuple(r) for r in await conn.fetch(to_postgres(query), *params)]
+        finally:
+            await conn.close()
+
+    # In a thread of its own: the calling test may be running an event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, fetch()).result()
+
+
+@pytest.fixture
+async def store(database: str | Path):
+    opened = await open_store(database)
+    try:
         yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture
@@ -75,16 +221,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "simcord_env" not in getattr(item, "fixturenames", ()):
             continue
         marker = item.get_closest_marker("simcord")
-        options = {"settle_timeout": SETTLE_TIMEOUT_SECONDS, **(marker.kwargs if marker else {})}
+        # The bot is an AutoShardedBot; one shard unless the test asks for more.
+        defaults = {"settle_timeout": SETTLE_TIMEOUT_SECONDS, "shard_count": 1}
+        options = {**defaults, **(marker.kwargs if marker else {})}
         item.add_marker(pytest.mark.simcord(**options), append=False)
 
 
 @pytest.fixture
-def bot_config(tmp_path: Path):
+def db_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """A bot's `Config.db_url`: a fresh PostgreSQL database on that backend, else None
+    (its db_path, a SQLite file)."""
+    return request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+
+
+@pytest.fixture
+def bot_config(tmp_path: Path, db_url: str | None):
     """The bot's configuration for one test: its own database, the seed archive."""
     from core.config import Config
 
-    return Config(archive=SEEDS, db_path=tmp_path / "bot.db", hot_heat=100)
+    return Config(archive=SEEDS, db_path=tmp_path / "bot.db", db_url=db_url, hot_heat=100)
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ KEYS = (
     "NEWS_POSTS_PER_POLL",
     "NEWS_INGEST_TIMEOUT_SECONDS",
     "NEWS_DEV_GUILD",
+    "NEWS_SHARD_COUNT",
+    "NEWS_SHARD_IDS",
     "LOG_LEVEL",
 )
 
@@ -140,3 +142,31 @@ def test_empty_values_mean_the_default():
 def test_process_environment_is_the_default_source(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("NEWS_MAX_AGE_HOURS", "5")
     assert Config.from_env(dotenv_path=None).max_age_hours == 5
+
+
+def test_shards_of_this_process():
+    assert Config().shards.all
+    config = Config.from_env({"NEWS_SHARD_COUNT": "8", "NEWS_SHARD_IDS": "0-1, 4"}, None)
+    assert (config.shard_count, config.shard_ids) == (8, (0, 1, 4))
+    assert config.shards.describe() == "shards 0-1,4 of 8"
+    guild_on_4 = 4 << 22
+    assert config.shards.serves(guild_on_4) and not config.shards.serves(3 << 22)
+    # A count alone: this process runs every shard of that count.
+    config = Config.from_env({"NEWS_SHARD_COUNT": "4"}, None)
+    assert (config.shard_count, config.shard_ids) == (4, None)
+    assert config.shards.all
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"NEWS_SHARD_IDS": "0-3"}, "NEWS_SHARD_IDS needs NEWS_SHARD_COUNT"),
+        ({"NEWS_SHARD_COUNT": "4", "NEWS_SHARD_IDS": "2-5"}, "'2-5' is outside 0-3"),
+        ({"NEWS_SHARD_COUNT": "4", "NEWS_SHARD_IDS": "3-1"}, "'3-1' is an empty range"),
+        ({"NEWS_SHARD_COUNT": "4", "NEWS_SHARD_IDS": "one"}, "'one' is not a shard id"),
+        ({"NEWS_SHARD_COUNT": "0"}, "NEWS_SHARD_COUNT must be between 1"),
+    ],
+)
+def test_bad_shard_settings_say_what_is_wrong(environ: dict[str, str], message: str):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env(environ, dotenv_path=None)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, NOW, ROOT, SEEDS, story_file
+from conftest import CORPUS, NOW, ROOT, SEEDS, location, query_rows, story_file
 from test_archive import HOSTILE, HOSTILE_OUTCOMES
 
 import core.ingest
@@ -64,12 +64,9 @@ def write(path: Path, text: str, mtime_s: int) -> None:
     os.utime(path, ns=(mtime_s * 10**9, mtime_s * 10**9))
 
 
-def rows(db_path: Path, query: str, params=()) -> list[tuple]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(query, params).fetchall()
-    finally:
-        conn.close()
+def rows(db: str | Path, query: str, params=()) -> list[tuple]:
+    """Rows of a query beside the store: a SQLite file or a PostgreSQL URL."""
+    return query_rows(db, query, params)
 
 
 # -- idempotence -----------------------------------------------------------------------
@@ -190,7 +187,7 @@ async def test_changed_heat_updates_the_story_and_its_history(archive: Path, sto
     assert story.heat == 150
     assert story.first_seen_at == NOW
     assert story.heat_changed_at == LATER
-    history = rows(store.path, "SELECT at, heat FROM heat_history ORDER BY at")
+    history = rows(location(store), "SELECT at, heat FROM heat_history ORDER BY at")
     assert history == [(int(NOW.timestamp()), 50), (int(LATER.timestamp()), 150)]
     page = await store.stories("AI")
     assert [(s.id, s.heat) for s in page.stories] == [(STORY_ID, 150)]
@@ -208,7 +205,7 @@ async def test_unchanged_heat_keeps_heat_changed_at(archive: Path, store: Store)
     assert story.title == "A story, retitled"
     assert story.heat_changed_at == NOW
     assert story.first_seen_at == NOW
-    assert rows(store.path, "SELECT count(*) FROM heat_history") == [(1,)]
+    assert rows(location(store), "SELECT count(*) FROM heat_history") == [(1,)]
     assert [s.id for s in (await store.search("retitled")).stories] == [STORY_ID]
 
 
@@ -234,7 +231,7 @@ async def test_renamed_file_is_the_same_story(archive: Path, store: Store):
     story = await store.story(STORY_ID)
     assert story is not None
     assert (story.first_seen_at, story.heat_changed_at) == (NOW, NOW)
-    assert rows(store.path, "SELECT path, story FROM archive_files") == [
+    assert rows(location(store), "SELECT path, story FROM archive_files") == [
         ("renamed.md", canonical_url(STORY_URL))
     ]
 
@@ -257,7 +254,7 @@ async def test_deleted_file_hides_its_story_everywhere_until_restored(archive: P
     assert await store.topics("wild") == []
     assert STORY_ID not in [s.id for s in await store.find_stories("quokka")]
     # Kept for history, with when it disappeared.
-    assert rows(store.path, "SELECT removed_at FROM stories WHERE id = ?", (STORY_ID,)) == [
+    assert rows(location(store), "SELECT removed_at FROM stories WHERE id = ?", (STORY_ID,)) == [
         (int(LATER.timestamp()),)
     ]
 
@@ -344,13 +341,13 @@ async def test_the_count_of_all_stories_follows_every_way_a_story_shows_or_hides
 ):
     def counted() -> int:
         query = "SELECT count(*) FROM stories WHERE published = 1 AND removed_at IS NULL"
-        return rows(store.path, query)[0][0]
+        return rows(location(store), query)[0][0]
 
     def unpublished() -> list[tuple]:
         query = "SELECT count(*) FROM stories WHERE published = 0 AND removed_at IS NULL"
         return [
-            rows(store.path, "SELECT unpublished FROM story_totals")[0],
-            rows(store.path, query)[0],
+            rows(location(store), "SELECT unpublished FROM story_totals")[0],
+            rows(location(store), query)[0],
         ]
 
     texts = {n: story_file(title=f"Story {n}", url=f"https://example.com/{n}") for n in "abcd"}

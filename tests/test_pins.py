@@ -23,11 +23,13 @@ REFUSAL = "Only moderators can pin or unpin stories"
 
 
 @pytest.fixture
-def bot_config(tmp_path, archive):
+def bot_config(tmp_path, archive, db_url):
     for n, title in enumerate(TITLES, start=1):
         text = story_file(title=title, url=f"https://news.example/s{n}", heat=100 + n)
         (archive / f"s{n}.md").write_text(text, encoding="utf-8")
-    return Config(archive=archive, db_path=tmp_path / "bot.db", hot_heat=100, max_age_hours=0)
+    return Config(
+        archive=archive, db_path=tmp_path / "bot.db", db_url=db_url, hot_heat=100, max_age_hours=0
+    )
 
 
 @pytest.fixture

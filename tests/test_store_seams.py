@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import asyncpg
 import pytest
 from conftest import CORPUS, NOW, ROOT, story_file
 
@@ -36,6 +37,48 @@ def sql(db: Path, query: str) -> None:
         conn.executescript(query)
     finally:
         conn.close()
+
+
+# What a failing statement raises, on either backend.
+DATABASE_ERRORS = (sqlite3.DatabaseError, asyncpg.PostgresError)
+
+
+async def beside(store: NewsStore, script: str) -> None:
+    """`sql` on either backend: statements run on a connection of their own."""
+    if isinstance(store, Store):
+        sql(store.path, script)
+        return
+    conn = await asyncpg.connect(store.url)  # type: ignore[attr-defined]
+    try:
+        await conn.execute(script)
+    finally:
+        await conn.close()
+
+
+async def fail_before(store: NewsStore, event: str, table: str) -> None:
+    """A fault injected: every row `event` (INSERT, UPDATE, DELETE) on `table` fails."""
+    name = f"{table}_fails"
+    if isinstance(store, Store):
+        sql(
+            store.path,
+            f"""CREATE TRIGGER {name} BEFORE {event} ON {table}
+                BEGIN SELECT RAISE(ABORT, 'injected failure'); END""",
+        )
+        return
+    await beside(
+        store,
+        f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+            CREATE TRIGGER {name} BEFORE {event} ON {table}
+            FOR EACH ROW EXECUTE FUNCTION {name}()""",
+    )
+
+
+async def heal(store: NewsStore, table: str) -> None:
+    """The fault of `fail_before` gone."""
+    name = f"{table}_fails"
+    on_table = "" if isinstance(store, Store) else f" ON {table}"
+    await beside(store, f"DROP TRIGGER {name}{on_table}")
 
 
 async def table_counts(store: Store) -> dict[str, int]:
@@ -77,20 +120,16 @@ async def busy_store(corpus_store: Store) -> Store:
 async def test_a_failure_inside_delete_channel_leaves_everything_as_it_was(busy_store: Store):
     before = await table_counts(busy_store)
     # The last of delete_channel's three statements fails, after the first two ran.
-    sql(
-        busy_store.path,
-        """CREATE TRIGGER notices_fail BEFORE DELETE ON channel_notices
-           BEGIN SELECT RAISE(ABORT, 'injected failure'); END""",
-    )
+    await fail_before(busy_store, "DELETE", "channel_notices")
 
-    with pytest.raises(sqlite3.DatabaseError, match="injected failure"):
+    with pytest.raises(DATABASE_ERRORS, match="injected failure"):
         await busy_store.delete_channel(CHANNEL)
 
     assert await table_counts(busy_store) == before
     assert [s.channel_id for s in await busy_store.subscriptions(GUILD)] == [CHANNEL]
     assert len(await busy_store.due_deliveries(channel_id=CHANNEL)) == 1
     # No transaction is left open: once the fault is gone, the same call goes through.
-    sql(busy_store.path, "DROP TRIGGER notices_fail")
+    await heal(busy_store, "channel_notices")
     assert await busy_store.delete_channel(CHANNEL) == 1
     after = await table_counts(busy_store)
     assert (after["subscriptions"], after["channel_notices"]) == (0, 0)
@@ -99,12 +138,8 @@ async def test_a_failure_inside_delete_channel_leaves_everything_as_it_was(busy_
 
 async def test_a_failure_while_unsubscribing_keeps_the_pending_stories(busy_store: Store):
     before = await table_counts(busy_store)
-    sql(
-        busy_store.path,
-        """CREATE TRIGGER drop_fails BEFORE UPDATE ON deliveries
-           BEGIN SELECT RAISE(ABORT, 'injected failure'); END""",
-    )
-    with pytest.raises(sqlite3.DatabaseError, match="injected failure"):
+    await fail_before(busy_store, "UPDATE", "deliveries")
+    with pytest.raises(DATABASE_ERRORS, match="injected failure"):
         await busy_store.unsubscribe(CHANNEL, None)
     assert await table_counts(busy_store) == before
     assert len(await busy_store.subscriptions(GUILD)) == 1
@@ -130,17 +165,13 @@ async def test_a_failure_while_starting_a_digest_leaves_nothing_half_written(
         return items["n"], digests["n"]
 
     # The last statement fails, after the seen marks and the collected story were written.
-    sql(
-        corpus_store.path,
-        """CREATE TRIGGER digest_fails BEFORE INSERT ON digests
-           BEGIN SELECT RAISE(ABORT, 'injected failure'); END""",
-    )
-    with pytest.raises(sqlite3.DatabaseError, match="injected failure"):
+    await fail_before(corpus_store, "INSERT", "digests")
+    with pytest.raises(DATABASE_ERRORS, match="injected failure"):
         await deliverer.start_subscription(subscription, NOW, backfill=1)
     assert await digest_rows() == (0, 0)
 
     # Nothing is left open: once the fault is gone, the same start goes through.
-    sql(corpus_store.path, "DROP TRIGGER digest_fails")
+    await heal(corpus_store, "digests")
     qualification, backfilled = await deliverer.start_subscription(subscription, NOW, backfill=1)
     assert backfilled == 1 and len(qualification.stories) > 1
     assert await digest_rows() == (len(qualification.stories), 1)
@@ -244,8 +275,8 @@ async def test_an_added_column_changes_no_read(busy_store: Store, monkeypatch):
                 columns = getattr(module, name)
                 monkeypatch.setattr(module, name, f"'new' AS new_column, {columns}")
     # …and in every table the reads use.
-    sql(
-        busy_store.path,
+    await beside(
+        busy_store,
         """
         ALTER TABLE stories ADD COLUMN new_column TEXT DEFAULT 'x';
         ALTER TABLE subscriptions ADD COLUMN new_column TEXT DEFAULT 'x';

@@ -57,11 +57,12 @@ def archive(tmp_path):
 
 
 @pytest.fixture
-def bot_config(tmp_path, archive, request):
+def bot_config(tmp_path, archive, request, db_url):
     marker = request.node.get_closest_marker("max_age_hours")
     return Config(
         archive=archive,
         db_path=tmp_path / "bot.db",
+        db_url=db_url,
         hot_heat=100,
         poll_seconds=POLL,
         max_age_hours=marker.args[0] if marker else 72,
@@ -393,7 +394,7 @@ async def test_an_ingest_by_another_process_is_picked_up(room, archive, bot_conf
     write(archive, "cli", "Ingested from cron", 300)
     env = {
         **os.environ,
-        "NEWS_DB": str(bot_config.db_path),
+        "NEWS_DB": str(bot_config.database),
         "NEWS_ARCHIVE": str(archive),
         "PYTHONPATH": str(ROOT),
     }
@@ -816,15 +817,12 @@ async def test_a_story_whose_file_is_missing_for_one_rescan_is_still_posted(
 async def test_a_failing_poll_step_does_not_stop_the_delivery(room, archive, monkeypatch, caplog):
     await room.staff.slash(room.news, "subscribe", topic="AI")
     store = room.env.bot.store
-    real_due = store.due_deliveries
 
     # Reconciliation's look-up fails (the step before deciding and delivering).
-    async def broken_reconcile_lookup(states=(DeliveryState.PENDING,), channel_id=None):
-        if states == (DeliveryState.SENDING,):
-            raise sqlite3.OperationalError("disk I/O error")
-        return await real_due(states, channel_id)
+    async def broken_reconcile_lookup(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(store, "due_deliveries", broken_reconcile_lookup)
+    monkeypatch.setattr(store, "take_over_deliveries", broken_reconcile_lookup)
     write(archive, "due", "Due despite the failures", 200)
     with caplog.at_level(logging.ERROR, logger="bot.delivery"):
         await room.rescan()

@@ -1,26 +1,67 @@
-"""The SQLite store: every SQL statement of the project lives in this package.
+"""The stores: every SQL statement of the project lives in this package.
 
 `NewsStore` and `ArchiveWriter` (protocol.py) are the contract the rest of the code
-types against; `Store` is their SQLite implementation.
+types against; `Store` is their SQLite implementation, `core.store.postgres` their
+PostgreSQL one. `open_store(NEWS_DB)` picks by the setting: a `postgresql://` URL is
+PostgreSQL, anything else a SQLite file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from core.models import Pin
+from core.store.claims import ClaimQueries
 from core.store.pins import PinQueries
 from core.store.protocol import ArchiveWriter, NewsStore
 from core.store.schema import BUSY_TIMEOUT_MS, connect, migrate
 from core.store.stories import StoryQueries, quote_fts
 from core.store.subscriptions import SubscriptionQueries
 
-__all__ = ["ArchiveWriter", "NewsStore", "Pin", "Store", "check_database", "quote_fts"]
+__all__ = [
+    "ArchiveWriter",
+    "NewsStore",
+    "Pin",
+    "Store",
+    "check_database",
+    "is_postgres_url",
+    "open_store",
+    "opened_store",
+    "quote_fts",
+]
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: object) -> bool:
+    """Does NEWS_DB name a PostgreSQL database (else it is a SQLite file)?"""
+    return isinstance(target, str) and target.startswith(URL_SCHEMES)
+
+
+async def open_store(target: str | Path) -> NewsStore:
+    """The store NEWS_DB names: a `postgresql://` URL, else a SQLite file (created)."""
+    if is_postgres_url(target):
+        from core.store.postgres import PostgresStore
+
+        return await PostgresStore.open(str(target))
+    return await Store.open(target)
+
+
+@asynccontextmanager
+async def opened_store(target: str | Path) -> AsyncIterator[NewsStore]:
+    """`open_store` for an `async with`: the store is closed at its end."""
+    store = await open_store(target)
+    try:
+        yield store
+    finally:
+        await store.close()
+
 
 MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: the OS page cache backs it
 
@@ -28,8 +69,14 @@ MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: the OS page cache b
 def check_database(path: str | Path) -> None:
     """At start-up: raise `sqlite3.DatabaseError` if the database is damaged or read-only.
 
-    A missing database is created (with its folder), as `Store.open` would.
+    A missing database is created (with its folder), as `Store.open` would. A
+    PostgreSQL URL: the server is reached and the schema migrated, else
+    `PostgresUnavailable` (a `sqlite3.DatabaseError` too) says why not.
     """
+    if is_postgres_url(path):
+        from core.store.postgres import check_postgres
+
+        return check_postgres(str(path))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
@@ -44,7 +91,7 @@ def check_database(path: str | Path) -> None:
         conn.close()
 
 
-class Store(StoryQueries, SubscriptionQueries, PinQueries):
+class Store(StoryQueries, SubscriptionQueries, PinQueries, ClaimQueries):
     """The SQLite `NewsStore`: one aiosqlite connection (see `StoreBase`) for the bot, and
     a synchronous connection of its own for each ingest (`archive_writer`)."""
 

@@ -62,7 +62,24 @@ class SqliteArchiveWriter:
         # 3.40's FTS5 flushes its pending index data at every statement savepoint, so a
         # row-by-row INSERT (whose trigger feeds stories_fts) wrote one FTS segment per
         # story; one INSERT … SELECT per batch writes one segment per batch.
-        conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ({', '.join(_NEW_COLUMNS)})")
+        self._prepare_staging()
+
+    def _prepare_staging(self) -> None:
+        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ({', '.join(_NEW_COLUMNS)})")
+
+    def _insert_new(self, rows: list[tuple[object, ...]]) -> None:
+        """A batch's new stories, through the staging table (see `__init__`)."""
+        columns = ", ".join(_NEW_COLUMNS)
+        self.conn.executemany(
+            f"INSERT INTO {_STAGE} VALUES ({', '.join('?' * len(_NEW_COLUMNS))})", rows
+        )
+        self.conn.execute(
+            f"INSERT INTO stories ({columns}) SELECT {columns} FROM {_STAGE} ORDER BY rowid"
+        )
+        self.conn.execute(f"DELETE FROM {_STAGE}")
+
+    def _text_updated(self, rowid: int, text: tuple[str, ...]) -> None:
+        """A story's text changed: the FTS5 update trigger has re-indexed it already."""
 
     def close(self) -> None:
         self.conn.close()
@@ -574,6 +591,8 @@ class _BatchPlan:
                     rowid,
                 ),
             )
+            if text != old_text:
+                writer._text_updated(rowid, text)
             change = "updated"
             self.conn.execute("DELETE FROM story_topics WHERE story = ?", (rowid,))
             self.conn.execute("DELETE FROM coverage WHERE story = ?", (rowid,))
@@ -603,14 +622,7 @@ class _BatchPlan:
         conn = self.conn
         if self.new:
             self.writer._text_changed = True
-            columns = ", ".join(_NEW_COLUMNS)
-            conn.executemany(
-                f"INSERT INTO {_STAGE} VALUES ({', '.join('?' * len(_NEW_COLUMNS))})", self.new
-            )
-            conn.execute(
-                f"INSERT INTO stories ({columns}) SELECT {columns} FROM {_STAGE} ORDER BY rowid"
-            )
-            conn.execute(f"DELETE FROM {_STAGE}")
+            self.writer._insert_new(self.new)
             self.new.clear()
         if self.heat:
             conn.executemany(

@@ -26,6 +26,10 @@ class StoreBase:
     for the COMMIT instead of joining (and maybe being rolled back with) the transaction.
     """
 
+    # IMMEDIATE: wait for ingest's write lock now (busy_timeout), rather than fail when a
+    # read inside the transaction turns into a write. (PostgreSQL's store: plain BEGIN.)
+    BEGIN = "BEGIN IMMEDIATE"
+
     def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
         self.path = path
         self.db = db
@@ -57,9 +61,7 @@ class StoreBase:
         async with self._lock:
             self._owner = asyncio.current_task()
             try:
-                # IMMEDIATE: wait for ingest's write lock now (busy_timeout), rather
-                # than fail when a read inside the transaction turns into a write.
-                await self.db.execute("BEGIN IMMEDIATE")
+                await self.db.execute(self.BEGIN)
                 try:
                     yield
                     await self.db.execute("COMMIT")

@@ -26,6 +26,7 @@ from core.models import (
     Subscription,
     TopicCount,
 )
+from core.sharding import EVERY_SHARD, Shards
 from core.store.source_state import SourceState
 
 if TYPE_CHECKING:  # the parser (and YAML) is ingest's: the read commands never load it
@@ -273,6 +274,9 @@ class NewsStore(Protocol):
         self,
         states: tuple[DeliveryState, ...] = (DeliveryState.PENDING,),
         channel_id: int | None = None,
+        *,
+        shards: Shards = EVERY_SHARD,
+        claimed_by: str | None = None,
     ) -> list[Delivery]: ...
 
     async def mark_delivery(
@@ -284,7 +288,8 @@ class NewsStore(Protocol):
         *,
         message_id: int | None = None,
         error: str | None = None,
-    ) -> None: ...
+        holder: str | None = None,
+    ) -> bool: ...
 
     async def delivery_record(self, channel_id: int, story_id: str) -> tuple[Record | None, int]:
         """The channel's delivery of a story (None: never), and how many due ones precede it."""
@@ -298,7 +303,7 @@ class NewsStore(Protocol):
         """What a post shows as it goes out: its look, its heat and the story's coverage."""
         ...
 
-    async def live_posts(self, since: datetime) -> list[LivePost]:
+    async def live_posts(self, since: datetime, shards: Shards = EVERY_SHARD) -> list[LivePost]:
         """Posts sent since `since` whose story's heat or coverage grew since last shown."""
         ...
 
@@ -340,7 +345,7 @@ class NewsStore(Protocol):
         """Record a period's digest before it is sent: pending, or empty."""
         ...
 
-    async def digests(self, state: str) -> list[Digest]:
+    async def digests(self, state: str, shards: Shards = EVERY_SHARD) -> list[Digest]:
         """Recorded digests in `state` ('pending' or 'sending'), with their stories."""
         ...
 
@@ -353,7 +358,40 @@ class NewsStore(Protocol):
         *,
         message_id: int | None = None,
         error: str | None = None,
-    ) -> None: ...
+        holder: str | None = None,
+    ) -> bool: ...
+
+    # -- several processes: leases and claims (core/store/claims.py) ---------------
+
+    async def take_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Take or renew a lease; False while another holder's has not expired."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None: ...
+
+    async def leases(self) -> list[tuple[str, str, datetime]]:
+        """(name, holder, expires at) of every lease, expired or not."""
+        ...
+
+    async def claim_deliveries(
+        self, channel_id: int, story_ids: list[str], holder: str, now: datetime
+    ) -> set[str]:
+        """Pending → sending for this process, atomically; the story ids it got."""
+        ...
+
+    async def take_over_deliveries(
+        self, holder: str, now: datetime, shards: Shards
+    ) -> set[tuple[int, str]]:
+        """Claims of dead processes become this one's, to reconcile: (channel, story)."""
+        ...
+
+    async def claim_digest(
+        self, subscription_id: int, end: datetime, holder: str, now: datetime
+    ) -> bool: ...
+
+    async def take_over_digests(
+        self, holder: str, now: datetime, shards: Shards
+    ) -> set[tuple[int, datetime]]: ...
 
     # -- pins ----------------------------------------------------------------------
 

@@ -511,6 +511,28 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "ALTER TABLE deliveries ADD COLUMN style TEXT",
         ),
     ),
+    (
+        "leases and delivery claims, for several bot processes",
+        (
+            # A lease is held by one process until it expires (Unix seconds) unless its
+            # holder renews it: 'rescan' (the one process that rescans and plans), and
+            # 'alive:<process id>' (the process's claims are its own while it lasts).
+            """
+            CREATE TABLE leases (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                expires_at INTEGER NOT NULL
+            )
+            """,
+            # The process that moved a delivery or digest to 'sending' (the claim), and
+            # when it claimed it (or took over a dead process's claim). NULL: from before
+            # claims, reconciled as a dead process's.
+            "ALTER TABLE deliveries ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE deliveries ADD COLUMN claimed_at INTEGER",
+            "ALTER TABLE digests ADD COLUMN claimed_by TEXT",
+            "ALTER TABLE digests ADD COLUMN claimed_at INTEGER",
+        ),
+    ),
 ]
 
 

@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.models import Delivery, DeliveryState, Digest, PostStyle, Story, Subscription
+from core.sharding import EVERY_SHARD, Shards
 from core.store.base import Params, StoreBase
+from core.store.claims import shard_condition
 from core.store.stories import (
     STORY_COLUMNS,
     STORY_FROM,
@@ -476,17 +478,25 @@ class SubscriptionQueries(StoreBase):
         self,
         states: tuple[DeliveryState, ...] = (DeliveryState.PENDING,),
         channel_id: int | None = None,
+        *,
+        shards: Shards = EVERY_SHARD,
+        claimed_by: str | None = None,
     ) -> list[Delivery]:
-        """Deliveries in `states` (of one channel, or all), by channel, oldest story first."""
+        """Deliveries in `states` (of one channel, or all; of guilds on `shards`; claimed
+        by one process), by channel, oldest story first."""
         marks = ",".join("?" * len(states))
+        on_shards, shard_params = shard_condition("d.guild_id", shards)
+        claimed = "" if claimed_by is None else " AND d.claimed_by = ?"
         query = f"""
             SELECT {DELIVERY_COLUMNS}, {STORY_COLUMNS}
             FROM deliveries d JOIN stories s ON s.rowid = d.story
             LEFT JOIN providers p ON p.id = s.provider_id
             WHERE d.state IN ({marks}) AND (? IS NULL OR d.channel_id = ?)
+              AND {on_shards}{claimed}
             ORDER BY d.channel_id, s.published_at, s.rowid
         """
-        rows = await self._rows(query, (*states, channel_id, channel_id))
+        params = (*states, channel_id, channel_id, *shard_params)
+        rows = await self._rows(query, (*params, claimed_by) if claimed_by else params)
         return [delivery_from_row(r) for r in rows]
 
     async def mark_delivery(
@@ -498,33 +508,41 @@ class SubscriptionQueries(StoreBase):
         *,
         message_id: int | None = None,
         error: str | None = None,
-    ) -> None:
+        holder: str | None = None,
+    ) -> bool:
         """Move one delivery to `state` (sending counts an attempt; sent keeps the message).
 
         `sent_at` is when the last send started (sending; sent passes the same time):
-        after a crash, reconciliation looks for the post from that moment on.
+        after a crash, reconciliation looks for the post from that moment on. With a
+        `holder` (a process), only a pending delivery or one that process claimed moves:
+        False when another process claimed it meanwhile (see `claim_deliveries`).
         """
         started = state in (DeliveryState.SENDING, DeliveryState.SENT)
-        await self._execute(
-            """
+        guard = "" if holder is None else " AND (state = ? OR claimed_by = ?)"
+        params: tuple[object, ...] = (
+            state,
+            message_id,
+            to_epoch(now) if started else None,
+            int(state == DeliveryState.SENDING),
+            error,
+            channel_id,
+            story_id,
+        )
+        if holder is not None:
+            params = (*params, DeliveryState.PENDING, holder)
+        changed = await self._execute(
+            f"""
             UPDATE deliveries SET
                 state = ?,
                 message_id = coalesce(?, message_id),
                 sent_at = coalesce(?, sent_at),
                 attempts = attempts + ?,
                 last_error = ?
-            WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
+            WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?){guard}
             """,
-            (
-                state,
-                message_id,
-                to_epoch(now) if started else None,
-                int(state == DeliveryState.SENDING),
-                error,
-                channel_id,
-                story_id,
-            ),
+            params,
         )
+        return changed > 0
 
     async def active_subscriptions(self, channel_id: int) -> list[Subscription]:
         """The channel's active subscriptions (without the last-posted lookup: cheap)."""
@@ -629,14 +647,16 @@ class SubscriptionQueries(StoreBase):
             (heat, heat, str(style), channel_id, story_id),
         )
 
-    async def live_posts(self, since: datetime) -> list[LivePost]:
+    async def live_posts(self, since: datetime, shards: Shards = EVERY_SHARD) -> list[LivePost]:
         """Posts sent since `since` whose story's heat or coverage grew since last shown.
 
         The planner decides which of them to edit (`plan_edit`). Link posts are left
         alone (a bare URL: Discord's preview shows the page, nothing of ours to edit);
         posts from before the bot recorded what they show, too, and those from before it
         recorded their look unless a `full` subscription covers the story (a card).
+        Only those in guilds on `shards`.
         """
+        on_shards, shard_params = shard_condition("d.guild_id", shards)
         query = f"""
             SELECT {LIVE_POST_COLUMNS}
             FROM deliveries d JOIN stories s ON s.rowid = d.story
@@ -645,9 +665,10 @@ class SubscriptionQueries(StoreBase):
               AND d.live_stopped = 0 AND d.shown_heat IS NOT NULL AND {VISIBLE}
               AND coalesce(d.style, 'full') != 'link'
               AND (s.heat > d.shown_heat OR now_coverage > d.shown_coverage)
+              AND {on_shards}
             ORDER BY d.channel_id, d.sent_at
         """
-        rows = await self._rows(query, (DeliveryState.SENT, to_epoch(since)))
+        rows = await self._rows(query, (DeliveryState.SENT, to_epoch(since), *shard_params))
         return [live_post_from_row(row) for row in rows]
 
     async def message_posts(self, channel_id: int, message_id: int) -> list[LivePost]:
@@ -745,22 +766,25 @@ class SubscriptionQueries(StoreBase):
             ),
         )
 
-    async def digests(self, state: str) -> list[Digest]:
-        """Recorded digests in `state` ('pending' or 'sending'), with their stories.
+    async def digests(self, state: str, shards: Shards = EVERY_SHARD) -> list[Digest]:
+        """Recorded digests in `state` ('pending' or 'sending'), with their stories, of
+        guilds on `shards`.
 
         Pending digests of a subscription paused by staff wait until it resumes.
         """
+        on_shards, shard_params = shard_condition("g.guild_id", shards)
         rows = await self._rows(
-            """
+            f"""
             SELECT g.subscription, g.guild_id, g.channel_id, g.period_start, g.period_end,
                    g.stories, g.sent_at, sub.digest AS kind, t.name AS topic,
                    sub.mention_role_id
             FROM digests g JOIN subscriptions sub ON sub.id = g.subscription
             JOIN topics t ON t.id = sub.topic
             WHERE g.state = ? AND (g.state = 'sending' OR sub.paused_by IS NULL)
+              AND {on_shards}
             ORDER BY g.channel_id, g.period_end
             """,
-            (state,),
+            (state, *shard_params),
         )
         found = []
         for row in rows:
@@ -792,29 +816,34 @@ class SubscriptionQueries(StoreBase):
         *,
         message_id: int | None = None,
         error: str | None = None,
-    ) -> None:
-        """Move one digest to `state`, as `mark_delivery` does for a delivery."""
+        holder: str | None = None,
+    ) -> bool:
+        """Move one digest to `state`, as `mark_delivery` does for a delivery (with a
+        `holder`: only a pending digest or one that process claimed)."""
         started = state in ("sending", "sent")
-        await self._execute(
-            """
+        guard = "" if holder is None else " AND (state = 'pending' OR claimed_by = ?)"
+        params: tuple[object, ...] = (
+            state,
+            message_id,
+            to_epoch(now) if started else None,
+            int(state == "sending"),
+            error,
+            subscription_id,
+            to_epoch(end),
+        )
+        changed = await self._execute(
+            f"""
             UPDATE digests SET
                 state = ?,
                 message_id = coalesce(?, message_id),
                 sent_at = coalesce(?, sent_at),
                 attempts = attempts + ?,
                 last_error = ?
-            WHERE subscription = ? AND period_end = ?
+            WHERE subscription = ? AND period_end = ?{guard}
             """,
-            (
-                state,
-                message_id,
-                to_epoch(now) if started else None,
-                int(state == "sending"),
-                error,
-                subscription_id,
-                to_epoch(end),
-            ),
+            params if holder is None else (*params, holder),
         )
+        return changed > 0
 
     async def _stories_by_id(self, ids: list[str]) -> list[Story]:
         if not ids:
