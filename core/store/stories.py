@@ -31,11 +31,13 @@ STORY_COLUMNS = """
 STORY_FROM = "stories s LEFT JOIN providers p ON p.id = s.provider_id"
 # bm25 weights: title, excerpt, topics, provider. bm25 is negative (lower is better), so
 # multiplying by a factor that grows with heat lifts hot stories among equally good matches.
-SEARCH_RANK = "bm25(stories_fts, 10.0, 4.0, 3.0, 2.0) * (1.0 + min(s.heat, 1000) / 250.0)"
+SEARCH_BM25 = "bm25(stories_fts, 10.0, 4.0, 3.0, 2.0)"
+HEAT_LIFT = "(1.0 + min({heat}, 1000) / 250.0)"
+SEARCH_RANK = f"{SEARCH_BM25} * {HEAT_LIFT.format(heat='s.heat')}"
 # The same within a topic when FTS5 also matches the topic's name in the topics column
 # (see `search`): that column gets no weight, so the name, found in every candidate,
 # does not favour stories with few topics; ties go to the hotter story.
-SEARCH_RANK_IN_TOPIC = "bm25(stories_fts, 10.0, 4.0, 0.0, 2.0) * (1.0 + min(s.heat, 1000) / 250.0)"
+SEARCH_BM25_IN_TOPIC = "bm25(stories_fts, 10.0, 4.0, 0.0, 2.0)"
 # FTS5 computes bm25 for every match before sorting, so a search matching tens of
 # thousands of stories would take ~100 ms (BENCHMARKS.md). At most SEARCH_CAP matches
 # are counted and ranked: with more, the newest SEARCH_CAP (rowids follow arrival) are
@@ -209,9 +211,13 @@ class StoryQueries(StoreBase):
             )
         words, terms, at_most, in_stories = await self._search_words(words)
         match = " ".join(f'"{w}"' for w in words)
-        where = ["stories_fts MATCH ?", VISIBLE]
+        # `k`: the row with the story's heat and date, the story itself or, in a topic,
+        # its story_topics row, which also holds its visibility: a topic search reads a
+        # story's own row only to read its title or when it is shown.
+        source = "JOIN stories k ON k.rowid = stories_fts.rowid"
+        where = ["stories_fts MATCH ?", "k.published = 1 AND k.removed_at IS NULL"]
         params: list[object] = [match]
-        rank = SEARCH_RANK
+        bm25 = SEARCH_BM25
         if topic is not None:
             found = await self._row(
                 "SELECT id, name, story_count FROM topics WHERE key = ?",
@@ -219,38 +225,38 @@ class StoryQueries(StoreBase):
             )
             if found is None:
                 return Page([], 0, offset, limit)
-            topic_id, name = found["id"], found["name"]
-            # On the FTS5 row, not on `s`: the topic and visibility (copied into
-            # story_topics) are checked before the story's row is read.
-            where.append(
-                "EXISTS (SELECT 1 FROM story_topics st"
-                " WHERE st.story = stories_fts.rowid AND st.topic = ? AND st.visible = 1)"
+            source = (
+                "JOIN story_topics k ON k.story = stories_fts.rowid"
+                " AND k.topic = ? AND k.visible = 1"
             )
-            params.append(topic_id)
-            if at_most > SEARCH_CAP and (narrow := _topic_term(name)):
+            where = where[:1]
+            params.insert(0, found["id"])
+            if at_most > SEARCH_CAP and (narrow := _topic_term(found["name"])):
                 # Many stories have the words: FTS5 intersects them with (a word of) the
                 # topic's name in the topics column, so mostly the topic's matches are
-                # visited; EXISTS still checks the topic itself. bm25 would walk the
+                # visited; the join still checks the topic itself. bm25 would walk the
                 # name's doclist too.
-                params[0] = f"{match} AND topics_text : {narrow}"
+                params[1] = f"{match} AND topics_text : {narrow}"
                 in_stories += found["story_count"]
-                rank = SEARCH_RANK_IN_TOPIC
-        self._date_filters(where, params, min_heat, since, until)
+                bm25 = SEARCH_BM25_IN_TOPIC
+        self._date_filters(where, params, min_heat, since, until, table="k")
         if sort == "hot":
-            keys, order = (
-                "s.heat AS heat, s.published_at AS at",
-                "{t}heat DESC, {t}at DESC, {t}r DESC",
-            )
+            keys = "k.heat AS heat, k.published_at AS at"
+            order = "{t}heat DESC, {t}at DESC, {t}r DESC"
         elif sort == "new":
-            keys, order = "s.published_at AS at", "{t}at DESC, {t}r DESC"
+            keys, order = "k.published_at AS at", "{t}at DESC, {t}r DESC"
         elif in_stories <= SEARCH_RANK_BUDGET:  # -1: no term statistics yet
-            keys = f"{rank} AS score, s.heat AS heat"
+            keys = f"{bm25} * {HEAT_LIFT.format(heat='k.heat')} AS score, k.heat AS heat"
             order = "{t}score, {t}heat DESC, {t}r DESC"
         else:
             # More of the words in the title first (a term is a prefix of the title's
             # word it stems from: `app` of "Apps"; SQLite's lower() folds ASCII only).
-            lifts = " + ".join("(instr(lower(s.title), ?) > 0)" for _ in terms) or "0"
-            keys = f"{lifts} AS lift, s.heat AS heat, s.published_at AS at"
+            title = "k.title"
+            if topic is not None:  # the title is in the story's own row
+                source += " JOIN stories s ON s.rowid = stories_fts.rowid"
+                title = "s.title"
+            lifts = " + ".join(f"(instr(lower({title}), ?) > 0)" for _ in terms) or "0"
+            keys = f"{lifts} AS lift, k.heat AS heat, k.published_at AS at"
             order = "{t}lift DESC, {t}heat DESC, {t}at DESC, {t}r DESC"
             params[:0] = terms
         # One statement: the newest SEARCH_CAP + 1 matches (FTS5 walks rowids newest first
@@ -259,8 +265,7 @@ class StoryQueries(StoreBase):
         # keeps one row, with the count, when the page is empty.
         query = f"""
             WITH found AS MATERIALIZED (
-                SELECT stories_fts.rowid AS r, {keys} FROM stories_fts
-                JOIN stories s ON s.rowid = stories_fts.rowid
+                SELECT stories_fts.rowid AS r, {keys} FROM stories_fts {source}
                 WHERE {" AND ".join(where)} ORDER BY stories_fts.rowid DESC LIMIT ?
             ),
             page AS MATERIALIZED (
@@ -589,15 +594,17 @@ class StoryQueries(StoreBase):
         min_heat: int | None,
         since: datetime | None,
         until: datetime | None,
+        table: str = "s",
     ) -> None:
+        """On `table`: stories or story_topics (which copies their heat and date)."""
         if min_heat is not None:
-            where.append("s.heat >= ?")
+            where.append(f"{table}.heat >= ?")
             params.append(min_heat)
         if since is not None:
-            where.append("s.published_at >= ?")
+            where.append(f"{table}.published_at >= ?")
             params.append(to_epoch(since))
         if until is not None:
-            where.append("s.published_at < ?")
+            where.append(f"{table}.published_at < ?")
             params.append(to_epoch(until))
 
     async def _count(self, query: str, params: Params = ()) -> int:
