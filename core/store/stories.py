@@ -202,7 +202,9 @@ class StoryQueries(StoreBase):
     ) -> Page:
         """Full-text search: `relevance` (bm25 lifted by heat), `hot` (heat) or `new` (date).
 
-        Text without a single word lists stories instead (never an error).
+        On very broad queries (SEARCH_RANK_BUDGET) `relevance` lists the matches with more
+        of the words in their title first, then the hottest. Text without a single word
+        lists stories instead (never an error).
         """
         words = query_words(text)
         if not words:
