@@ -507,6 +507,41 @@ async def test_search_drops_a_very_common_word_next_to_a_rare_one(crowded_store:
     assert ids(await crowded_store.search("zebra")) == ids(page)
 
 
+@pytest.mark.parametrize("broad", [False, True], ids=["bm25", "title-then-heat"])
+async def test_search_shows_the_story_titled_with_the_word_first(
+    store: Store, archive: Path, monkeypatch, broad: bool
+):
+    """Hotter stories only tagged "Otters" do not bury the one about otters, whether the
+    query is ranked by bm25 or (a very broad query) by title words, then heat."""
+    if broad:  # every query counts as too broad for bm25
+        monkeypatch.setattr("core.store.stories.SEARCH_RANK_BUDGET", -1)
+    for i in range(6):
+        (archive / f"2025-12-0{i + 1}-river-{i}.md").write_text(
+            story_file(
+                title=f"River report {i}",
+                url=f"https://example.com/river/{i}",
+                heat=60 + i,
+                topics=("Otters",),
+            )
+        )
+    (archive / "2025-12-09-otters.md").write_text(
+        story_file(
+            title="Otters return to the river",
+            url="https://example.com/otters",
+            heat=20,
+            topics=("Wildlife",),
+        )
+    )
+    await ingest(store, archive, NOW)
+    page = await store.search("otters")
+    assert page.total == 7
+    assert [s.title for s in page.stories][:3] == [
+        "Otters return to the river",
+        "River report 5",
+        "River report 4",
+    ]
+
+
 async def test_search_within_a_topic_above_the_cap(crowded_store: Store, monkeypatch):
     bounded = await crowded_store.search("common", "wildlife", limit=20)
     assert (bounded.total, bounded.total_is_estimate) == (8, False)

@@ -31,19 +31,24 @@ STORY_COLUMNS = """
 STORY_FROM = "stories s LEFT JOIN providers p ON p.id = s.provider_id"
 # bm25 weights: title, excerpt, topics, provider. bm25 is negative (lower is better), so
 # multiplying by a factor that grows with heat lifts hot stories among equally good matches.
-SEARCH_RANK = "bm25(stories_fts, 10.0, 4.0, 3.0, 2.0) * (1.0 + min(s.heat, 1000) / 250.0)"
+SEARCH_BM25 = "bm25(stories_fts, 10.0, 4.0, 3.0, 2.0)"
+HEAT_LIFT = "(1.0 + min({heat}, 1000) / 250.0)"
+SEARCH_RANK = f"{SEARCH_BM25} * {HEAT_LIFT.format(heat='s.heat')}"
 # The same within a topic when FTS5 also matches the topic's name in the topics column
 # (see `search`): that column gets no weight, so the name, found in every candidate,
 # does not favour stories with few topics; ties go to the hotter story.
-SEARCH_RANK_IN_TOPIC = (
-    "bm25(stories_fts, 10.0, 4.0, 0.0, 2.0) * (1.0 + min(s.heat, 1000) / 250.0),"
-    " s.heat DESC, s.rowid DESC"
-)
+SEARCH_BM25_IN_TOPIC = "bm25(stories_fts, 10.0, 4.0, 0.0, 2.0)"
 # FTS5 computes bm25 for every match before sorting, so a search matching tens of
 # thousands of stories would take ~100 ms (BENCHMARKS.md). At most SEARCH_CAP matches
 # are counted and ranked: with more, the newest SEARCH_CAP (rowids follow arrival) are
 # ranked and paged, and the total is an estimate ("500+").
 SEARCH_CAP = 500
+# bm25 also walks the whole doclist of every query word once per query to count the
+# stories having it (≈0.1 ms per 1,000 stories here). `relevance` ranks by bm25 only
+# when the kept words are in at most this many stories together; a broader query lists
+# its matches with more of the query's words in the title first, then the hottest
+# (`search`): on very broad queries, the hottest matching stories first.
+SEARCH_RANK_BUDGET = 10_000
 # A query word in more than this share of the visible stories, and in more than
 # SEARCH_CAP of them, is left out when the query has rarer words: like a stop word it
 # adds almost nothing to bm25 (nothing at all above 50%), but bm25 walks its whole
@@ -197,67 +202,89 @@ class StoryQueries(StoreBase):
     ) -> Page:
         """Full-text search: `relevance` (bm25 lifted by heat), `hot` (heat) or `new` (date).
 
-        Text without a single word lists stories instead (never an error).
+        On very broad queries (SEARCH_RANK_BUDGET) `relevance` lists the matches with more
+        of the words in their title first, then the hottest. Text without a single word
+        lists stories instead (never an error).
         """
         words = query_words(text)
         if not words:
             return await self.stories(
                 topic, sort, min_heat=min_heat, since=since, until=until, limit=limit, offset=offset
             )
-        words, at_most = await self._search_words(words)
+        words, terms, at_most, in_stories = await self._search_words(words)
         match = " ".join(f'"{w}"' for w in words)
-        where = ["stories_fts MATCH ?", VISIBLE]
+        # `k`: the row with the story's heat and date, the story itself or, in a topic,
+        # its story_topics row, which also holds its visibility: a topic search reads a
+        # story's own row only to read its title or when it is shown.
+        source = "JOIN stories k ON k.rowid = stories_fts.rowid"
+        where = ["stories_fts MATCH ?", "k.published = 1 AND k.removed_at IS NULL"]
         params: list[object] = [match]
-        rank = SEARCH_RANK
+        bm25 = SEARCH_BM25
         if topic is not None:
             found = await self._row(
-                "SELECT id, name FROM topics WHERE key = ?", (topic.strip().casefold(),)
+                "SELECT id, name, story_count FROM topics WHERE key = ?",
+                (topic.strip().casefold(),),
             )
             if found is None:
                 return Page([], 0, offset, limit)
-            topic_id, name = found["id"], found["name"]
-            # On the FTS5 row, not on `s`: the topic and visibility (copied into
-            # story_topics) are checked before the story's row is read.
-            where.append(
-                "EXISTS (SELECT 1 FROM story_topics st"
-                " WHERE st.story = stories_fts.rowid AND st.topic = ? AND st.visible = 1)"
+            source = (
+                "JOIN story_topics k ON k.story = stories_fts.rowid"
+                " AND k.topic = ? AND k.visible = 1"
             )
-            params.append(topic_id)
-            if at_most > SEARCH_CAP and (narrow := _topic_term(name)):
+            where = where[:1]
+            params.insert(0, found["id"])
+            if at_most > SEARCH_CAP and (narrow := _topic_term(found["name"])):
                 # Many stories have the words: FTS5 intersects them with (a word of) the
                 # topic's name in the topics column, so mostly the topic's matches are
-                # visited; EXISTS still checks the topic itself.
-                params[0] = f"{match} AND topics_text : {narrow}"
-                rank = SEARCH_RANK_IN_TOPIC
-        self._date_filters(where, params, min_heat, since, until)
-        # The newest SEARCH_CAP + 1 matches at most: the exact count up to the cap, and
-        # where the newest SEARCH_CAP start if there are more.
-        counted = await self._row(
-            f"""SELECT count(*) AS total, min(r) AS oldest FROM (
-                SELECT stories_fts.rowid AS r FROM stories_fts
-                JOIN stories s ON s.rowid = stories_fts.rowid
-                WHERE {" AND ".join(where)} ORDER BY stories_fts.rowid DESC LIMIT ?)""",
-            (*params, SEARCH_CAP + 1),
-        )
-        assert counted is not None  # an aggregate always has its row
-        total, oldest = counted["total"], counted["oldest"]
-        estimate = total > SEARCH_CAP
-        if estimate:
-            where.append("stories_fts.rowid > ?")
-            params.append(oldest)
-            total = SEARCH_CAP
-        order = {
-            "hot": "s.heat DESC, s.published_at DESC, s.rowid DESC",
-            "new": "s.published_at DESC, s.rowid DESC",
-        }.get(sort, rank)
+                # visited; the join still checks the topic itself. bm25 would walk the
+                # name's doclist too.
+                params[1] = f"{match} AND topics_text : {narrow}"
+                in_stories += found["story_count"]
+                bm25 = SEARCH_BM25_IN_TOPIC
+        self._date_filters(where, params, min_heat, since, until, table="k")
+        if sort == "hot":
+            keys = "k.heat AS heat, k.published_at AS at"
+            order = "{t}heat DESC, {t}at DESC, {t}r DESC"
+        elif sort == "new":
+            keys, order = "k.published_at AS at", "{t}at DESC, {t}r DESC"
+        elif in_stories <= SEARCH_RANK_BUDGET:  # -1: no term statistics yet
+            keys = f"{bm25} * {HEAT_LIFT.format(heat='k.heat')} AS score, k.heat AS heat"
+            order = "{t}score, {t}heat DESC, {t}r DESC"
+        else:
+            # More of the words in the title first (a term is a prefix of the title's
+            # word it stems from: `app` of "Apps"; SQLite's lower() folds ASCII only).
+            title = "k.title"
+            if topic is not None:  # the title is in the story's own row
+                source += " JOIN stories s ON s.rowid = stories_fts.rowid"
+                title = "s.title"
+            lifts = " + ".join(f"(instr(lower({title}), ?) > 0)" for _ in terms) or "0"
+            keys = f"{lifts} AS lift, k.heat AS heat, k.published_at AS at"
+            order = "{t}lift DESC, {t}heat DESC, {t}at DESC, {t}r DESC"
+            params[:0] = terms
+        # One statement: the newest SEARCH_CAP + 1 matches (FTS5 walks rowids newest first
+        # and stops there) give the count, exact up to the cap; the page is ranked among
+        # the newest SEARCH_CAP, and only its rows are read in full. The outer LEFT JOIN
+        # keeps one row, with the count, when the page is empty.
         query = f"""
-            SELECT {STORY_COLUMNS} FROM stories_fts
-            JOIN stories s ON s.rowid = stories_fts.rowid
+            WITH found AS MATERIALIZED (
+                SELECT stories_fts.rowid AS r, {keys} FROM stories_fts {source}
+                WHERE {" AND ".join(where)} ORDER BY stories_fts.rowid DESC LIMIT ?
+            ),
+            page AS MATERIALIZED (
+                SELECT * FROM found
+                WHERE r > (SELECT iif(count(*) > ?, min(r), 0) FROM found)
+                ORDER BY {order.format(t="")} LIMIT ? OFFSET ?
+            )
+            SELECT {STORY_COLUMNS}, counted.total FROM (SELECT count(*) AS total FROM found) counted
+            LEFT JOIN page LEFT JOIN stories s ON s.rowid = page.r
             LEFT JOIN providers p ON p.id = s.provider_id
-            WHERE {" AND ".join(where)} ORDER BY {order} LIMIT ? OFFSET ?
+            ORDER BY {order.format(t="page.")}
         """
-        rows = await self._rows(query, (*params, limit, offset))
-        return Page([story_from_row(r) for r in rows], total, offset, limit, estimate)
+        rows = await self._rows(query, (*params, SEARCH_CAP + 1, SEARCH_CAP, limit, offset))
+        total = max(row["total"] for row in rows)  # every row carries the count
+        estimate = total > SEARCH_CAP
+        stories = [story_from_row(r) for r in rows if r["id"] is not None]
+        return Page(stories, SEARCH_CAP if estimate else total, offset, limit, estimate)
 
     async def find_stories(self, text: str, limit: int = 25) -> list[Story]:
         """Autocomplete for a story option: by short id, else by words of the title."""
@@ -483,8 +510,9 @@ class StoryQueries(StoreBase):
         ]
         return sorted(useful)[:n]
 
-    async def _search_words(self, words: list[str]) -> tuple[list[str], int]:
-        """The words worth matching and how many stories the rarest is in (-1: unknown).
+    async def _search_words(self, words: list[str]) -> tuple[list[str], list[str], int, int]:
+        """The words worth matching, their index terms, how many stories the rarest word
+        is in, and how many the kept words are in together (-1, -1: unknown).
 
         Document counts come from `term_stats` (kept by ingest); a word missing there is
         rarer than its `min_doc`, so it counts as 0.
@@ -500,7 +528,7 @@ class StoryQueries(StoreBase):
         )
         visible = [row["doc"] for row in rows if row["term"] is None]
         if not visible:  # a database not ingested since term_stats exists
-            return words, -1
+            return words, terms, -1, -1
         counts = {row["term"]: row["doc"] for row in rows if row["term"] is not None}
         # A word the index splits (`e_mail`) is at most as common as its rarest part.
         docs = [min((counts.get(t, 0) for t in stems[w]), default=0) for w in words]
@@ -509,11 +537,12 @@ class StoryQueries(StoreBase):
         if len(words) > 1 and max(docs) > common:
             # Keep the rarer words; if every word is common, the rarest one.
             keep = max(rarest, common)
-            words = [w for w, doc in zip(words, docs, strict=True) if doc <= keep]
-            words = list(dict.fromkeys(words))
+            kept = [w for w, doc in zip(words, docs, strict=True) if doc <= keep]
             if rarest > common:
-                words = words[:1]
-        return words, rarest
+                kept = kept[:1]
+            words = list(dict.fromkeys(kept))
+        terms = sorted({t for w in words for t in stems[w]})
+        return words, terms, rarest, sum(counts.get(t, 0) for t in terms)
 
     async def _coverage(self, rowid: int) -> list[Coverage]:
         rows = await self._rows(
@@ -567,15 +596,17 @@ class StoryQueries(StoreBase):
         min_heat: int | None,
         since: datetime | None,
         until: datetime | None,
+        table: str = "s",
     ) -> None:
+        """On `table`: stories or story_topics (which copies their heat and date)."""
         if min_heat is not None:
-            where.append("s.heat >= ?")
+            where.append(f"{table}.heat >= ?")
             params.append(min_heat)
         if since is not None:
-            where.append("s.published_at >= ?")
+            where.append(f"{table}.published_at >= ?")
             params.append(to_epoch(since))
         if until is not None:
-            where.append("s.published_at < ?")
+            where.append(f"{table}.published_at < ?")
             params.append(to_epoch(until))
 
     async def _count(self, query: str, params: Params = ()) -> int:
