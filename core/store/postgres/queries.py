@@ -67,7 +67,7 @@ class PostgresStoryQueries(StoryQueries, PostgresBase):
             return await self.stories(
                 topic, sort, min_heat=min_heat, since=since, until=until, limit=limit, offset=offset
             )
-        words, at_most = await self._search_words(words)
+        words, _terms, at_most, _together = await self._search_words(words)
         source = SEARCH_FROM_RARE if at_most <= RARE_MATCHES else SEARCH_FROM
         where = ["s.fts @@ q", VISIBLE]
         params: list[object] = [fts.words_terms(words)]
