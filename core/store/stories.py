@@ -428,20 +428,7 @@ class StoryQueries(StoreBase):
                 break
             terms.append(term)
             budget += doc
-        if terms:
-            query = f"""
-                SELECT {STORY_COLUMNS}, bm25(stories_fts, 10.0, 4.0, 3.0, 1.0) AS text_rank
-                FROM stories_fts
-                JOIN stories s ON s.rowid = stories_fts.rowid
-                LEFT JOIN providers p ON p.id = s.provider_id
-                WHERE stories_fts MATCH ? AND {VISIBLE} AND s.id != ?
-                ORDER BY rank LIMIT 60
-            """
-            match = " OR ".join(f'"{t}"' for t in terms)
-            rows = await self._rows(query, (match, story.id))
-        else:
-            rows = []
-        candidates = {r["id"]: (story_from_row(r), -r["text_rank"]) for r in rows}
+        candidates = await self._sharing_terms(story, terms) if terms else {}
         if len(candidates) < limit and story.topics:
             for same_topic in (await self.stories(story.topics[0], limit=limit + 1)).stories:
                 candidates.setdefault(same_topic.id, (same_topic, 0.0))
@@ -461,6 +448,23 @@ class StoryQueries(StoreBase):
         scored.sort(key=lambda item: (-item[0], -item[1], item[2]))
         return [item[3] for item in scored[:limit]]
 
+    async def _sharing_terms(
+        self, story: Story, words: list[str]
+    ) -> dict[str, tuple[Story, float]]:
+        """The 60 stories best matching any of `words`, by id: (story, text score), the
+        score growing with relevance (FTS5's bm25, negated)."""
+        query = f"""
+            SELECT {STORY_COLUMNS}, bm25(stories_fts, 10.0, 4.0, 3.0, 1.0) AS text_rank
+            FROM stories_fts
+            JOIN stories s ON s.rowid = stories_fts.rowid
+            LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE stories_fts MATCH ? AND {VISIBLE} AND s.id != ?
+            ORDER BY rank LIMIT 60
+        """
+        match = " OR ".join(f'"{t}"' for t in words)
+        rows = await self._rows(query, (match, story.id))
+        return {r["id"]: (story_from_row(r), -r["text_rank"]) for r in rows}
+
     async def _significant_terms(self, text: str, n: int) -> list[tuple[int, str]]:
         """The story's rarest words that other stories share: what makes it distinctive.
 
@@ -479,20 +483,27 @@ class StoryQueries(StoreBase):
         for word in candidates:
             if len(stems[word]) == 1:
                 by_term.setdefault(stems[word][0], word)
-        words = list(by_term)
-        if not words:
+        if not by_term:
             return []
+        docs, total = await self._term_counts(list(by_term))
+        useful = [
+            (doc, by_term[term]) for term, doc in docs.items() if 2 <= doc <= max(2, total * 0.25)
+        ]
+        return sorted(useful)[:n]
+
+    async def _term_counts(self, terms: list[str]) -> tuple[dict[str, int], int]:
+        """How many stories hold each index term, and how many stories are visible."""
         meta = await self._row("SELECT min_doc, visible FROM term_stats_meta WHERE id = 1")
-        marks = ",".join("?" * len(words))
+        marks = ",".join("?" * len(terms))
         if meta is not None:
-            # Common terms' counts were kept by the last ingest; only the rarer words
+            # Common terms' counts were kept by the last ingest; only the rarer terms
             # (short doclists, so cheap) are counted in stories_vocab.
             total = meta["visible"] or 1
             found = await self._rows(
-                f"SELECT term, doc FROM term_stats WHERE term IN ({marks})", words
+                f"SELECT term, doc FROM term_stats WHERE term IN ({marks})", terms
             )
             docs = {row["term"]: row["doc"] for row in found}
-            rest = [w for w in words if w not in docs]
+            rest = [w for w in terms if w not in docs]
             if rest and meta["min_doc"] > 2:  # below min_doc, but maybe shared by 2 or more
                 rest_marks = ",".join("?" * len(rest))
                 found = await self._rows(
@@ -502,13 +513,10 @@ class StoryQueries(StoreBase):
         else:  # a database not ingested since term_stats exists
             total = await self._count("SELECT visible AS n FROM story_totals WHERE id = 1") or 1
             found = await self._rows(
-                f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", words
+                f"SELECT term, doc FROM stories_vocab WHERE term IN ({marks})", terms
             )
             docs = {row["term"]: row["doc"] for row in found}
-        useful = [
-            (doc, by_term[term]) for term, doc in docs.items() if 2 <= doc <= max(2, total * 0.25)
-        ]
-        return sorted(useful)[:n]
+        return docs, total
 
     async def _search_words(self, words: list[str]) -> tuple[list[str], list[str], int, int]:
         """The words worth matching, their index terms, how many stories the rarest word

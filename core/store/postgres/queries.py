@@ -15,12 +15,9 @@ from core.store import stories as sqlite_side  # its settings, read at each call
 from core.store.postgres import fts
 from core.store.postgres.base import PostgresBase
 from core.store.stories import (
-    _WORD,
     SHORT_ID,
-    STOPWORDS,
     VISIBLE,
     StoryQueries,
-    _closeness,
     index_terms,
     query_words,
     story_from_row,
@@ -185,89 +182,38 @@ class PostgresStoryQueries(StoryQueries, PostgresBase):
         rows = await self._rows(query, (match, limit))
         return [story_from_row(r) for r in rows]
 
-    async def _similar(self, story: Story, limit: int) -> list[Story]:
-        """As SQLite's `_similar`: the candidates sharing the rarest terms come from
-        `stories.fts`, ranked by ts_rank instead of bm25; the scoring is the same."""
-        chosen = await self._significant_terms(story.title, 6)
-        seen = {term for _, term in chosen}
-        chosen += [
-            (doc, term)
-            for doc, term in await self._significant_terms(story.excerpt, 4)
-            if term not in seen
-        ]
-        words: list[str] = []
-        budget = 0
-        for doc, word in sorted(chosen):
-            if words and budget + doc > sqlite_side.RELATED_MATCH_BUDGET:
-                break
-            words.append(word)
-            budget += doc
-        rows = []
-        if words:
-            stems = index_terms(words)
-            query = f"""
-                SELECT {sqlite_side.STORY_COLUMNS},
-                       ts_rank({fts.RANK_WEIGHTS}, s.fts, q) AS text_rank
-                FROM stories s CROSS JOIN to_tsquery('simple', ?) q
-                LEFT JOIN providers p ON p.id = s.provider_id
-                WHERE s.fts @@ q AND {VISIBLE} AND s.id != ?
-                ORDER BY text_rank DESC, s.rowid DESC LIMIT 60
-            """
-            terms = [t for w in words for t in stems[w]]
-            rows = await self._rows(query, (fts.any_of(terms), story.id))
-        # ts_rank grows with relevance, as SQLite's negated bm25 does.
-        candidates = {r["id"]: (story_from_row(r), float(r["text_rank"])) for r in rows}
-        if len(candidates) < limit and story.topics:
-            for same_topic in (await self.stories(story.topics[0], limit=limit + 1)).stories:
-                candidates.setdefault(same_topic.id, (same_topic, 0.0))
-        best_text = max((score for _, score in candidates.values()), default=0.0) or 1.0
-        title_key = story.title.casefold()
-        own_topics = {t.casefold() for t in story.topics}
-        scored = []
-        for other, text_score in candidates.values():
-            if other.id == story.id or other.canonical == story.canonical:
-                continue
-            if other.title.casefold() == title_key:  # the same story filed twice
-                continue
-            shared = len(own_topics & {t.casefold() for t in other.topics})
-            topic_score = shared / len(own_topics) if own_topics else 0.0
-            score = text_score / best_text + 0.5 * topic_score + 0.3 * _closeness(story, other)
-            scored.append((score, other.heat, other.id, other))
-        scored.sort(key=lambda item: (-item[0], -item[1], item[2]))
-        return [item[3] for item in scored[:limit]]
+    async def _sharing_terms(
+        self, story: Story, words: list[str]
+    ) -> dict[str, tuple[Story, float]]:
+        """As SQLite's: the candidates sharing the rarest terms come from `stories.fts`,
+        ranked by ts_rank (growing with relevance, as the negated bm25) instead of bm25."""
+        stems = index_terms(words)
+        terms = [t for w in words for t in stems[w]]
+        query = f"""
+            SELECT {sqlite_side.STORY_COLUMNS},
+                   ts_rank({fts.RANK_WEIGHTS}, s.fts, q) AS text_rank
+            FROM stories s CROSS JOIN to_tsquery('simple', ?) q
+            LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE s.fts @@ q AND {VISIBLE} AND s.id != ?
+            ORDER BY text_rank DESC, s.rowid DESC LIMIT 60
+        """
+        rows = await self._rows(query, (fts.any_of(terms), story.id))
+        return {r["id"]: (story_from_row(r), float(r["text_rank"])) for r in rows}
 
-    async def _significant_terms(self, text: str, n: int) -> list[tuple[int, str]]:
-        """As SQLite's: the story's rarest words that other stories share, (doc, word)."""
-        candidates = list(
-            dict.fromkeys(
-                w for w in _WORD.findall(text.casefold()) if len(w) > 2 and w not in STOPWORDS
-            )
-        )[:40]
-        stems = index_terms(candidates)
-        by_term: dict[str, str] = {}
-        for word in candidates:
-            if len(stems[word]) == 1:
-                by_term.setdefault(stems[word][0], word)
-        terms = list(by_term)
-        if not terms:
-            return []
+    async def _term_counts(self, terms: list[str]) -> tuple[dict[str, int], int]:
+        """As SQLite's: term_stats for the common terms, the index for the rarer ones."""
         meta = await self._row("SELECT min_doc, visible FROM term_stats_meta WHERE id = 1")
-        if meta is not None:
-            total = meta["visible"] or 1
-            found = await self._pg_rows(
-                "SELECT term, doc FROM term_stats WHERE term = any($1::text[])", terms
-            )
-            docs = {row["term"]: row["doc"] for row in found}
-            rest = [t for t in terms if t not in docs]
-            if rest and meta["min_doc"] > 2:
-                docs.update(await self._term_docs(rest))
-        else:
+        if meta is None:
             total = await self._count("SELECT visible AS n FROM story_totals WHERE id = 1") or 1
-            docs = await self._term_docs(terms)
-        useful = [
-            (doc, by_term[term]) for term, doc in docs.items() if 2 <= doc <= max(2, total * 0.25)
-        ]
-        return sorted(useful)[:n]
+            return await self._term_docs(terms), total
+        found = await self._pg_rows(
+            "SELECT term, doc FROM term_stats WHERE term = any($1::text[])", terms
+        )
+        docs = {row["term"]: row["doc"] for row in found}
+        rest = [t for t in terms if t not in docs]
+        if rest and meta["min_doc"] > 2:
+            docs.update(await self._term_docs(rest))
+        return docs, meta["visible"] or 1
 
     async def _term_docs(self, terms: list[str]) -> dict[str, int]:
         """How many stories hold each term (what SQLite's stories_vocab says); 0s left out."""
