@@ -35,6 +35,9 @@ def epoch(moment: datetime | None) -> int | None:
 class SqliteArchiveWriter:
     """Rows are read by column name (`sqlite3.Row`)."""
 
+    # The index's terms with their document counts, from `?` documents up (`count_terms`).
+    _TERM_COUNTS = "SELECT term, doc FROM stories_vocab WHERE doc >= ?"
+
     @classmethod
     def open(cls, path: str | Path) -> SqliteArchiveWriter:
         """A writer on its own connection to the database at `path`, migrated."""
@@ -314,18 +317,21 @@ class SqliteArchiveWriter:
                 if cursor.rowcount:  # else nothing counted yet: count below
                     return
             docs = self.conn.execute("SELECT count(*) AS docs FROM stories").fetchone()["docs"]
-            # Rarer terms have short doclists: stories_vocab counts them quickly.
+            # Rarer terms have short doclists: the index counts them quickly.
             min_doc = max(2, docs // 500)
             self.conn.execute("DELETE FROM term_stats")
+            self.conn.execute(f"INSERT INTO term_stats (term, doc) {self._TERM_COUNTS}", (min_doc,))
             self.conn.execute(
-                "INSERT INTO term_stats (term, doc)"
-                " SELECT term, doc FROM stories_vocab WHERE doc >= ?",
-                (min_doc,),
-            )
-            self.conn.execute(
-                "INSERT OR REPLACE INTO term_stats_meta (id, min_doc, visible) VALUES (1, ?, ?)",
+                "INSERT INTO term_stats_meta (id, min_doc, visible) VALUES (1, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET min_doc = excluded.min_doc,"
+                " visible = excluded.visible",
                 (min_doc, visible),
             )
+            self._terms_counted()
+
+    def _terms_counted(self) -> None:
+        """After `count_terms` recounted: what else the backend's search keeps (SQLite's
+        FTS5 keeps its own sizes)."""
 
     def unpublished_count(self) -> int:
         """Stories the archive carries with `published: false` (never shown)."""

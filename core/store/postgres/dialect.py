@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 
 # Fragments of the SQLite store's SQL, as written there, and their PostgreSQL spelling.
 # A fragment that no longer matches (its query was edited) leaves the query untranslated:
@@ -90,22 +91,28 @@ def _with_sqlite_nulls(query: str) -> str:
 def _clause_end(query: str, start: int) -> int:
     """Where an ORDER BY clause starting at `start` ends: LIMIT, OFFSET, the parenthesis
     closing its subquery, or the end of the statement."""
+    for i in _top_level(query, start):
+        if query[i] == ")" or (_CLAUSE_END.match(query, i) and not query[i - 1].isalnum()):
+            return i
+    return len(query)
+
+
+def _top_level(text: str, start: int = 0) -> Iterator[int]:
+    """The positions in `text` from `start` that are outside string literals and
+    parentheses, and that of a `)` closing a parenthesis opened before `start`."""
     depth, quoted = 0, False
-    for i in range(start, len(query)):
-        char = query[i]
+    for i in range(start, len(text)):
+        char = text[i]
         if char == "'":
             quoted = not quoted
         elif quoted:
             continue
         elif char == "(":
             depth += 1
-        elif char == ")":
-            if depth == 0:
-                return i
+        elif char == ")" and depth:
             depth -= 1
-        elif depth == 0 and _CLAUSE_END.match(query, i) and not query[i - 1].isalnum():
-            return i
-    return len(query)
+        elif depth == 0:
+            yield i
 
 
 def _numbered(query: str) -> str:
@@ -142,18 +149,10 @@ def _nulls_as_sqlite(keys: str) -> str:
 
 def _split_top_level(text: str) -> list[str]:
     """`text` split at the commas outside parentheses and string literals."""
-    parts, depth, start, quoted = [], 0, 0, False
-    for i, char in enumerate(text):
-        if char == "'":
-            quoted = not quoted
-        elif quoted:
-            continue
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    parts.append(text[start:])
+    parts, begin = [], 0
+    for i in _top_level(text):
+        if text[i] == ",":
+            parts.append(text[begin:i])
+            begin = i + 1
+    parts.append(text[begin:])
     return parts

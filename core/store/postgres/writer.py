@@ -85,6 +85,8 @@ class PostgresArchiveWriter(SqliteArchiveWriter):
     """`SqliteArchiveWriter` on a `SyncConnection` (its rows are asyncpg `Record`s)."""
 
     conn: Any
+    # As SQLite's stories_vocab: the terms of the vectors (the terms FTS5 would list).
+    _TERM_COUNTS = "SELECT word, ndoc FROM ts_stat('SELECT fts FROM stories') WHERE ndoc >= ?"
     _new_stories = 0  # inserted by this writer since its last VACUUM
 
     @classmethod
@@ -154,7 +156,7 @@ class PostgresArchiveWriter(SqliteArchiveWriter):
                 self.conn.execute("DELETE FROM bot_state WHERE key = 'ingest:unfinished'")
 
     def count_terms(self) -> None:
-        self._count_terms()
+        super().count_terms()
         if self._new_stories >= BULK_STORIES:
             # After a bulk load, what autovacuum would do a while later, now: planner
             # statistics (the first searches get good plans) and the visibility map
@@ -162,41 +164,16 @@ class PostgresArchiveWriter(SqliteArchiveWriter):
             self.conn.execute("VACUUM (ANALYZE) stories, story_topics, topics, term_stats")
             self._new_stories = 0
 
-    def _count_terms(self) -> None:
-        """As SQLite's: document counts of the common terms, from `ts_stat` over the
-        vectors (the terms FTS5 would list in stories_vocab)."""
-        with self._transaction():
-            visible = self.conn.execute("SELECT visible FROM story_totals WHERE id = 1").fetchone()[
-                "visible"
-            ]
-            if not self._text_changed and not self._abandoned_changes():
-                updated = self.conn.execute(
-                    "UPDATE term_stats_meta SET visible = ? WHERE id = 1", (visible,)
-                )
-                if updated.rowcount:
-                    return
-            docs = self.conn.execute("SELECT count(*) AS docs FROM stories").fetchone()["docs"]
-            min_doc = max(2, docs // 500)
-            self.conn.execute("DELETE FROM term_stats")
-            self.conn.execute(
-                "INSERT INTO term_stats (term, doc)"
-                " SELECT word, ndoc FROM ts_stat('SELECT fts FROM stories') WHERE ndoc >= ?",
-                (min_doc,),
-            )
-            self.conn.execute(
-                "INSERT INTO term_stats_meta (id, min_doc, visible) VALUES (1, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET min_doc = excluded.min_doc,"
-                " visible = excluded.visible",
-                (min_doc, visible),
-            )
-            size = self.conn.execute(
-                "SELECT count(*) AS n, coalesce(sum(fts_tokens), 0) AS tokens FROM stories"
-            ).fetchone()
-            self.conn.executemany(
-                "INSERT INTO bot_state (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                list(zip(fts.SIZE_KEYS, (str(size["n"]), str(size["tokens"])), strict=True)),
-            )
+    def _terms_counted(self) -> None:
+        """bm25's collection sizes, which FTS5 keeps itself (see fts.py)."""
+        size = self.conn.execute(
+            "SELECT count(*) AS n, coalesce(sum(fts_tokens), 0) AS tokens FROM stories"
+        ).fetchone()
+        self.conn.executemany(
+            "INSERT INTO bot_state (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            list(zip(fts.SIZE_KEYS, (str(size["n"]), str(size["tokens"])), strict=True)),
+        )
 
 
 _TEXT = ("title", "excerpt", "topics_text", "provider_name")
