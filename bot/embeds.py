@@ -351,7 +351,7 @@ def page_footer(
     *,
     estimate: bool = False,
 ) -> str:
-    """`Page 2 of 7 · 31 stories`; with `estimate` (more than `total`): `of 100+ · 500+`."""
+    """`Page 2 of 7 · 31 stories`; with `estimate` (more than `total`): `of 50+ · 250+`."""
     pages = max(1, -(-total // page_size))
     page = offset // page_size + 1
     more = "+" if estimate else ""

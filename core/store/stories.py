@@ -41,8 +41,9 @@ SEARCH_BM25_IN_TOPIC = "bm25(stories_fts, 10.0, 4.0, 0.0, 2.0)"
 # FTS5 computes bm25 for every match before sorting, so a search matching tens of
 # thousands of stories would take ~100 ms (BENCHMARKS.md). At most SEARCH_CAP matches
 # are counted and ranked: with more, the newest SEARCH_CAP (rowids follow arrival) are
-# ranked and paged, and the total is an estimate ("500+").
-SEARCH_CAP = 500
+# ranked and paged, and the total is an estimate ("250+"). 250 is 50 pages of /news;
+# 500 cost ≈1.3 ms more at the p99 of 300k stories (BENCHMARKS.md, issue 12).
+SEARCH_CAP = 250
 # bm25 also walks the whole doclist of every query word once per query to count the
 # stories having it (≈0.1 ms per 1,000 stories here). `relevance` ranks by bm25 only
 # when the kept words are in at most this many stories together; a broader query lists
