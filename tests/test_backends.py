@@ -214,6 +214,42 @@ async def test_both_schemas_have_the_same_tables_and_columns(tmp_path: Path, pos
     ]
 
 
+async def test_postgres_keys_archive_files_by_story_row_after_its_migration(postgres_url: str):
+    # The twin of the SQLite migration (tests/test_ingest.py migrates an ingested archive):
+    # a file's story, known by canonical URL before, becomes its row id; NULL if none.
+    names = [name for name, _ in postgres_schema.MIGRATIONS]
+    version = names.index("archive files keyed by the story's row") + 1
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute('ALTER TABLE archive_files ALTER COLUMN story TYPE TEXT COLLATE "C"')
+        await conn.execute("DELETE FROM schema_migrations WHERE version = $1", version)
+        await conn.execute(
+            "INSERT INTO stories (rowid, id, canonical, url, fingerprint, title, first_seen_at,"
+            " updated_at, heat_changed_at) VALUES (7, 'abc', 'https://example.com/a',"
+            " 'https://example.com/a', 'f', 'A', 0, 0, 0)"
+        )
+        await conn.executemany(
+            "INSERT INTO archive_files (path, size, mtime_ns, hash, story, outcome)"
+            " VALUES ($1, 1, 2, 'h', $2, $3)",
+            [
+                ("a.md", "https://example.com/a", "story"),
+                ("b.md", None, "skipped"),
+                ("c.md", "https://example.com/unknown", "rejected"),
+            ],
+        )
+
+        assert await postgres_schema.migrate(conn) == ["archive files keyed by the story's row"]
+
+        rows = await conn.fetch("SELECT path, size, story, outcome FROM archive_files ORDER BY 1")
+        assert [tuple(row) for row in rows] == [
+            ("a.md", 1, 7, "story"),
+            ("b.md", 1, None, "skipped"),
+            ("c.md", 1, None, "rejected"),
+        ]
+    finally:
+        await conn.close()
+
+
 # -- the CLI on either database -------------------------------------------------------
 
 

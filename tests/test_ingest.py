@@ -24,6 +24,7 @@ from core.config import Config
 from core.ingest import ArchiveChanged, ingest, ingest_archive
 from core.models import Rejection
 from core.store import Store
+from core.store.schema import MIGRATIONS
 
 LATER = NOW + timedelta(hours=1)
 LATEST = NOW + timedelta(hours=2)
@@ -110,6 +111,48 @@ def test_parallel_parse_gives_the_same_database(tmp_path: Path, monkeypatch: pyt
     # schema_migrations records when each database was created: not content.
     skip = ("schema_migrations",)
     assert dump(tmp_path / "parallel.db", skip) == dump(tmp_path / "serial.db", skip)
+
+
+def test_files_keyed_by_canonical_url_migrate_to_story_rows(corpus_copy: Path, tmp_path: Path):
+    # A database from before "archive files keyed by the story's row" knew each file's
+    # story by its canonical URL: migrated, it keeps every file's stamps and story, so an
+    # unchanged rescan reads no file again, and a file gone still hides its story.
+    db = tmp_path / "news.db"
+    ingest_archive(db, corpus_copy, NOW)
+    files = (
+        "SELECT f.path, f.size, f.mtime_ns, f.hash, s.canonical, f.outcome, f.reason"
+        " FROM archive_files f LEFT JOIN stories s ON s.rowid = f.story ORDER BY f.path"
+    )
+    before = rows(db, files)
+    assert sum(canonical is not None for *_, canonical, _, _ in before) > 100
+    names = [name for name, _ in MIGRATIONS]
+    version = names.index("archive files keyed by the story's row") + 1
+    (old_table,) = (s for s in MIGRATIONS[0][1] if "CREATE TABLE archive_files" in s)
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.executescript(
+            f"""
+            BEGIN;
+            ALTER TABLE archive_files RENAME TO by_row;
+            {old_table};
+            INSERT INTO archive_files
+            SELECT f.path, f.size, f.mtime_ns, f.hash, s.canonical, f.outcome, f.reason
+            FROM by_row f LEFT JOIN stories s ON s.rowid = f.story;
+            DROP TABLE by_row;
+            CREATE INDEX archive_files_story ON archive_files (story);
+            DELETE FROM schema_migrations WHERE version = {version};
+            COMMIT;
+            """
+        )
+
+    report = ingest_archive(db, corpus_copy, LATER)
+
+    assert (report.parsed, report.added, report.updated, report.removed) == (0, 0, 0, 0)
+    assert rows(db, files) == before
+    assert rows(db, "SELECT type FROM pragma_table_info('archive_files') WHERE name = 'story'") == [
+        ("INTEGER",)
+    ]
+    sorted((corpus_copy / "_news").rglob("*.md"))[0].unlink()
+    assert ingest_archive(db, corpus_copy, LATEST).removed == 1
 
 
 def test_counts_after_incremental_ingests_equal_a_fresh_ingest(corpus_copy: Path, tmp_path: Path):
@@ -231,9 +274,8 @@ async def test_renamed_file_is_the_same_story(archive: Path, store: Store):
     story = await store.story(STORY_ID)
     assert story is not None
     assert (story.first_seen_at, story.heat_changed_at) == (NOW, NOW)
-    assert rows(location(store), "SELECT path, story FROM archive_files") == [
-        ("renamed.md", canonical_url(STORY_URL))
-    ]
+    query = "SELECT f.path, s.canonical FROM archive_files f JOIN stories s ON s.rowid = f.story"
+    assert rows(location(store), query) == [("renamed.md", canonical_url(STORY_URL))]
 
 
 async def test_deleted_file_hides_its_story_everywhere_until_restored(archive: Path, store: Store):

@@ -55,9 +55,9 @@ class SqliteArchiveWriter:
         self.conn = conn
         self._topic_ids: dict[str, int] = {}
         # What this ingest changed, so that the work after the scan is proportional to it:
-        # the stories whose files went or now carry another story (`mark_removed`), and
-        # whether the full-text index changed at all (`count_terms`).
-        self._maybe_orphaned: set[str] = set()
+        # the stories (row ids) whose files went or now carry another story
+        # (`mark_removed`), and whether the full-text index changed at all (`count_terms`).
+        self._maybe_orphaned: set[int] = set()
         self._text_changed = False
         self._flagged_unfinished = False  # this writer recorded `ingest:unfinished`
         self._provider_ids: dict[tuple[str, str], int] = {}
@@ -149,17 +149,18 @@ class SqliteArchiveWriter:
             part = canonicals[i : i + _LOOKUP_CHUNK]
             marks = ",".join("?" * len(part))
             query = f"""
-                SELECT DISTINCT story FROM archive_files
-                WHERE story IN ({marks}) AND outcome = 'story' AND (path < ? OR path >= ?)
+                SELECT DISTINCT s.canonical FROM stories s JOIN archive_files f ON f.story = s.rowid
+                WHERE s.canonical IN ({marks}) AND f.outcome = 'story'
+                  AND (f.path < ? OR f.path >= ?)
             """
-            out.update(row["story"] for row in self.conn.execute(query, [*part, low, high]))
+            out.update(row["canonical"] for row in self.conn.execute(query, [*part, low, high]))
         return out
 
     def carry(self, items: list[tuple[str, str, str]]) -> None:
         """Record (path, hash, canonical) items that carry a story another source shows."""
         query = """
             INSERT INTO archive_files (path, size, mtime_ns, hash, story, outcome, reason)
-            VALUES (?, 0, 0, ?, ?, 'story', NULL)
+            VALUES (?, 0, 0, ?, (SELECT rowid FROM stories WHERE canonical = ?), 'story', NULL)
             ON CONFLICT (path) DO UPDATE SET hash = excluded.hash, story = excluded.story
         """
         with self._transaction():
@@ -225,7 +226,7 @@ class SqliteArchiveWriter:
             plan = _BatchPlan(self, epoch(now) or 0)
             plan.look_up([result for _, _, result, _ in batch if isinstance(result, Story)])
             for file, digest, result, print_ in batch:
-                story_url = None
+                story = None  # the row id of the story the file carries
                 outcome, reason = "story", None
                 if isinstance(result, Story):
                     print_ = print_ or fingerprint(result)
@@ -235,15 +236,15 @@ class SqliteArchiveWriter:
                         late_rejections.append(result)
                     else:
                         setattr(counts, change, getattr(counts, change) + 1)
-                        story_url = result.canonical
+                        story = plan.known[result.canonical][0]
                 if isinstance(result, Rejection):
                     outcome, reason = "rejected", result.reason
                     # A broken edit keeps the story's last good version visible.
-                    story_url = self._story_url_of(file.path)
+                    story = self._story_of(file.path)
                 elif isinstance(result, Skipped):
                     outcome, reason = "skipped", result.category
                 plan.files.append(
-                    (file.path, file.size, file.mtime_ns, digest, story_url, outcome, reason)
+                    (file.path, file.size, file.mtime_ns, digest, story, outcome, reason)
                 )
             plan.flush()
         return counts, late_rejections
@@ -261,7 +262,7 @@ class SqliteArchiveWriter:
                     """
                     SELECT rowid FROM stories
                     WHERE removed_at IS NULL AND NOT EXISTS (
-                        SELECT 1 FROM archive_files f WHERE f.story = stories.canonical
+                        SELECT 1 FROM archive_files f WHERE f.story = stories.rowid
                     )
                     """
                 ).fetchall()
@@ -272,9 +273,9 @@ class SqliteArchiveWriter:
                     part = candidates[i : i + _LOOKUP_CHUNK]
                     query = f"""
                         SELECT rowid FROM stories
-                        WHERE canonical IN ({",".join("?" * len(part))}) AND removed_at IS NULL
+                        WHERE rowid IN ({",".join("?" * len(part))}) AND removed_at IS NULL
                           AND NOT EXISTS (
-                              SELECT 1 FROM archive_files f WHERE f.story = stories.canonical
+                              SELECT 1 FROM archive_files f WHERE f.story = stories.rowid
                           )
                     """
                     rows += self.conn.execute(query, part).fetchall()
@@ -383,9 +384,9 @@ class SqliteArchiveWriter:
         """Did an abandoned ingest (not this writer) write changes nobody followed up?"""
         return not self._flagged_unfinished and self.ingest_unfinished()
 
-    def _stories_of(self, paths: list[str]) -> set[str]:
-        """The stories the given files carry now (by canonical URL)."""
-        out: set[str] = set()
+    def _stories_of(self, paths: list[str]) -> set[int]:
+        """The stories the given files carry now (their row ids)."""
+        out: set[int] = set()
         for i in range(0, len(paths), _LOOKUP_CHUNK):
             part = paths[i : i + _LOOKUP_CHUNK]
             query = (
@@ -395,7 +396,7 @@ class SqliteArchiveWriter:
             out.update(row["story"] for row in self.conn.execute(query, part))
         return out
 
-    def _story_url_of(self, path: str) -> str | None:
+    def _story_of(self, path: str) -> int | None:
         row = self.conn.execute(
             "SELECT story FROM archive_files WHERE path = ?", (path,)
         ).fetchone()

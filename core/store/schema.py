@@ -533,6 +533,33 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "ALTER TABLE digests ADD COLUMN claimed_at INTEGER",
         ),
     ),
+    (
+        "archive files keyed by the story's row",
+        (
+            # A file's story by its row id instead of its canonical URL: the URL is stored
+            # once (in stories), and the index over archive_files.story holds integers.
+            # SQLite cannot change a column's type: the table is copied.
+            """
+            CREATE TABLE archive_files_by_row (
+                path TEXT PRIMARY KEY,
+                size INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL,
+                hash TEXT NOT NULL,
+                story INTEGER, -- rowid of the story the file carries
+                outcome TEXT NOT NULL CHECK (outcome IN ('story', 'rejected', 'skipped')),
+                reason TEXT
+            ) WITHOUT ROWID
+            """,
+            """
+            INSERT INTO archive_files_by_row (path, size, mtime_ns, hash, story, outcome, reason)
+            SELECT f.path, f.size, f.mtime_ns, f.hash, s.rowid, f.outcome, f.reason
+            FROM archive_files f LEFT JOIN stories s ON s.canonical = f.story
+            """,
+            "DROP TABLE archive_files",
+            "ALTER TABLE archive_files_by_row RENAME TO archive_files",
+            "CREATE INDEX archive_files_story ON archive_files (story)",
+        ),
+    ),
 ]
 
 

@@ -388,11 +388,12 @@ class StoryQueries(StoreBase):
         rows = await self._rows(
             """
             SELECT s.source, s.url, s.title, s.provider FROM story_sources s
+            JOIN stories t ON t.canonical = s.story
             LEFT JOIN source_state k ON k.name = s.source
             WHERE s.story = ?
               AND EXISTS (
                   SELECT 1 FROM archive_files f
-                  WHERE f.story = s.story AND f.path >= s.source || ':'
+                  WHERE f.story = t.rowid AND f.path >= s.source || ':'
                     AND f.path < s.source || ';'
               )
             ORDER BY k.kind IS 'feed', s.first_seen_at, s.source

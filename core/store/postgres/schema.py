@@ -442,6 +442,21 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "ALTER TABLE digests ADD COLUMN claimed_at BIGINT",
         ),
     ),
+    (
+        "archive files keyed by the story's row",
+        (
+            # As SQLite's: the story's row id instead of its canonical URL. The column
+            # takes the row id as text first (a type change cannot run a subquery), then
+            # changes type in place (its index is rebuilt with it).
+            """
+            UPDATE archive_files f SET story = (
+                SELECT s.rowid::text FROM stories s WHERE s.canonical = f.story
+            )
+            WHERE story IS NOT NULL
+            """,
+            "ALTER TABLE archive_files ALTER COLUMN story TYPE BIGINT USING story::bigint",
+        ),
+    ),
 ]
 
 
