@@ -457,6 +457,15 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "ALTER TABLE archive_files ALTER COLUMN story TYPE BIGINT USING story::bigint",
         ),
     ),
+    (
+        "indexes nothing reads",
+        (
+            # As SQLite's: no query reads by these columns (see its comment).
+            "DROP INDEX stories_heat_changed",
+            "DROP INDEX heat_history_story",
+            "DROP INDEX story_changes_story",
+        ),
+    ),
 ]
 
 
