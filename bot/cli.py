@@ -261,7 +261,7 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
             return await _list_sources(config, args.json)
         if command == "ingest":
             from core.archive import ArchiveUnreadable
-            from core.ingest import ArchiveChanged, ingest
+            from core.ingest import ArchiveChanged, ParseWorkerDied, ingest
 
             archive = Path(args.path) if args.path else config.archive
             if not archive.is_dir():
@@ -276,6 +276,9 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
                 return 1
             except ArchiveChanged as exc:
                 print(f"not ingesting: {exc}", file=sys.stderr)
+                return 1
+            except ParseWorkerDied as exc:
+                print(str(exc), file=sys.stderr)
                 return 1
             _print_report(report)
             return 0
