@@ -205,6 +205,7 @@ def ingest_archive(
             for path in sorted(reread - {f.path for f in candidates})
         ]
         report.unchanged = len(stamps) - len(candidates)
+        del stamps  # its tuples and table: not needed while the workers and the writer run
         total = len(candidates)
         if progress:
             progress(0, total)
@@ -226,6 +227,7 @@ def ingest_archive(
                 [f.path for f in candidates if f.path in known and f.path not in reread]
             )
         )
+        del known
         unfinished = writer.ingest_unfinished()
         carried: list[Story] = []
         # closing: an abandoned parse also cancels the worker processes' queued chunks.
