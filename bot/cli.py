@@ -19,7 +19,7 @@ from core.store import NewsStore, check_database, is_postgres_url, opened_store
 if TYPE_CHECKING:
     from core.ingest import IngestReport
 
-# The parser, ingest and the sources (YAML, multiprocessing, HTTP) are imported by the
+# The parser, ingest and the sources (YAML, worker processes, HTTP) are imported by the
 # commands that use them: `search`, `story` and `related` answer without loading them.
 
 HELP = ("-h", "--help")

@@ -389,8 +389,9 @@ def _parse_all(
     if len(files) < PARALLEL_THRESHOLD or workers < 2:
         yield from _parse_each(root, files, known_hashes, strip)
         return
-    pool = [_Worker(root, strip) for _ in range(workers)]
+    pool: list[_Worker] = []
     try:
+        pool.extend(_Worker(root, strip) for _ in range(workers))
         waiting = (files[i : i + CHUNK] for i in range(0, len(files), CHUNK))
         in_flight: deque[tuple[list[ArchiveFile], _Worker]] = deque()
 
@@ -437,7 +438,7 @@ class _Worker:
             [sys.executable, "-m", "core.parse_worker", root, str(strip)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=_WORKER_ENV,
+            env=_worker_env(),
         )
 
     def send(self, paths: list[str], known_hashes: dict[str, str]) -> None:
@@ -478,13 +479,13 @@ class _Worker:
 
 
 _pending = operator.attrgetter("pending")
-# The workers find `core` where this process found it, whatever their working folder.
-_WORKER_ENV = {
-    **os.environ,
-    "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
-    ),
-}
+_CODE_FOLDER = str(Path(__file__).resolve().parent.parent)  # where `core` is
+
+
+def _worker_env() -> dict[str, str]:
+    """This process's environment, with `core` importable whatever the working folder."""
+    paths = [_CODE_FOLDER, os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
 
 
 def _parse_each(
