@@ -19,7 +19,7 @@ from bot.permissions import REQUIRED_PERMISSIONS
 from bot.pinning import Pinner
 from core.archive import ArchiveUnreadable
 from core.config import Config, ConfigError
-from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ingest
+from core.ingest import ArchiveChanged, IngestReport, IngestTimeout, ParseWorkerDied, ingest
 from core.sharding import ProcessLeases
 from core.sources import follow
 from core.store import NewsStore, Store, check_database, open_store
@@ -145,6 +145,9 @@ class NewsBot(commands.AutoShardedBot):
             return None
         except ArchiveUnreadable as exc:
             log.error("%s; the stories stay as they were", exc)
+            return None
+        except ParseWorkerDied as exc:  # the next poll carries on
+            log.error("%s", exc)
             return None
         except ArchiveChanged as exc:
             # NEWS_ARCHIVE changed: loading it would hide every story (and its pins and

@@ -19,7 +19,7 @@ from core.store import NewsStore, check_database, is_postgres_url, opened_store
 if TYPE_CHECKING:
     from core.ingest import IngestReport
 
-# The parser, ingest and the sources (YAML, multiprocessing, HTTP) are imported by the
+# The parser, ingest and the sources (YAML, worker processes, HTTP) are imported by the
 # commands that use them: `search`, `story` and `related` answer without loading them.
 
 HELP = ("-h", "--help")
@@ -261,7 +261,7 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
             return await _list_sources(config, args.json)
         if command == "ingest":
             from core.archive import ArchiveUnreadable
-            from core.ingest import ArchiveChanged, ingest
+            from core.ingest import ArchiveChanged, ParseWorkerDied, ingest
 
             archive = Path(args.path) if args.path else config.archive
             if not archive.is_dir():
@@ -276,6 +276,9 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
                 return 1
             except ArchiveChanged as exc:
                 print(f"not ingesting: {exc}", file=sys.stderr)
+                return 1
+            except ParseWorkerDied as exc:
+                print(str(exc), file=sys.stderr)
                 return 1
             _print_report(report)
             return 0

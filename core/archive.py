@@ -7,7 +7,6 @@ processes. `parse_story` never raises: every file becomes a `Story`, a
 
 from __future__ import annotations
 
-import base64
 import errno
 import hashlib
 import logging
@@ -226,11 +225,21 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, host, path, query, ""))
 
 
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+_B32_PAIRS = [a + b for a in _B32 for b in _B32]  # every 10-bit value as two characters
+
+
 def short_id(canonical: str) -> str:
     """Eight characters of base32 (a-z, 2-7) from the canonical URL: easy to type, stable."""
-    digest = hashlib.sha1(canonical.encode()).digest()
-    # base32 encodes 5 bytes as 8 characters: the first 5 bytes are the first 8 characters.
-    return base64.b32encode(digest[:5]).decode("ascii").lower()
+    # The base32 of the digest's first 5 bytes (40 bits, 8 characters), spelled two
+    # characters (10 bits) at a time: a third of the time of b32encode().decode().lower().
+    n = int.from_bytes(hashlib.sha1(canonical.encode()).digest()[:5], "big")
+    return (
+        _B32_PAIRS[n >> 30]
+        + _B32_PAIRS[n >> 20 & 1023]
+        + _B32_PAIRS[n >> 10 & 1023]
+        + _B32_PAIRS[n & 1023]
+    )
 
 
 def parse_file(
@@ -411,7 +420,8 @@ def _http_url(value: Any) -> str | None:
 
 
 def _has_user_info(value: Any) -> bool:
-    if not isinstance(value, str):
+    # No "@" at all (nearly every URL): urlsplit cannot find one in the netloc.
+    if not isinstance(value, str) or "@" not in value:
         return False
     try:
         return "@" in urlsplit(value.strip()).netloc

@@ -14,20 +14,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import operator
 import os
+import pickle
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 from core.archive import (
     PARSER_VERSION,
@@ -38,7 +38,8 @@ from core.archive import (
     scan_stamps,
 )
 from core.fingerprint import fingerprint
-from core.models import Coverage, Rejection, Story
+from core.models import Rejection, Story
+from core.parse_worker import Packed, unpack
 from core.store import is_postgres_url
 from core.store.archive_writer import SqliteArchiveWriter
 from core.store.protocol import ArchiveWriter, NewsStore, ParsedFile, WriteCounts
@@ -204,6 +205,7 @@ def ingest_archive(
             for path in sorted(reread - {f.path for f in candidates})
         ]
         report.unchanged = len(stamps) - len(candidates)
+        del stamps  # its tuples and table: not needed while the workers and the writer run
         total = len(candidates)
         if progress:
             progress(0, total)
@@ -225,6 +227,7 @@ def ingest_archive(
                 [f.path for f in candidates if f.path in known and f.path not in reread]
             )
         )
+        del known
         unfinished = writer.ingest_unfinished()
         carried: list[Story] = []
         # closing: an abandoned parse also cancels the worker processes' queued chunks.
@@ -380,53 +383,109 @@ def _parse_all(
 
     The result is None when the hash is unchanged; the fingerprint is the story's
     (see `core.fingerprint`), computed here so that the workers share that work.
+    Raises `ParseWorkerDied` when a worker process ends before its work is done.
     """
-    chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
     workers = workers or os.cpu_count() or 1
     if len(files) < PARALLEL_THRESHOLD or workers < 2:
         yield from _parse_each(root, files, known_hashes, strip)
         return
-    # spawn, not fork: the bot calls this from a thread beside a running event loop.
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_die_with_parent,
-        initargs=(os.getpid(),),
-    )
-
-    def submit(chunk: list[ArchiveFile]) -> Future[list[_Packed]]:
-        hashes = {f.path: known_hashes[f.path] for f in chunk if f.path in known_hashes}
-        return pool.submit(_parse_chunk_packed, root, [f.path for f in chunk], hashes, strip)
-
+    pool: list[_Worker] = []
     try:
-        waiting = iter(chunks)
-        in_flight = deque(
-            (chunk, submit(chunk)) for chunk in islice(waiting, workers * WINDOW_PER_WORKER)
-        )
+        pool.extend(_Worker(root, strip) for _ in range(workers))
+        waiting = (files[i : i + CHUNK] for i in range(0, len(files), CHUNK))
+        in_flight: deque[tuple[list[ArchiveFile], _Worker]] = deque()
+
+        def send(chunk: list[ArchiveFile]) -> None:
+            worker = min(pool, key=_pending)  # the least busy one
+            hashes = {f.path: known_hashes[f.path] for f in chunk if f.path in known_hashes}
+            worker.send([f.path for f in chunk], hashes)
+            in_flight.append((chunk, worker))
+
+        for chunk in islice(waiting, workers * WINDOW_PER_WORKER):
+            send(chunk)
         while in_flight:
-            chunk, job = in_flight.popleft()
-            results = job.result()
+            # Each worker answers its chunks in the order it got them, so the oldest
+            # chunk in flight is the next answer of the worker it went to.
+            chunk, worker = in_flight.popleft()
+            results = worker.receive()
             if (following := next(waiting, None)) is not None:
-                in_flight.append((following, submit(following)))
-            yield from map(_unpack, chunk, results)
-    finally:  # also when the ingest is abandoned: the chunks not started are dropped
-        pool.shutdown(cancel_futures=True)
+                send(following)
+            for file, packed in zip(chunk, results, strict=True):
+                yield (file, *unpack(packed))
+    finally:  # also when the ingest is abandoned: the chunks not sent are dropped
+        for worker in pool:
+            worker.close()
 
 
-def _die_with_parent(parent: int) -> None:
-    """In a worker: exit once the ingest process is gone, so `kill -9` leaves no orphans.
+class ParseWorkerDied(Exception):
+    """A parse worker process ended before answering (killed, out of memory, crashed)."""
 
-    (A worker blocked on its job queue never sees the parent die otherwise: each
-    worker holds the queue's write end too.)
-    """
+    def __init__(self, code: int | None) -> None:
+        super().__init__(
+            f"a parse worker process ended unexpectedly (exit code {code}) and the ingest "
+            "stopped; what it wrote stays, the next ingest reads the rest"
+        )
 
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.2)
-        os._exit(1)
 
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+class _Worker:
+    """One `core.parse_worker` process: chunks of paths in on its stdin, results out."""
+
+    def __init__(self, root: str, strip: int) -> None:
+        self.pending = 0  # chunks sent, not yet answered
+        # A plain interpreter that imports only the parser (not multiprocessing's spawn,
+        # which imports this process's __main__ again and starts a resource tracker).
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "core.parse_worker", root, str(strip)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_worker_env(),
+        )
+
+    def send(self, paths: list[str], known_hashes: dict[str, str]) -> None:
+        assert self.process.stdin is not None
+        try:
+            pickle.dump((paths, known_hashes), self.process.stdin, protocol=5)
+            self.process.stdin.flush()
+        except OSError:  # a broken pipe: the worker is gone
+            raise ParseWorkerDied(self._ended()) from None
+        self.pending += 1
+
+    def receive(self) -> list[Packed]:
+        assert self.process.stdout is not None
+        try:
+            results: list[Packed] = pickle.load(self.process.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError):
+            raise ParseWorkerDied(self._ended()) from None
+        self.pending -= 1
+        return results
+
+    def _ended(self) -> int | None:
+        try:
+            return self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def close(self) -> None:
+        """End the worker: at the end of its stdin it exits; a reply it is still writing
+        fails on the closed stdout. Killed if it does not exit at once."""
+        for pipe in (self.process.stdin, self.process.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()  # type: ignore[union-attr]
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_pending = operator.attrgetter("pending")
+_CODE_FOLDER = str(Path(__file__).resolve().parent.parent)  # where `core` is
+
+
+def _worker_env() -> dict[str, str]:
+    """This process's environment, with `core` importable whatever the working folder."""
+    paths = [_CODE_FOLDER, os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
 
 
 def _parse_each(
@@ -436,49 +495,6 @@ def _parse_each(
     for file in files:
         digest, result = parse_file(root, file.path[strip:], known_hashes.get(file.path))
         yield file, digest, result, fingerprint(result) if type(result) is Story else None
-
-
-# Between processes a Story travels as a plain tuple of its fields (its related links as
-# tuples too): pickling frozen slots dataclasses costs about twice as much, both ways.
-_story_fields = operator.attrgetter(*Story.__slots__)
-_coverage_fields = operator.attrgetter(*Coverage.__slots__)
-_RELATED = Story.__slots__.index("related")
-# (hash, result, fingerprint) as a worker sends it back
-_Packed = tuple[str, ParseResult | tuple[Any, ...] | None, str | None]
-
-
-def _parse_chunk_packed(
-    root: str, paths: list[str], known_hashes: dict[str, str], strip: int = 0
-) -> list[_Packed]:
-    """`_parse_each` of a chunk in a worker: (hash, result, fingerprint), a Story as a tuple."""
-    out: list[_Packed] = []
-    for path in paths:
-        digest, result = parse_file(root, path[strip:], known_hashes.get(path))
-        if type(result) is Story:
-            fields = _story_fields(result)
-            if result.related:
-                related = tuple(map(_coverage_fields, result.related))
-                fields = (*fields[:_RELATED], related, *fields[_RELATED + 1 :])
-            out.append((digest, fields, fingerprint(result)))
-        else:
-            out.append((digest, result, None))
-    return out
-
-
-def _unpack(
-    file: ArchiveFile, packed: _Packed
-) -> tuple[ArchiveFile, str, ParseResult | None, str | None]:
-    digest, result, print_ = packed
-    if isinstance(result, tuple):  # a Story (no other result is a tuple)
-        related = result[_RELATED]
-        if related:
-            result = (
-                *result[:_RELATED],
-                tuple(Coverage(*c) for c in related),
-                *result[_RELATED + 1 :],
-            )
-        result = Story(*result)
-    return file, digest, result, print_
 
 
 async def ingest(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
 import re
@@ -142,6 +144,10 @@ def test_short_id_is_stable_and_typeable():
     assert short_id(seed) == "fyjmhv5j"
     assert SHORT_ID.match(short_id("https://example.com/a"))
     assert short_id("https://example.com/a") != short_id("https://example.com/b")
+    for n in range(2000):  # the base32 of the SHA-1's first 5 bytes, as it always was
+        url = f"https://example.com/{n}"
+        digest = hashlib.sha1(url.encode()).digest()[:5]
+        assert short_id(url) == base64.b32encode(digest).decode().lower()
 
 
 def test_spellings_of_one_url_are_one_story():

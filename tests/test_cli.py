@@ -378,7 +378,7 @@ def test_a_full_database_is_named_in_one_line(tmp_path, monkeypatch, capsys):
 
 def test_read_commands_answer_without_loading_ingest_or_discord(corpus_db: Path):
     # `search`, `story` and `related` should start at once: the parser (YAML), ingest
-    # (multiprocessing), the sources (HTTP), the planner and discord.py stay unloaded.
+    # (its worker processes), the sources (HTTP), the planner and discord.py stay unloaded.
     script = (
         "import sys, runpy\n"
         "sys.argv = ['bot', 'search', 'vision']\n"

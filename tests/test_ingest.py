@@ -155,6 +155,48 @@ def test_files_keyed_by_canonical_url_migrate_to_story_rows(corpus_copy: Path, t
     assert ingest_archive(db, corpus_copy, LATEST).removed == 1
 
 
+def test_a_worker_killed_mid_ingest_stops_it_cleanly_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    ingest_archive(tmp_path / "serial.db", CORPUS, NOW, workers=1)
+    monkeypatch.setattr(core.ingest, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(core.ingest, "CHUNK", 10)
+    monkeypatch.setattr(core.ingest, "BATCH", 20)  # some batches are written before the kill
+    started: list[core.ingest._Worker] = []
+    receive = core.ingest._Worker.receive
+
+    def killed_on_the_sixth_chunk(worker: core.ingest._Worker) -> list:
+        started.append(worker)
+        if len(started) == 6:
+            worker.process.kill()
+        return receive(worker)
+
+    monkeypatch.setattr(core.ingest._Worker, "receive", killed_on_the_sixth_chunk)
+    with pytest.raises(core.ingest.ParseWorkerDied, match="exit code -9"):
+        ingest_archive(tmp_path / "parallel.db", CORPUS, NOW, workers=2)
+    assert all(worker.process.poll() is not None for worker in started)  # none left behind
+
+    monkeypatch.setattr(core.ingest._Worker, "receive", receive)
+    report = ingest_archive(tmp_path / "parallel.db", CORPUS, NOW, workers=2)
+
+    assert report.added < 191  # what was written before the kill stayed
+    # The full-text index holds the same terms, in other segments (written in two goes).
+    segments = ("stories_fts_data:", "stories_fts_idx:")
+    resumed, serial = (
+        [
+            row
+            for row in dump(tmp_path / name, ("schema_migrations",))
+            if not row.startswith(segments)
+        ]
+        for name in ("parallel.db", "serial.db")
+    )
+    assert resumed == serial
+    vocabulary = "SELECT term, doc, cnt FROM stories_vocab ORDER BY term"
+    assert query_rows(tmp_path / "parallel.db", vocabulary) == query_rows(
+        tmp_path / "serial.db", vocabulary
+    )
+
+
 def test_counts_after_incremental_ingests_equal_a_fresh_ingest(corpus_copy: Path, tmp_path: Path):
     # Term statistics, topic counts and the visible total are refreshed in proportion to
     # what changed (a heat change leaves the full-text index alone); whatever the history,

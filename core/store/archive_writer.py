@@ -21,7 +21,7 @@ from core.store.source_state import SourceState, load_states, save_state
 
 # Page cache of the ingest connection (KiB): the default 2 MB thrashes on the random
 # inserts into the unique and FTS indexes once the archive has ~100k stories.
-CACHE_KIB = 64 * 1024
+CACHE_KIB = 16 * 1024
 
 
 @overload
