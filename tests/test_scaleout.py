@@ -209,14 +209,11 @@ async def test_a_process_killed_between_claim_and_confirm_is_taken_over(
 
         monkeypatch.setattr(a, "_post", die)
     else:
-        real_mark = a.store.mark_delivery
 
-        async def die_after_send(channel_id, story_id, state, now, **kw):
-            if state is DeliveryState.SENT:
-                raise Killed
-            return await real_mark(channel_id, story_id, state, now, **kw)
+        async def die_after_send(*args, **kw):  # confirming the post is recording it
+            raise Killed
 
-        monkeypatch.setattr(a.store, "mark_delivery", die_after_send)
+        monkeypatch.setattr(a.store, "confirm_delivery", die_after_send)
     with caplog.at_level(logging.CRITICAL, logger="bot.delivery"):
         await a.poll()  # claims, then dies (before or after Discord got the post)
     claimed = await b.store.due_deliveries((DeliveryState.SENDING,), claimed_by="process-a")

@@ -40,7 +40,10 @@ DELIVERY_COLUMNS = """
     d.state AS delivery_state, d.attempts AS delivery_attempts,
     d.sent_at AS delivery_sent_at,
     s.published = 1 AND s.removed_at IS NULL AS story_visible,
-    s.removed_at IS NOT NULL AS story_removed
+    s.removed_at IS NOT NULL AS story_removed,
+    EXISTS (
+        SELECT 1 FROM pins WHERE pins.guild_id = d.guild_id AND pins.story = d.story
+    ) AS delivery_pinned
 """
 
 
@@ -113,8 +116,9 @@ def live_post_from_row(row: sqlite3.Row) -> LivePost:
     )
 
 
-def delivery_from_row(row: sqlite3.Row) -> Delivery:
-    """A delivery from a row selecting `DELIVERY_COLUMNS` and `STORY_COLUMNS`."""
+def delivery_from_row(row: sqlite3.Row, story: Story | None = None) -> Delivery:
+    """A delivery from a row selecting `DELIVERY_COLUMNS` and `STORY_COLUMNS` (`story`:
+    the row's story, already built)."""
     return Delivery(
         channel_id=row["delivery_channel_id"],
         guild_id=row["delivery_guild_id"],
@@ -123,7 +127,8 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         visible=bool(row["story_visible"]),
         removed=bool(row["story_removed"]),
         started_at=from_epoch(row["delivery_sent_at"]),
-        story=story_from_row(row),
+        pinned=bool(row["delivery_pinned"]),
+        story=story or story_from_row(row),
     )
 
 
@@ -481,23 +486,39 @@ class SubscriptionQueries(StoreBase):
         *,
         shards: Shards = EVERY_SHARD,
         claimed_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Delivery]:
         """Deliveries in `states` (of one channel, or all; of guilds on `shards`; claimed
-        by one process), by channel, oldest story first."""
+        by one process), by channel, oldest story first; with a `limit`, that many from
+        `offset` on (a channel's queue is read a page at a time).
+
+        Each story is built once, however many channels it is due in."""
         marks = ",".join("?" * len(states))
         on_shards, shard_params = shard_condition("d.guild_id", shards)
         claimed = "" if claimed_by is None else " AND d.claimed_by = ?"
+        page = "" if limit is None else " LIMIT ? OFFSET ?"
         query = f"""
             SELECT {DELIVERY_COLUMNS}, {STORY_COLUMNS}
             FROM deliveries d JOIN stories s ON s.rowid = d.story
             LEFT JOIN providers p ON p.id = s.provider_id
             WHERE d.state IN ({marks}) AND (? IS NULL OR d.channel_id = ?)
               AND {on_shards}{claimed}
-            ORDER BY d.channel_id, s.published_at, s.rowid
+            ORDER BY d.channel_id, s.published_at, s.rowid{page}
         """
-        params = (*states, channel_id, channel_id, *shard_params)
-        rows = await self._rows(query, (*params, claimed_by) if claimed_by else params)
-        return [delivery_from_row(r) for r in rows]
+        params: tuple[object, ...] = (*states, channel_id, channel_id, *shard_params)
+        if claimed_by is not None:
+            params = (*params, claimed_by)
+        if limit is not None:
+            params = (*params, limit, offset)
+        stories: dict[int, Story] = {}
+        found = []
+        for row in await self._rows(query, params):
+            story = stories.get(row["story_rowid"])
+            if story is None:
+                story = stories[row["story_rowid"]] = story_from_row(row)
+            found.append(delivery_from_row(row, story))
+        return found
 
     async def mark_delivery(
         self,
@@ -543,6 +564,51 @@ class SubscriptionQueries(StoreBase):
             params,
         )
         return changed > 0
+
+    async def confirm_delivery(
+        self,
+        channel_id: int,
+        story_id: str,
+        holder: str,
+        now: datetime,
+        *,
+        message_id: int,
+        heat: int,
+        style: PostStyle = PostStyle.FULL,
+    ) -> bool:
+        """A claimed delivery went out: sent, with its message and what the post shows
+        (`record_posted`), in one statement; False when the claim is no longer this
+        process's (another process took it over meanwhile), as `mark_delivery`."""
+        rows = await self._rows(
+            """
+            UPDATE deliveries SET
+                state = ?, message_id = ?, sent_at = ?, last_error = NULL,
+                posted_heat = ?, shown_heat = ?, style = ?,
+                posted_coverage = (
+                    SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
+                ),
+                shown_coverage = (
+                    SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
+                ),
+                edited_at = NULL, live_stopped = 0
+            WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
+              AND (state = ? OR claimed_by = ?)
+            RETURNING channel_id
+            """,
+            (
+                DeliveryState.SENT,
+                message_id,
+                to_epoch(now),
+                heat,
+                heat,
+                str(style),
+                channel_id,
+                story_id,
+                DeliveryState.PENDING,
+                holder,
+            ),
+        )
+        return bool(rows)
 
     async def active_subscriptions(self, channel_id: int) -> list[Subscription]:
         """The channel's active subscriptions (without the last-posted lookup: cheap)."""
