@@ -296,7 +296,7 @@ class Deliverer:
         if channel is None:
             return 0
         # Paused ones too: the planner says why (a staff pause drops, a bot pause waits).
-        subscriptions = await self.store.channel_subscriptions(channel_id)
+        subscriptions = await self.store.channel_subscriptions(channel_id, last=False)
         if missing := self._missing(channel, subscriptions):
             await self.pause(channel, f"missing permission: {', '.join(missing)}", now)
             return 0

@@ -267,8 +267,21 @@ class SubscriptionQueries(StoreBase):
             "sub.guild_id = ? AND sub.channel_id = ?", (guild_id, channel_id)
         )
 
-    async def channel_subscriptions(self, channel_id: int) -> list[Subscription]:
-        return await self._subscriptions("sub.channel_id = ?", (channel_id,))
+    async def channel_subscriptions(
+        self, channel_id: int, *, last: bool = True
+    ) -> list[Subscription]:
+        """The channel's subscriptions; `last`: with the last story posted for each (what
+        /subscriptions shows; delivery needs none, and finding it is most of the cost)."""
+        if last:
+            return await self._subscriptions("sub.channel_id = ?", (channel_id,))
+        rows = await self._rows(
+            f"""
+            SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions sub JOIN topics t ON t.id = sub.topic
+            WHERE sub.channel_id = ? ORDER BY t.key
+            """,
+            (channel_id,),
+        )
+        return [subscription_from_row(r) for r in rows]
 
     async def delete_channel(self, channel_id: int) -> int:
         """Forget a channel that no longer exists: its subscriptions and unsent deliveries."""
@@ -496,21 +509,30 @@ class SubscriptionQueries(StoreBase):
         Each story is built once, however many channels it is due in."""
         marks = ",".join("?" * len(states))
         on_shards, shard_params = shard_condition("d.guild_id", shards)
-        claimed = "" if claimed_by is None else " AND d.claimed_by = ?"
-        page = "" if limit is None else " LIMIT ? OFFSET ?"
+        where = f"d.state IN ({marks}) AND {on_shards}"
+        params: tuple[object, ...] = (*states, *shard_params)
+        if channel_id is not None:  # in the SQL only when given: then the index finds it
+            where, params = f"{where} AND d.channel_id = ?", (*params, channel_id)
+        if claimed_by is not None:
+            where, params = f"{where} AND d.claimed_by = ?", (*params, claimed_by)
+        order = "d.channel_id, s.published_at, s.rowid"
+        if limit is None:
+            chosen = "deliveries d JOIN stories s ON s.rowid = d.story"
+        else:
+            # The page's keys first: only its rows are read in full.
+            chosen = f"""
+                (SELECT d.channel_id, d.story FROM deliveries d
+                 JOIN stories s ON s.rowid = d.story
+                 WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?) page
+                JOIN deliveries d ON d.channel_id = page.channel_id AND d.story = page.story
+                JOIN stories s ON s.rowid = d.story
+            """
+            params, where = (*params, limit, offset), "1 = 1"
         query = f"""
             SELECT {DELIVERY_COLUMNS}, {STORY_COLUMNS}
-            FROM deliveries d JOIN stories s ON s.rowid = d.story
-            LEFT JOIN providers p ON p.id = s.provider_id
-            WHERE d.state IN ({marks}) AND (? IS NULL OR d.channel_id = ?)
-              AND {on_shards}{claimed}
-            ORDER BY d.channel_id, s.published_at, s.rowid{page}
+            FROM {chosen} LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE {where} ORDER BY {order}
         """
-        params: tuple[object, ...] = (*states, channel_id, channel_id, *shard_params)
-        if claimed_by is not None:
-            params = (*params, claimed_by)
-        if limit is not None:
-            params = (*params, limit, offset)
         stories: dict[int, Story] = {}
         found = []
         for row in await self._rows(query, params):
