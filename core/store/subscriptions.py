@@ -385,21 +385,22 @@ class SubscriptionQueries(StoreBase):
         latest = 0 if last is None else last["latest"]
         if latest <= watermark:
             return [], latest
+        # Per changed story and topic, one ordered pass over the topic's subscriptions in
+        # `subscriptions_kind` (the GROUP BY follows it): the first of each kind.
         query = f"""
-            WITH kinds AS (
-                SELECT s.rowid AS story, min(sub.id) AS sub
-                FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
-                JOIN stories s ON s.rowid = c.story
-                JOIN story_topics st ON st.story = s.rowid
-                JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
-                WHERE {VISIBLE}
-                GROUP BY s.rowid, sub.topic, sub.min_heat, sub.keywords, sub.exclude,
-                         sub.match_any, sub.paused_by IS NULL, sub.digest IS NULL
-            )
             SELECT {SUBSCRIPTION_COLUMNS}, {STORY_COLUMNS}
-            FROM kinds JOIN stories s ON s.rowid = kinds.story
+            FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
+            JOIN stories s ON s.rowid = c.story
+            JOIN story_topics st ON st.story = s.rowid
+            JOIN subscriptions sub ON sub.id IN (
+                SELECT min(k.id) FROM subscriptions k
+                WHERE k.topic = st.topic AND k.min_heat <= s.heat
+                GROUP BY k.min_heat, k.keywords, k.exclude, k.match_any, k.paused_by IS NULL,
+                         k.digest IS NULL
+            )
+            JOIN topics t ON t.id = sub.topic
             LEFT JOIN providers p ON p.id = s.provider_id
-            JOIN subscriptions sub ON sub.id = kinds.sub JOIN topics t ON t.id = sub.topic
+            WHERE {VISIBLE}
             ORDER BY s.rowid, sub.id
         """
         rows = await self._rows(query, (watermark, latest))
