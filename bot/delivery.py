@@ -8,9 +8,11 @@ module is the sender: it turns "post" decisions into messages and records what
 happened.
 
 A delivery is recorded before its send (pending, then claimed: sending, in the name of
-this process, with the time the send started; one atomic statement, so of several
-processes on one database exactly one sends it) and marked sent with the message id
-only once Discord accepted it, if the claim is still this process's; a crash in between
+this process, with the time the sending started; one atomic statement for a channel's
+due stories of the poll, so of several processes on one database exactly one sends each;
+claims the poll does not reach are given back) and marked sent with the message id (and
+what the post shows) only once Discord accepted it, if the claim is still this
+process's, in one statement; a crash in between
 (this process's, or another's whose alive lease expired: its claim is taken over) is
 reconciled against every message of the channel since that send started (in a forum:
 the posts the bot made since then, active or archived), before anything is sent again.
