@@ -8,7 +8,8 @@
    deliveries). Target: 30 ms or less.
 2. overhead per post: `Deliverer.deliver_channel()` with a channel whose `send`
    returns at once, so what is measured is the bot's own work per post
-   (queries, embed and view building, recording). Target: under 2 ms.
+   (queries, embed and view building, recording), and the SQL statements per post.
+   Target: 0.3 ms or less.
 """
 
 from __future__ import annotations
@@ -115,6 +116,14 @@ async def measure(subscriptions: int = 10_000, posts: int = 2_000) -> dict:
         config = Config(archive=archive, db_path=config.db_path, max_age_hours=0, posts_per_poll=50)
         bot.config = config
         due = len([d for d in await store.due_deliveries() if d.channel_id == 1])
+        statements = 0
+
+        def count(_: str) -> None:
+            nonlocal statements
+            statements += 1
+
+        # Counting costs a call per statement (about a microsecond): negligible here.
+        await store.db.set_trace_callback(count)
         started = time.perf_counter()
         sent = 0
         while True:
@@ -123,9 +132,15 @@ async def measure(subscriptions: int = 10_000, posts: int = 2_000) -> dict:
                 break
             sent += batch
         per_post_ms = (time.perf_counter() - started) * 1000 / max(1, sent)
+        await store.db.set_trace_callback(None)
         assert sent == due, (sent, due)
         await store.close()
-    return {"decide_ms": timings, "per_post_ms": per_post_ms, "posts": sent}
+    return {
+        "decide_ms": timings,
+        "per_post_ms": per_post_ms,
+        "posts": sent,
+        "statements_per_post": statements / max(1, sent),
+    }
 
 
 async def main() -> None:
@@ -141,9 +156,10 @@ async def main() -> None:
     post_label = f"overhead per post, excluding Discord ({figures['posts']} posts)"
     decide_verdict = "met" if decide_ms <= 30 else "NOT met"
     print(f"{decide_label:<52} {decide_ms:>7.1f} ms  ≤ 30 ms {decide_verdict}")
-    print(
-        f"{post_label:<52} {per_post_ms:>7.2f} ms  < 2 ms {'met' if per_post_ms < 2 else 'NOT met'}"
-    )
+    post_verdict = "met" if per_post_ms <= 0.3 else "NOT met"
+    print(f"{post_label:<52} {per_post_ms:>7.2f} ms  ≤ 0.3 ms {post_verdict}")
+    print(f"{'statements per post':<52} {figures['statements_per_post']:>7.2f}")
+    print(f"{'decide, each of the 5 runs (ms)':<52} {figures['decide_ms']}")
 
 
 if __name__ == "__main__":

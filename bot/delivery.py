@@ -8,9 +8,11 @@ module is the sender: it turns "post" decisions into messages and records what
 happened.
 
 A delivery is recorded before its send (pending, then claimed: sending, in the name of
-this process, with the time the send started; one atomic statement, so of several
-processes on one database exactly one sends it) and marked sent with the message id
-only once Discord accepted it, if the claim is still this process's; a crash in between
+this process, with the time the sending started; one atomic statement for a channel's
+due stories of the poll, so of several processes on one database exactly one sends each;
+claims the poll does not reach are given back) and marked sent with the message id (and
+what the post shows) only once Discord accepted it, if the claim is still this
+process's, in one statement; a crash in between
 (this process's, or another's whose alive lease expired: its claim is taken over) is
 reconciled against every message of the channel since that send started (in a forum:
 the posts the bot made since then, active or archived), before anything is sent again.
@@ -282,21 +284,34 @@ class Deliverer:
     async def _deliver_channel(
         self, channel_id: int, now: datetime, items: list[Delivery] | None
     ) -> int:
+        # Read here, the channel's queue is read from its head, a page at a time, until a
+        # poll's worth of stories is due (stories further back are judged when they near
+        # the head: one that went stale meanwhile is dropped then).
+        page = self.limits.posts_per_poll
+        more = items is None
         if items is None:
-            items = await self.store.due_deliveries(channel_id=channel_id, shards=self.shards)
+            items = await self._due_page(channel_id, page, 0)
+            more = len(items) == page
         if not items:
             return 0
         channel = await self._channel(channel_id)
         if channel is None:
             return 0
         # Paused ones too: the planner says why (a staff pause drops, a bot pause waits).
-        subscriptions = await self.store.channel_subscriptions(channel_id)
+        subscriptions = await self.store.channel_subscriptions(channel_id, last=False)
         if missing := self._missing(channel, subscriptions):
             await self.pause(channel, f"missing permission: {', '.join(missing)}", now)
             return 0
-        pending = [(d.story, d.removed) for d in items]
+        while True:
+            pending = [(d.story, d.removed) for d in items]
+            decisions = plan_channel(pending, subscriptions, now, self.limits)
+            if not more or sum(d.action is Action.POST for d in decisions) >= page:
+                break
+            further = await self._due_page(channel_id, page, len(items))
+            items += further
+            more = len(further) == page
         due, waiting = [], 0
-        for decision in plan_channel(pending, subscriptions, now, self.limits):
+        for decision in decisions:
             story = decision.story
             if decision.action in (Action.SKIP, Action.COLLECT):
                 await self._drop(channel_id, story, decision, now)
@@ -316,26 +331,57 @@ class Deliverer:
                 else:
                     await self._drop_story(channel_id, decision.story, NO_MATCHING_TAG, now)
             due = taggable
-        sent = 0
-        while due:
-            look = Look.of(due[0].subscriptions)
-            if look.style is PostStyle.COMPACT and not is_forum(channel):
-                # Compact stories going out together share a message, as many as fit.
-                run = []
-                for decision in due:
-                    if Look.of(decision.subscriptions).style is not PostStyle.COMPACT:
-                        break
-                    run.append(decision)
-                _, count = embeds.compact_message([d.story for d in run], _mentions(run)[0] or "")
-                batch = run[:count]
-            else:
-                batch = due[:1]
-            if not await self._send(channel, batch, now):
-                break  # the channel failed: the rest waits for the next poll
-            sent += len(batch)
-            due = due[len(batch) :]
+        if not due:
+            return 0
+        pinned = {d.story.id for d in items if d.pinned}
+        sent = await self._send_due(channel, due, pinned, now)
         if sent:
             await self.store.clear_notice(channel_id)
+        return sent
+
+    async def _due_page(self, channel_id: int, limit: int, offset: int) -> list[Delivery]:
+        return await self.store.due_deliveries(
+            channel_id=channel_id, shards=self.shards, limit=limit, offset=offset
+        )
+
+    async def _send_due(self, channel, due: list[Decision], pinned: set[str], now: datetime) -> int:
+        """Claim the due stories at once, then post them in order; claims the posting did
+        not reach (the channel failed) are given back."""
+        me = self.process.id
+        await self.process.keep_alive_if_due(discord.utils.utcnow())
+        # The claim is the lock between processes: only the stories this process claimed
+        # go out (another process may have claimed, or sent, the others meanwhile).
+        claimed = await self.store.claim_deliveries(channel.id, [d.story.id for d in due], me, now)
+        due = [d for d in due if d.story.id in claimed]
+        sending = {(channel.id, story_id) for story_id in claimed}
+        self._sending |= sending
+        unsent = set(claimed)  # claimed, and no send of it started yet
+        sent = 0
+        try:
+            while due:
+                look = Look.of(due[0].subscriptions)
+                if look.style is PostStyle.COMPACT and not is_forum(channel):
+                    # Compact stories going out together share a message, as many as fit.
+                    run = []
+                    for decision in due:
+                        if Look.of(decision.subscriptions).style is not PostStyle.COMPACT:
+                            break
+                        run.append(decision)
+                    stories = [d.story for d in run]
+                    _, count = embeds.compact_message(stories, _mentions(run)[0] or "")
+                    batch = run[:count]
+                else:
+                    batch = due[:1]
+                await self.process.keep_alive_if_due(discord.utils.utcnow())
+                unsent -= {d.story.id for d in batch}
+                if not await self._send_claimed(channel, batch, pinned, now):
+                    break  # the channel failed: the rest waits for the next poll
+                sent += len(batch)
+                due = due[len(batch) :]
+        finally:
+            if unsent:
+                await self.store.release_claims(channel.id, list(unsent), me)
+            self._sending -= sending
         return sent
 
     def _missing(self, channel, subscriptions: list[Subscription]) -> list[str]:
@@ -343,33 +389,16 @@ class Deliverer:
         threads = any(s.thread for s in subscriptions)
         return missing_post_permissions(channel, threads=threads)
 
-    async def _send(self, channel, decisions: list[Decision], now: datetime) -> bool:
-        """Post one message (or forum post) carrying `decisions`' stories, and record it."""
-        me = self.process.id
-        await self.process.keep_alive_if_due(discord.utils.utcnow())
-        # The claim is the lock between processes: only the stories this process claimed
-        # go out (another process may have claimed, or sent, the others meanwhile).
-        claimed = await self.store.claim_deliveries(
-            channel.id, [d.story.id for d in decisions], me, now
-        )
-        decisions = [d for d in decisions if d.story.id in claimed]
-        if not decisions:
-            return True
-        sending = {(channel.id, story_id) for story_id in claimed}
-        self._sending |= sending
-        try:
-            return await self._send_claimed(channel, decisions, now)
-        finally:
-            self._sending -= sending
-
-    async def _send_claimed(self, channel, decisions: list[Decision], now: datetime) -> bool:
+    async def _send_claimed(
+        self, channel, decisions: list[Decision], pinned: set[str], now: datetime
+    ) -> bool:
         """Post what this process claimed, then confirm it (or give it back on a refusal)."""
         me = self.process.id
         stories = [d.story for d in decisions]
         look = Look.of([s for d in decisions for s in d.subscriptions])
         content, allowed = _mentions(decisions)
         try:
-            message = await self._post(channel, stories, look, content, allowed)
+            message = await self._post(channel, stories, look, content, allowed, pinned)
         except discord.HTTPException as exc:
             if exc.code == TAG_REQUIRED:  # the forum began requiring tags since it was cached
                 for story in stories:
@@ -387,8 +416,14 @@ class Deliverer:
             await self.handle_failure(channel, exc, now)
             return False
         for story in stories:
-            if not await self.store.mark_delivery(
-                channel.id, story.id, DeliveryState.SENT, now, message_id=message.id, holder=me
+            if not await self.store.confirm_delivery(
+                channel.id,
+                story.id,
+                me,
+                now,
+                message_id=message.id,
+                heat=story.heat,
+                style=look.style,
             ):
                 log.warning(
                     "process %s lost its claim on story %s in channel %s while sending it"
@@ -398,7 +433,6 @@ class Deliverer:
                     channel.id,
                 )
                 continue
-            await self.store.record_posted(channel.id, story.id, story.heat, look.style)
             log.info("posted story %s to channel %s", story.id, channel.id)
         # Not in a forum, `message` is a message (in a forum: the post's thread).
         if isinstance(message, discord.Message) and channel.is_news():
@@ -411,7 +445,13 @@ class Deliverer:
         return True
 
     async def _post(
-        self, channel, stories: list[Story], look: Look, mentions: str | None, allowed
+        self,
+        channel,
+        stories: list[Story],
+        look: Look,
+        mentions: str | None,
+        allowed,
+        pinned: set[str],
     ) -> discord.Message | discord.Thread:
         """Send the stories in the subscription's style; a forum gets one post per story."""
         story = stories[0]
@@ -421,10 +461,9 @@ class Deliverer:
         elif look.style is PostStyle.LINK:
             body = {"content": embeds.link_content(story, mentions or "")}
         else:
-            pinned = await self.store.is_story_pinned(channel.guild.id, story.id)
             body = {
                 "content": mentions,
-                "embed": embeds.story_embed(story, self.config.hot_heat, pinned=pinned),
+                "embed": embeds.story_embed(story, self.config.hot_heat, pinned=story.id in pinned),
                 "view": story_view(story),
             }
         if not is_forum(channel):

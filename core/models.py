@@ -174,6 +174,7 @@ class Delivery:
     visible: bool = True  # published and still in the archive
     removed: bool = False  # its file is missing from the archive (it may come back)
     started_at: datetime | None = None  # when the last send of it started
+    pinned: bool = False  # the story is pinned in the delivery's guild (its card says so)
 
 
 @dataclass(frozen=True, slots=True)

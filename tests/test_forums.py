@@ -125,14 +125,11 @@ async def test_a_crash_between_creating_a_forum_post_and_recording_it_posts_once
     forum = make_forum(room, tags=("AI",))
     await room.staff.slash(room.news, "subscribe", topic="AI", channel=forum)
     store = room.env.bot.store
-    real_mark = store.mark_delivery
 
-    async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state is DeliveryState.SENT:
-            raise RuntimeError("simulated crash after Discord created the post")
-        return await real_mark(channel_id, story_id, state, now, **kw)
+    async def crash_after_send(*args, **kw):  # confirming the post is recording it
+        raise RuntimeError("simulated crash after Discord created the post")
 
-    monkeypatch.setattr(store, "mark_delivery", crash_after_send)
+    monkeypatch.setattr(store, "confirm_delivery", crash_after_send)
     write(archive, "f1", "Posted but not recorded", 200)
     await settle(room)
     ((post, _),) = forum_posts(forum)
@@ -299,14 +296,11 @@ async def test_a_crash_before_the_thread_opens_it_at_reconcile(
 ):
     await room.staff.slash(room.news, "subscribe", topic="AI", thread=True)
     store = room.env.bot.store
-    real_mark = store.mark_delivery
 
-    async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state is DeliveryState.SENT:
-            raise RuntimeError("simulated crash after the post, before its thread")
-        return await real_mark(channel_id, story_id, state, now, **kw)
+    async def crash_after_send(*args, **kw):  # confirming the post is recording it
+        raise RuntimeError("simulated crash after the post, before its thread")
 
-    monkeypatch.setattr(store, "mark_delivery", crash_after_send)
+    monkeypatch.setattr(store, "confirm_delivery", crash_after_send)
     write(archive, "t1", "Thread comes later", 200)
     await settle(room)
     assert room.news.threads == []
@@ -370,14 +364,11 @@ async def test_a_crash_after_compact_or_link_posts_records_both_stories_once(
 ):
     await room.staff.slash(room.news, "subscribe", topic="AI", style=style)
     store = room.env.bot.store
-    real_mark = store.mark_delivery
 
-    async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state is DeliveryState.SENT:
-            raise RuntimeError("simulated crash after Discord accepted the post")
-        return await real_mark(channel_id, story_id, state, now, **kw)
+    async def crash_after_send(*args, **kw):  # confirming the post is recording it
+        raise RuntimeError("simulated crash after Discord accepted the post")
 
-    monkeypatch.setattr(store, "mark_delivery", crash_after_send)
+    monkeypatch.setattr(store, "confirm_delivery", crash_after_send)
     write(archive, "c1", "First of two", 200)
     write(archive, "c2", "Second of two", 210)
     await settle(room)

@@ -209,14 +209,11 @@ async def test_a_process_killed_between_claim_and_confirm_is_taken_over(
 
         monkeypatch.setattr(a, "_post", die)
     else:
-        real_mark = a.store.mark_delivery
 
-        async def die_after_send(channel_id, story_id, state, now, **kw):
-            if state is DeliveryState.SENT:
-                raise Killed
-            return await real_mark(channel_id, story_id, state, now, **kw)
+        async def die_after_send(*args, **kw):  # confirming the post is recording it
+            raise Killed
 
-        monkeypatch.setattr(a.store, "mark_delivery", die_after_send)
+        monkeypatch.setattr(a.store, "confirm_delivery", die_after_send)
     with caplog.at_level(logging.CRITICAL, logger="bot.delivery"):
         await a.poll()  # claims, then dies (before or after Discord got the post)
     claimed = await b.store.due_deliveries((DeliveryState.SENDING,), claimed_by="process-a")
@@ -295,6 +292,26 @@ async def test_a_confirmation_needs_the_claim(two_connections):
     assert await first.mark_delivery(555, story, sent, NOW, message_id=8, holder="a")
     record, _ = await second.delivery_record(555, story)
     assert record is not None and (record.state, record.message_id) == (sent, 8)
+    # The confirmation of a post (sent, and what it shows) too.
+    other = ids[1]
+    assert await first.claim_deliveries(555, [other], "a", NOW) == {other}
+    assert not await second.confirm_delivery(555, other, "b", NOW, message_id=9, heat=200)
+    assert await first.confirm_delivery(555, other, "a", NOW, message_id=8, heat=200)
+    record, _ = await second.delivery_record(555, other)
+    assert record is not None and (record.state, record.message_id) == (sent, 8)
+
+
+async def test_claims_a_poll_did_not_reach_are_given_back(two_connections):
+    first, second, ids = two_connections
+    assert await first.claim_deliveries(555, ids[:3], "a", NOW) == set(ids[:3])
+    # Only the holder's claims: b cannot give a's back.
+    assert await second.release_claims(555, ids[:3], "b") == 0
+    assert await first.release_claims(555, ids[1:3], "a") == 2
+    pending = await second.due_deliveries(channel_id=555)
+    assert ids[0] not in {d.story.id for d in pending}
+    assert {ids[1], ids[2]} <= {d.story.id for d in pending}
+    assert {d.attempts for d in pending} == {0}  # never attempted
+    assert await second.claim_deliveries(555, ids[:3], "b", NOW) == {ids[1], ids[2]}
 
 
 async def test_a_dead_processs_claims_are_taken_over_once_its_lease_expires(two_connections):
@@ -318,6 +335,7 @@ async def test_a_dead_processs_claims_are_taken_over_once_its_lease_expires(two_
     assert not await first.mark_delivery(
         555, ids[0], DeliveryState.SENT, past, message_id=1, holder="a"
     )
+    assert not await first.confirm_delivery(555, ids[1], "a", past, message_id=1, heat=200)
 
 
 async def test_one_lease_holder_at_a_time_and_takeover_after_expiry(two_connections):

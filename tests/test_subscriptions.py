@@ -20,7 +20,6 @@ import simcord
 import yaml
 
 from core.config import Config
-from core.models import DeliveryState
 from tests.conftest import CORPUS, ROOT, buttons, story_file
 
 POLL = 60
@@ -357,14 +356,11 @@ async def test_crash_between_send_and_record_never_posts_twice(
 ):
     await room.staff.slash(room.news, "subscribe", topic="AI")
     store = room.env.bot.store
-    real_mark = store.mark_delivery
 
-    async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state is DeliveryState.SENT:
-            raise RuntimeError("simulated crash after Discord accepted the post")
-        return await real_mark(channel_id, story_id, state, now, **kw)
+    async def crash_after_send(*args, **kw):  # confirming the post is recording it
+        raise RuntimeError("simulated crash after Discord accepted the post")
 
-    monkeypatch.setattr(store, "mark_delivery", crash_after_send)
+    monkeypatch.setattr(store, "confirm_delivery", crash_after_send)
     write(archive, "n1", "Sent but not recorded", 200)
     await room.rescan()
     assert posted_titles(room.news) == ["Sent but not recorded"]
@@ -776,14 +772,11 @@ async def test_crash_recovery_finds_the_post_behind_200_later_messages(
 ):
     await room.staff.slash(room.news, "subscribe", topic="AI")
     store = room.env.bot.store
-    real_mark = store.mark_delivery
 
-    async def crash_after_send(channel_id, story_id, state, now, **kw):
-        if state is DeliveryState.SENT:
-            raise RuntimeError("simulated crash after Discord accepted the post")
-        return await real_mark(channel_id, story_id, state, now, **kw)
+    async def crash_after_send(*args, **kw):  # confirming the post is recording it
+        raise RuntimeError("simulated crash after Discord accepted the post")
 
-    monkeypatch.setattr(store, "mark_delivery", crash_after_send)
+    monkeypatch.setattr(store, "confirm_delivery", crash_after_send)
     write(archive, "n1", "Sent but not recorded", 200)
     await room.rescan()
     for i in range(200):  # a busy channel: the post scrolls far up

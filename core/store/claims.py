@@ -88,6 +88,22 @@ class ClaimQueries(StoreBase):
         )
         return {row["story_id"] for row in rows}
 
+    async def release_claims(self, channel_id: int, story_ids: list[str], holder: str) -> int:
+        """Give back claims whose send never started (a poll claims a channel's due stories
+        at once and stops early when the channel fails): pending again, the attempt the
+        claim counted undone. Only this process's claims; returns how many."""
+        if not story_ids:
+            return 0
+        marks = ",".join("?" * len(story_ids))
+        return await self._execute(
+            f"""
+            UPDATE deliveries SET state = ?, claimed_by = NULL, attempts = attempts - 1
+            WHERE channel_id = ? AND state = ? AND claimed_by = ?
+              AND story IN (SELECT rowid FROM stories WHERE id IN ({marks}))
+            """,
+            (DeliveryState.PENDING, channel_id, DeliveryState.SENDING, holder, *story_ids),
+        )
+
     async def take_over_deliveries(
         self, holder: str, now: datetime, shards: Shards
     ) -> set[tuple[int, str]]:

@@ -221,7 +221,11 @@ class NewsStore(Protocol):
         self, guild_id: int, channel_id: int | None = None
     ) -> list[Subscription]: ...
 
-    async def channel_subscriptions(self, channel_id: int) -> list[Subscription]: ...
+    async def channel_subscriptions(
+        self, channel_id: int, *, last: bool = True
+    ) -> list[Subscription]:
+        """The channel's subscriptions (`last`: with the last story posted for each)."""
+        ...
 
     async def active_subscriptions(self, channel_id: int) -> list[Subscription]: ...
 
@@ -277,6 +281,8 @@ class NewsStore(Protocol):
         *,
         shards: Shards = EVERY_SHARD,
         claimed_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Delivery]: ...
 
     async def mark_delivery(
@@ -290,6 +296,20 @@ class NewsStore(Protocol):
         error: str | None = None,
         holder: str | None = None,
     ) -> bool: ...
+
+    async def confirm_delivery(
+        self,
+        channel_id: int,
+        story_id: str,
+        holder: str,
+        now: datetime,
+        *,
+        message_id: int,
+        heat: int,
+        style: PostStyle = PostStyle.FULL,
+    ) -> bool:
+        """A claimed delivery went out: sent, and what its post shows, in one statement."""
+        ...
 
     async def delivery_record(self, channel_id: int, story_id: str) -> tuple[Record | None, int]:
         """The channel's delivery of a story (None: never), and how many due ones precede it."""
@@ -377,6 +397,10 @@ class NewsStore(Protocol):
         self, channel_id: int, story_ids: list[str], holder: str, now: datetime
     ) -> set[str]:
         """Pending → sending for this process, atomically; the story ids it got."""
+        ...
+
+    async def release_claims(self, channel_id: int, story_ids: list[str], holder: str) -> int:
+        """This process's claims whose send never started: pending again."""
         ...
 
     async def take_over_deliveries(

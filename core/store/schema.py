@@ -572,6 +572,19 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             "DROP INDEX story_changes_story",
         ),
     ),
+    (
+        "subscriptions by kind of filters, digest or not",
+        (
+            # Deciding a changed story groups its topic's subscriptions by kind of
+            # filters: with every grouped column here, that is one ordered pass over
+            # this index (no sort of the topic's subscriptions per story).
+            "DROP INDEX subscriptions_kind",
+            """
+            CREATE INDEX subscriptions_kind ON subscriptions
+                (topic, min_heat, keywords, exclude, match_any, paused_by IS NULL, digest IS NULL)
+            """,
+        ),
+    ),
 ]
 
 

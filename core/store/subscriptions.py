@@ -40,7 +40,10 @@ DELIVERY_COLUMNS = """
     d.state AS delivery_state, d.attempts AS delivery_attempts,
     d.sent_at AS delivery_sent_at,
     s.published = 1 AND s.removed_at IS NULL AS story_visible,
-    s.removed_at IS NOT NULL AS story_removed
+    s.removed_at IS NOT NULL AS story_removed,
+    EXISTS (
+        SELECT 1 FROM pins WHERE pins.guild_id = d.guild_id AND pins.story = d.story
+    ) AS delivery_pinned
 """
 
 
@@ -113,8 +116,9 @@ def live_post_from_row(row: sqlite3.Row) -> LivePost:
     )
 
 
-def delivery_from_row(row: sqlite3.Row) -> Delivery:
-    """A delivery from a row selecting `DELIVERY_COLUMNS` and `STORY_COLUMNS`."""
+def delivery_from_row(row: sqlite3.Row, story: Story | None = None) -> Delivery:
+    """A delivery from a row selecting `DELIVERY_COLUMNS` and `STORY_COLUMNS` (`story`:
+    the row's story, already built)."""
     return Delivery(
         channel_id=row["delivery_channel_id"],
         guild_id=row["delivery_guild_id"],
@@ -123,7 +127,8 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         visible=bool(row["story_visible"]),
         removed=bool(row["story_removed"]),
         started_at=from_epoch(row["delivery_sent_at"]),
-        story=story_from_row(row),
+        pinned=bool(row["delivery_pinned"]),
+        story=story or story_from_row(row),
     )
 
 
@@ -262,8 +267,21 @@ class SubscriptionQueries(StoreBase):
             "sub.guild_id = ? AND sub.channel_id = ?", (guild_id, channel_id)
         )
 
-    async def channel_subscriptions(self, channel_id: int) -> list[Subscription]:
-        return await self._subscriptions("sub.channel_id = ?", (channel_id,))
+    async def channel_subscriptions(
+        self, channel_id: int, *, last: bool = True
+    ) -> list[Subscription]:
+        """The channel's subscriptions; `last`: with the last story posted for each (what
+        /subscriptions shows; delivery needs none, and finding it is most of the cost)."""
+        if last:
+            return await self._subscriptions("sub.channel_id = ?", (channel_id,))
+        rows = await self._rows(
+            f"""
+            SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions sub JOIN topics t ON t.id = sub.topic
+            WHERE sub.channel_id = ? ORDER BY t.key
+            """,
+            (channel_id,),
+        )
+        return [subscription_from_row(r) for r in rows]
 
     async def delete_channel(self, channel_id: int) -> int:
         """Forget a channel that no longer exists: its subscriptions and unsent deliveries."""
@@ -367,21 +385,22 @@ class SubscriptionQueries(StoreBase):
         latest = 0 if last is None else last["latest"]
         if latest <= watermark:
             return [], latest
+        # Per changed story and topic, one ordered pass over the topic's subscriptions in
+        # `subscriptions_kind` (the GROUP BY follows it): the first of each kind.
         query = f"""
-            WITH kinds AS (
-                SELECT s.rowid AS story, min(sub.id) AS sub
-                FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
-                JOIN stories s ON s.rowid = c.story
-                JOIN story_topics st ON st.story = s.rowid
-                JOIN subscriptions sub ON sub.topic = st.topic AND sub.min_heat <= s.heat
-                WHERE {VISIBLE}
-                GROUP BY s.rowid, sub.topic, sub.min_heat, sub.keywords, sub.exclude,
-                         sub.match_any, sub.paused_by IS NULL, sub.digest IS NULL
-            )
             SELECT {SUBSCRIPTION_COLUMNS}, {STORY_COLUMNS}
-            FROM kinds JOIN stories s ON s.rowid = kinds.story
+            FROM (SELECT DISTINCT story FROM story_changes WHERE seq > ? AND seq <= ?) c
+            JOIN stories s ON s.rowid = c.story
+            JOIN story_topics st ON st.story = s.rowid
+            JOIN subscriptions sub ON sub.id IN (
+                SELECT min(k.id) FROM subscriptions k
+                WHERE k.topic = st.topic AND k.min_heat <= s.heat
+                GROUP BY k.min_heat, k.keywords, k.exclude, k.match_any, k.paused_by IS NULL,
+                         k.digest IS NULL
+            )
+            JOIN topics t ON t.id = sub.topic
             LEFT JOIN providers p ON p.id = s.provider_id
-            JOIN subscriptions sub ON sub.id = kinds.sub JOIN topics t ON t.id = sub.topic
+            WHERE {VISIBLE}
             ORDER BY s.rowid, sub.id
         """
         rows = await self._rows(query, (watermark, latest))
@@ -481,23 +500,48 @@ class SubscriptionQueries(StoreBase):
         *,
         shards: Shards = EVERY_SHARD,
         claimed_by: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Delivery]:
         """Deliveries in `states` (of one channel, or all; of guilds on `shards`; claimed
-        by one process), by channel, oldest story first."""
+        by one process), by channel, oldest story first; with a `limit`, that many from
+        `offset` on (a channel's queue is read a page at a time).
+
+        Each story is built once, however many channels it is due in."""
         marks = ",".join("?" * len(states))
         on_shards, shard_params = shard_condition("d.guild_id", shards)
-        claimed = "" if claimed_by is None else " AND d.claimed_by = ?"
+        where = f"d.state IN ({marks}) AND {on_shards}"
+        params: tuple[object, ...] = (*states, *shard_params)
+        if channel_id is not None:  # in the SQL only when given: then the index finds it
+            where, params = f"{where} AND d.channel_id = ?", (*params, channel_id)
+        if claimed_by is not None:
+            where, params = f"{where} AND d.claimed_by = ?", (*params, claimed_by)
+        order = "d.channel_id, s.published_at, s.rowid"
+        if limit is None:
+            chosen = "deliveries d JOIN stories s ON s.rowid = d.story"
+        else:
+            # The page's keys first: only its rows are read in full.
+            chosen = f"""
+                (SELECT d.channel_id, d.story FROM deliveries d
+                 JOIN stories s ON s.rowid = d.story
+                 WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?) page
+                JOIN deliveries d ON d.channel_id = page.channel_id AND d.story = page.story
+                JOIN stories s ON s.rowid = d.story
+            """
+            params, where = (*params, limit, offset), "1 = 1"
         query = f"""
             SELECT {DELIVERY_COLUMNS}, {STORY_COLUMNS}
-            FROM deliveries d JOIN stories s ON s.rowid = d.story
-            LEFT JOIN providers p ON p.id = s.provider_id
-            WHERE d.state IN ({marks}) AND (? IS NULL OR d.channel_id = ?)
-              AND {on_shards}{claimed}
-            ORDER BY d.channel_id, s.published_at, s.rowid
+            FROM {chosen} LEFT JOIN providers p ON p.id = s.provider_id
+            WHERE {where} ORDER BY {order}
         """
-        params = (*states, channel_id, channel_id, *shard_params)
-        rows = await self._rows(query, (*params, claimed_by) if claimed_by else params)
-        return [delivery_from_row(r) for r in rows]
+        stories: dict[int, Story] = {}
+        found = []
+        for row in await self._rows(query, params):
+            story = stories.get(row["story_rowid"])
+            if story is None:
+                story = stories[row["story_rowid"]] = story_from_row(row)
+            found.append(delivery_from_row(row, story))
+        return found
 
     async def mark_delivery(
         self,
@@ -543,6 +587,51 @@ class SubscriptionQueries(StoreBase):
             params,
         )
         return changed > 0
+
+    async def confirm_delivery(
+        self,
+        channel_id: int,
+        story_id: str,
+        holder: str,
+        now: datetime,
+        *,
+        message_id: int,
+        heat: int,
+        style: PostStyle = PostStyle.FULL,
+    ) -> bool:
+        """A claimed delivery went out: sent, with its message and what the post shows
+        (`record_posted`), in one statement; False when the claim is no longer this
+        process's (another process took it over meanwhile), as `mark_delivery`."""
+        rows = await self._rows(
+            """
+            UPDATE deliveries SET
+                state = ?, message_id = ?, sent_at = ?, last_error = NULL,
+                posted_heat = ?, shown_heat = ?, style = ?,
+                posted_coverage = (
+                    SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
+                ),
+                shown_coverage = (
+                    SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
+                ),
+                edited_at = NULL, live_stopped = 0
+            WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
+              AND (state = ? OR claimed_by = ?)
+            RETURNING channel_id
+            """,
+            (
+                DeliveryState.SENT,
+                message_id,
+                to_epoch(now),
+                heat,
+                heat,
+                str(style),
+                channel_id,
+                story_id,
+                DeliveryState.PENDING,
+                holder,
+            ),
+        )
+        return bool(rows)
 
     async def active_subscriptions(self, channel_id: int) -> list[Subscription]:
         """The channel's active subscriptions (without the last-posted lookup: cheap)."""

@@ -1,0 +1,76 @@
+"""Delivery's own cost per post, counted in SQL statements (SQLite): each post is one
+statement (its confirmation); reading, claiming and the rest are once per channel per poll.
+A read or write per post slipping back in fails here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import discord
+
+from bot.delivery import Deliverer
+from core.config import Config
+from core.ingest import ingest
+from core.models import DeliveryState
+from core.store import Store
+from tests.conftest import story_file
+
+NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
+CHANNEL = 555
+POSTS = 40
+
+
+class Channel:
+    """A text channel whose sends cost nothing."""
+
+    id = CHANNEL
+    guild = SimpleNamespace(id=7, me=None, system_channel=None)
+    mention = f"<#{CHANNEL}>"
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def permissions_for(self, member) -> discord.Permissions:
+        return discord.Permissions.all()
+
+    def is_news(self) -> bool:
+        return False
+
+    async def send(self, **kwargs):
+        self.sent += 1
+        return SimpleNamespace(id=1000 + self.sent)
+
+
+async def test_each_post_costs_one_statement(tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for n in range(POSTS):
+        published = f"2026-01-01T{n // 60:02}:{n % 60:02}:00Z"
+        text = story_file(f"Story {n}", f"https://example.com/{n}", 500, published=published)
+        (archive / f"s{n}.md").write_text(text)
+    config = Config(
+        archive=archive, db_path=tmp_path / "news.db", posts_per_poll=20, max_age_hours=0
+    )
+    store = await Store.open(config.db_path)
+    try:
+        await ingest(store, archive, NOW)
+        await store.subscribe(guild_id=7, channel_id=CHANNEL, topic="AI", min_heat=100, now=NOW)
+        ids = [s.id for s in (await store.stories(limit=POSTS)).stories]
+        rows = [(7, CHANNEL, story_id, DeliveryState.PENDING) for story_id in ids]
+        await store.record_deliveries(rows, NOW)
+        channel = Channel()
+        bot = SimpleNamespace(store=store, config=config, get_channel={CHANNEL: channel}.get)
+        deliverer = Deliverer(bot)
+        await deliverer.process.keep_alive(NOW)  # renewing the lease is not the posts' cost
+        statements: list[str] = []
+        await store.db.set_trace_callback(statements.append)
+        sent = 0
+        while posted := await deliverer.deliver_channel(CHANNEL, NOW):
+            sent += posted
+        await store.db.set_trace_callback(None)
+    finally:
+        await store.close()
+    assert sent == channel.sent == POSTS
+    # One confirmation per post, and a handful of statements per poll of 20 posts.
+    assert len(statements) / POSTS < 1.5, "\n".join(statements)
