@@ -20,12 +20,12 @@ from conftest import CORPUS, NOW, ROOT, SEEDS, location, query_rows, story_file
 from test_archive import HOSTILE, HOSTILE_OUTCOMES
 
 import core.ingest
-from core.archive import canonical_url, short_id, walk_stamps
+from core.archive import ArchiveFile, canonical_url, parse_story, short_id, walk_stamps
 from core.config import Config
 from core.ingest import ArchiveChanged, ingest, ingest_archive
 from core.models import Rejection
 from core.store import Store
-from core.store.archive_writer import SqliteArchiveWriter
+from core.store.archive_writer import CACHE_KIB, SCAN_CACHE_KIB, SqliteArchiveWriter
 
 LATER = NOW + timedelta(hours=1)
 LATEST = NOW + timedelta(hours=2)
@@ -230,6 +230,16 @@ async def test_a_rescan_reads_the_stored_stamps_a_group_at_a_time(
     assert (report.unchanged, report.parsed) == (12, 0)
     # One range of paths per group of the walk (a folder each), never the whole table.
     assert sizes == [3, 3, 3, 3]
+
+
+def test_the_writer_grows_its_cache_at_its_first_write(tmp_path: Path):
+    # A rescan that writes nothing keeps the small cache: its memory stays small.
+    story = parse_story("a.md", story_file().encode())
+    with SqliteArchiveWriter.open(tmp_path / "news.db") as writer:
+        cache = "PRAGMA cache_size"
+        assert writer.conn.execute(cache).fetchone()[0] == -SCAN_CACHE_KIB
+        writer.write([(ArchiveFile("a.md", 1, 1), "hash", story, None)], NOW)
+        assert writer.conn.execute(cache).fetchone()[0] == -CACHE_KIB
 
 
 # -- changes to one story -----------------------------------------------------------------

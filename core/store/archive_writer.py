@@ -49,14 +49,12 @@ class SqliteArchiveWriter:
         try:
             conn.execute(f"PRAGMA cache_size = -{SCAN_CACHE_KIB}")
             migrate(conn)
-            writer = cls(conn)
-            writer._cache_grown = False
-            return writer
+            return cls(conn, small_cache=True)
         except BaseException:
             conn.close()
             raise
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, small_cache: bool = False) -> None:
         conn.row_factory = sqlite3.Row
         self.conn = conn
         self._topic_ids: dict[str, int] = {}
@@ -66,7 +64,7 @@ class SqliteArchiveWriter:
         self._maybe_orphaned: set[str] = set()
         self._text_changed = False
         self._flagged_unfinished = False  # this writer recorded `ingest:unfinished`
-        self._cache_grown = True  # `open` starts with a small cache (see SCAN_CACHE_KIB)
+        self._small_cache = small_cache  # until the first write (see SCAN_CACHE_KIB)
         self._provider_ids: dict[tuple[str, str], int] = {}
         # New stories are staged here and inserted with one statement per batch. SQLite
         # 3.40's FTS5 flushes its pending index data at every statement savepoint, so a
@@ -394,9 +392,9 @@ class SqliteArchiveWriter:
 
     def _grow_cache(self) -> None:
         """At the first write: the cache that writing into large indexes needs."""
-        if not self._cache_grown:
+        if self._small_cache:
             self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            self._cache_grown = True
+            self._small_cache = False
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.conn)
