@@ -23,6 +23,7 @@ from core.store.source_state import SourceState, load_states, save_state
 # Page cache of the ingest connection (KiB): the default 2 MB thrashes on the random
 # inserts into the unique and FTS indexes once the archive has ~100k stories.
 CACHE_KIB = 64 * 1024
+
 # Until the first write, the cache stays small: a rescan that finds nothing to write
 # reads every stored stamp once, and keeping those pages would only grow its memory.
 SCAN_CACHE_KIB = 2 * 1024
