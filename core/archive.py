@@ -8,7 +8,6 @@ processes. `parse_story` never raises: every file becomes a `Story`, a
 from __future__ import annotations
 
 import base64
-import bisect
 import errno
 import hashlib
 import logging
@@ -16,6 +15,7 @@ import math
 import os
 import re
 import stat
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -182,7 +182,7 @@ class _Walk:
         parts: list[list[Stamped] | str] = []
         start = 0
         for key in subdirs:
-            end = bisect.bisect_left(files, (key,), start)
+            end = bisect_left(files, (key,), start)
             if end > start:
                 parts.append(files[start:end])
                 start = end

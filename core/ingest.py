@@ -441,6 +441,7 @@ def _parse_all(
     The result is None when the hash is unchanged; the fingerprint is the story's
     (see `core.fingerprint`), computed here so that the workers share that work.
     """
+    chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
     workers = workers or os.cpu_count() or 1
     if len(files) < PARALLEL_THRESHOLD or workers < 2:
         yield from _parse_each(root, files, known_hashes, strip)
@@ -459,8 +460,7 @@ def _parse_all(
         return pool.submit(_parse_chunk_packed, root, [f.path for f in chunk], hashes, strip)
 
     try:
-        # Cut as they are sent: only the window's chunks exist at a time.
-        waiting = (files[i : i + CHUNK] for i in range(0, len(files), CHUNK))
+        waiting = iter(chunks)
         in_flight = deque(
             (chunk, submit(chunk)) for chunk in islice(waiting, workers * WINDOW_PER_WORKER)
         )
