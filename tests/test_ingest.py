@@ -734,6 +734,27 @@ def test_a_database_read_by_an_older_parser_is_parsed_again(archive: Path, tmp_p
     assert ingest_archive(db, archive, LATEST).parsed == 0  # and only once
 
 
+def test_reparsing_reads_every_file_and_still_notices_the_gone_ones(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(core.ingest, "walk_stamps", partial(walk_stamps, group=2))
+    db = tmp_path / "news.db"
+    for i, name in enumerate(NESTED):
+        write(archive / name, story_file(title=f"Story {i}", url=f"https://e.com/{i}"), 1)
+    ingest_archive(db, archive, NOW)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM bot_state WHERE key = 'parser_version'")
+    conn.close()
+    (archive / "a0.md").unlink()
+    write(archive / "a/new.md", story_file(title="New", url="https://e.com/new"), 2)
+
+    report = ingest_archive(db, archive, LATER)
+
+    assert (report.scanned, report.parsed, report.added, report.removed) == (8, 8, 1, 1)
+    assert ingest_archive(db, archive, LATEST).parsed == 0
+
+
 def test_another_archive_is_refused_unless_replacing(archive: Path, tmp_path: Path):
     db = tmp_path / "news.db"
     write(archive / "a.md", story_file("First archive's story", STORY_URL), 1000)
