@@ -217,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 0
     try:
+        if command == "ingest" and (args.path or not config.source_list) and not config.db_url:
+            return asyncio.run(_ingest_archive(config, args, config.database))
         return asyncio.run(_archive_command(command, args, config))
     except sqlite3.DatabaseError as exc:
         print(database_problem(config.database, exc), file=sys.stderr)
@@ -260,28 +262,7 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
         if command == "sources":
             return await _list_sources(config, args.json)
         if command == "ingest":
-            from core.archive import ArchiveUnreadable
-            from core.ingest import ArchiveChanged, ParseWorkerDied, ingest
-
-            archive = Path(args.path) if args.path else config.archive
-            if not archive.is_dir():
-                print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
-                return 1
-            try:
-                report = await ingest(
-                    store, archive, datetime.now(UTC), _progress_bar(), replace=args.replace
-                )
-            except ArchiveUnreadable as exc:
-                print(f"{exc} (nothing was changed)", file=sys.stderr)
-                return 1
-            except ArchiveChanged as exc:
-                print(f"not ingesting: {exc}", file=sys.stderr)
-                return 1
-            except ParseWorkerDied as exc:
-                print(str(exc), file=sys.stderr)
-                return 1
-            _print_report(report)
-            return 0
+            return await _ingest_archive(config, args, store)
         if command == "search":
             query = " ".join(args.query)
             topic = args.topic
@@ -364,6 +345,35 @@ def _configure_logging(config: Config, command: str | None) -> None:
     config.configure_logging()
     if command == "playground" and not os.environ.get("LOG_LEVEL", "").strip():
         logging.getLogger().setLevel(logging.WARNING)
+
+
+async def _ingest_archive(
+    config: Config, args: argparse.Namespace, store: NewsStore | str | Path
+) -> int:
+    """`ingest [PATH]` into `store`. Into SQLite, `store` is the file: ingest writes through
+    a connection of its own, and opening the async store would only cost start-up time."""
+    from core.archive import ArchiveUnreadable
+    from core.ingest import ArchiveChanged, ParseWorkerDied, ingest
+
+    archive = Path(args.path) if args.path else config.archive
+    if not archive.is_dir():
+        print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
+        return 1
+    try:
+        report = await ingest(
+            store, archive, datetime.now(UTC), _progress_bar(), replace=args.replace
+        )
+    except ArchiveUnreadable as exc:
+        print(f"{exc} (nothing was changed)", file=sys.stderr)
+        return 1
+    except ArchiveChanged as exc:
+        print(f"not ingesting: {exc}", file=sys.stderr)
+        return 1
+    except ParseWorkerDied as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    _print_report(report)
+    return 0
 
 
 async def _ingest_sources(config: Config, replace: bool) -> int:

@@ -11,10 +11,10 @@ import errno
 import hashlib
 import logging
 import math
-import operator
 import os
 import re
 import stat
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -84,38 +84,71 @@ class ArchiveFile:
 
 
 def scan_archive(root: str | os.PathLike[str]) -> Iterator[ArchiveFile]:
-    """Yield the candidate story files under `root`, in a stable order.
+    """Yield the candidate story files under `root`, in path order.
 
     Hidden files and folders (`.git`) are skipped, symlinked folders inside the
     archive are followed once (a cycle is never walked twice), links that lead
     outside it are not, and only story suffixes are considered: topic files
     such as `_data/topics/*.yaml` are not stories.
     """
-    for path, (size, mtime_ns) in scan_stamps(root).items():
-        yield ArchiveFile(path, size, mtime_ns)
+    for group in walk_stamps(root):
+        for found in group:
+            yield ArchiveFile(*found)
 
 
-def scan_stamps(
-    root: str | os.PathLike[str], unreadable: list[str] | None = None
-) -> dict[str, tuple[int, int]]:
-    """`scan_archive` as a dict path -> (size, mtime_ns), in the same order.
+# Files per group of `walk_stamps` (at least): one lookup of stored stamps each on a rescan.
+WALK_GROUP = 1000
+Stamped = tuple[str, int, int]  # (path, size, mtime_ns)
 
-    A rescan compares it with what the database knows (one dict comparison
-    when nothing changed), so it builds no object per file. Each folder is
-    opened once and its entries are stat'ed relative to that descriptor.
+
+def walk_stamps(
+    root: str | os.PathLike[str], unreadable: list[str] | None = None, group: int = WALK_GROUP
+) -> Iterator[list[Stamped]]:
+    """`scan_archive`'s files as groups of (path, size, mtime_ns) tuples, in path order.
+
+    Path order (code point order, that of the database's primary key) lets a rescan
+    compare each group with the stored stamps of its range of paths instead of holding
+    every file in memory: each folder is walked where its paths fall among its
+    parent's files ("name/…"). A group holds runs of whole folders, `group` files or
+    more. Each folder is opened once and its entries are stat'ed relative to that
+    descriptor.
 
     Raises `ArchiveUnreadable` when `root` cannot be listed. A subfolder that
     cannot be listed is logged and appended to `unreadable` (its files are then
-    unknown, not gone). A story-named entry that is not a regular file (a FIFO)
-    is included: reading it rejects it with a reason.
+    unknown, not gone) before the walk yields any path after it. A story-named
+    entry that is not a regular file (a FIFO) is included: reading it rejects it
+    with a reason.
     """
-    root = os.fspath(root)
-    real_root = os.path.realpath(root)
-    out: dict[str, tuple[int, int]] = {}
-    seen_dirs: set[tuple[int, int]] = set()
-    stack = [""]
+    walk = _Walk(os.fspath(root), unreadable)
+    found: list[Stamped] = []
+    stack = [iter(walk.folder(""))]
     while stack:
-        rel_dir = stack.pop()
+        for part in stack[-1]:
+            if isinstance(part, str):  # a subfolder: its paths come next
+                stack.append(iter(walk.folder(part)))
+                break
+            found += part
+            if len(found) >= group:
+                yield found
+                found = []
+        else:
+            stack.pop()
+    if found:
+        yield found
+
+
+class _Walk:
+    """The folders `walk_stamps` has met, and how it reads one."""
+
+    def __init__(self, root: str, unreadable: list[str] | None) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.unreadable = unreadable
+        self.seen_dirs: set[tuple[int, int]] = set()
+
+    def folder(self, rel_dir: str) -> list[list[Stamped] | str]:
+        """One folder in path order: runs of its story files, between its subfolders."""
+        root = self.root
         full_dir = os.path.join(root, rel_dir) if rel_dir else root
         fd = None
         try:
@@ -123,38 +156,47 @@ def scan_stamps(
                 fd = os.open(full_dir, _DIR_FLAGS) if _SCANDIR_FD else None
                 st = os.stat(full_dir) if fd is None else os.fstat(fd)
                 with os.scandir(full_dir if fd is None else fd) as it:
-                    entries = sorted(it, key=_entry_name)
+                    entries = list(it)
             except OSError as exc:
                 if not rel_dir:
                     raise ArchiveUnreadable(
                         f"cannot read the archive folder {root}: {exc.strerror or exc}"
                     ) from None
                 log.warning("cannot read archive folder %s: %s", rel_dir, exc.strerror or exc)
-                if unreadable is not None:
-                    unreadable.append(rel_dir)
-                continue
-            if (st.st_dev, st.st_ino) in seen_dirs:
-                continue
-            seen_dirs.add((st.st_dev, st.st_ino))
+                if self.unreadable is not None:
+                    self.unreadable.append(rel_dir)
+                return []
+            if (st.st_dev, st.st_ino) in self.seen_dirs:
+                return []
+            self.seen_dirs.add((st.st_dev, st.st_ino))
             # With a descriptor, entry.stat() is relative to it: keep it open meanwhile.
-            subdirs = _scan_entries(entries, rel_dir, full_dir, real_root, out)
+            files, subdirs = _scan_entries(entries, rel_dir, full_dir, self.real_root)
         finally:
             if fd is not None:
                 os.close(fd)
-        stack.extend(reversed(subdirs))
-    return out
+        files.sort()  # by path: paths are unique
+        if not subdirs:
+            return [files]
+        subdirs.sort()  # as "name/": where the subfolder's paths fall
+        parts: list[list[Stamped] | str] = []
+        start = 0
+        for key in subdirs:
+            end = bisect_left(files, (key,), start)
+            if end > start:
+                parts.append(files[start:end])
+                start = end
+            parts.append(key[:-1])
+        parts.append(files[start:])
+        return parts
 
 
 def _scan_entries(
-    entries: list[os.DirEntry[str]],
-    rel_dir: str,
-    full_dir: str,
-    real_root: str,
-    out: dict[str, tuple[int, int]],
-) -> list[str]:
-    """Record one folder's story files in `out`; returns its subfolders to walk."""
+    entries: list[os.DirEntry[str]], rel_dir: str, full_dir: str, real_root: str
+) -> tuple[list[Stamped], list[str]]:
+    """One folder's story files with their stamps, and its subfolders as "path/"."""
     prefix = f"{rel_dir}/" if rel_dir else ""
-    subdirs = []
+    files: list[Stamped] = []
+    subdirs: list[str] = []
     for entry in entries:
         name = entry.name
         if name[0] == ".":
@@ -168,13 +210,13 @@ def _scan_entries(
                     log.warning("not following %s%s: it links outside the archive", prefix, name)
                     continue
             if entry.is_dir():
-                subdirs.append(prefix + name)
+                subdirs.append(f"{prefix}{name}/")
             elif is_story:
                 est = entry.stat()
-                out[prefix + name] = (est.st_size, est.st_mtime_ns)
+                files.append((prefix + name, est.st_size, est.st_mtime_ns))
         except OSError:
             continue
-    return subdirs
+    return files, subdirs
 
 
 def _inside(path: str, real_root: str) -> bool:
@@ -184,9 +226,6 @@ def _inside(path: str, real_root: str) -> bool:
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 # With a descriptor, DirEntry.stat() is an fstatat relative to it: no walk of the full path.
 _SCANDIR_FD = os.scandir in os.supports_fd
-
-
-_entry_name = operator.attrgetter("name")
 
 
 def content_hash(data: bytes) -> str:

@@ -34,14 +34,15 @@ from core.archive import (
     STORY_SUFFIXES,
     ArchiveFile,
     ParseResult,
+    Stamped,
     parse_file,
-    scan_stamps,
+    walk_stamps,
 )
 from core.fingerprint import fingerprint
 from core.models import Rejection, Story
 from core.parse_worker import Packed, unpack
 from core.store import is_postgres_url
-from core.store.archive_writer import SqliteArchiveWriter
+from core.store.archive_writer import SqliteArchiveWriter, _prefix_range
 from core.store.protocol import ArchiveWriter, NewsStore, ParsedFile, WriteCounts
 
 log = logging.getLogger(__name__)
@@ -169,43 +170,26 @@ def ingest_archive(
         # Files read by an older parser are parsed again, changed or not.
         reparse = writer.state(parser_key) != str(PARSER_VERSION)
         if changed is not None and not reparse:
-            known = writer.known_stamps_of([scope + path for path in changed])
-            stamps = _stamp_paths(root, changed, scope)
+            scan = _compare_paths(writer, root, changed, scope)
         else:
-            known = writer.known_stamps(scope)
-            if not scope and (named := writer.source_names()):
-                # The lone archive leaves the files of the sources file's sources alone.
-                known = {p: s for p, s in known.items() if p.partition(":")[0] not in named}
-            stamps = scan_stamps(root, report.unreadable)
-            if scope:
-                stamps = {scope + path: stamp for path, stamp in stamps.items()}
-                report.unreadable = [scope + folder for folder in report.unreadable]
-        kept: set[str] = set()  # files of unreadable folders: not read again, even to reparse
-        for folder in report.unreadable:  # unknown is not gone: keep what we knew
-            prefix = folder + "/"
-            kept.update(p for p in known if p.startswith(prefix) and p not in stamps)
-        stamps.update((p, known[p]) for p in kept)
-        report.scanned = len(stamps)
-        # The common rescan: one comparison in C, no per-file work.
-        if stamps == known and not reparse:
-            gone: list[str] = []
-            candidates: list[ArchiveFile] = []
-        else:
-            gone = [path for path in known if path not in stamps]
-            candidates = [
-                ArchiveFile(path, *stamp)
-                for path, stamp in stamps.items()
-                if (reparse and path not in kept) or known.get(path) != stamp
-            ]
+            scan = _compare_walk(writer, root, scope, reparse, report.unreadable)
+            report.unreadable = [scope + folder for folder in report.unreadable]
+        candidates, gone = scan.files, scan.gone
+        report.scanned = scan.scanned
         # A story filed twice shows its last-written file: when that file goes, the
         # other file's text must show again, so it is read again too.
-        reread = {p for p in writer.sibling_paths(gone) if p in stamps} if gone else set()
-        candidates += [
-            ArchiveFile(path, *stamps[path])
-            for path in sorted(reread - {f.path for f in candidates})
-        ]
-        report.unchanged = len(stamps) - len(candidates)
-        del stamps  # its tuples and table: not needed while the workers and the writer run
+        if gone:
+            left = set(gone)
+            named = set() if scope else writer.source_names()
+            reread = {
+                p
+                for p in writer.sibling_paths(gone)
+                if p not in left and _in_scope(p, scope, named)
+            }
+            reread -= {f.path for f in candidates}
+            again = writer.known_stamps_of(sorted(reread))
+            candidates += [ArchiveFile(path, *again[path]) for path in sorted(again)]
+        report.unchanged = scan.scanned - len(candidates)
         total = len(candidates)
         if progress:
             progress(0, total)
@@ -220,14 +204,7 @@ def ingest_archive(
             counts.unchanged += part.unchanged
             batch.clear()
 
-        known_hashes = (
-            {}
-            if reparse
-            else writer.known_hashes(
-                [f.path for f in candidates if f.path in known and f.path not in reread]
-            )
-        )
-        del known
+        known_hashes = {} if reparse else writer.known_hashes(scan.changed)
         unfinished = writer.ingest_unfinished()
         carried: list[Story] = []
         # closing: an abandoned parse also cancels the worker processes' queued chunks.
@@ -269,11 +246,10 @@ def ingest_archive(
                 writer.set_ingest_unfinished(False)
         report.added, report.updated = counts.added, counts.updated
         report.unchanged += counts.unchanged
-        report.rejected = writer.rejections()
-        report.skipped = writer.skipped_count()
+        report.rejected, report.skipped = writer.not_stories()
         report.unpublished = writer.unpublished_count()
         states = {path_key: here}
-        if reparse and not kept:  # else the kept files still wait for the new parser
+        if reparse and not scan.kept:  # else the kept files still wait for the new parser
             states[parser_key] = str(PARSER_VERSION)
         if recorded != here or parser_key in states:
             writer.set_states(states)
@@ -293,6 +269,90 @@ def open_writer(store: NewsStore | str | Path) -> ArchiveWriter:
     if isinstance(store, str | os.PathLike):
         return SqliteArchiveWriter.open(store)
     return store.archive_writer()
+
+
+@dataclass
+class _Scan:
+    """What a rescan found to do: compact, whatever the archive's size."""
+
+    files: list[ArchiveFile] = field(default_factory=list)  # to read, in path order
+    changed: list[str] = field(default_factory=list)  # those the store knows already
+    gone: list[str] = field(default_factory=list)  # stored files the scan did not find
+    scanned: int = 0
+    kept: int = 0  # stored files of folders that cannot be read: kept as they were
+
+
+def _compare_paths(writer: ArchiveWriter, root: str, changed: list[str], scope: str) -> _Scan:
+    """The rescan of the paths git says changed (no walk of the folder)."""
+    known = writer.known_stamps_of([scope + path for path in changed])
+    stamps = _stamp_paths(root, changed, scope)
+    scan = _Scan(scanned=len(stamps))
+    for path, stamp in stamps.items():
+        old = known.get(path)
+        if old != stamp:
+            scan.files.append(ArchiveFile(path, *stamp))
+            if old is not None:
+                scan.changed.append(path)
+    scan.gone = [path for path in known if path not in stamps]
+    return scan
+
+
+def _compare_walk(
+    writer: ArchiveWriter, root: str, scope: str, reparse: bool, unreadable: list[str]
+) -> _Scan:
+    """Walk the archive and compare it with the stored stamps, one group of files at a
+    time: each group's range of paths is read from the store (`stamps_between`), so
+    memory holds a group, not the archive. Every file is read again when `reparse`.
+
+    The ranges follow each other without gaps (from the scope's first path to its
+    last), so a stored file the walk did not find falls in one: gone, unless it is
+    in a folder that could not be read (`unreadable`, relative to `root`).
+    """
+    named = set() if scope else writer.source_names()
+    scan = _Scan()
+
+    def compare(walked: list[Stamped], low: str, high: str | None) -> None:
+        stored = writer.stamps_between(low, high)
+        scan.scanned += len(walked)
+        if walked == stored and not reparse:  # the common rescan: one comparison in C
+            return
+        # The files that differ, found by set operations in C rather than one by one.
+        to_read = walked if reparse else sorted(set(walked).difference(stored))
+        differ = {path for path, _, _ in set(stored).difference(walked)}  # changed or gone
+        known = {path for path, _, _ in stored} if reparse else differ
+        for path, size, mtime_ns in to_read:
+            scan.files.append(ArchiveFile(path, size, mtime_ns))
+            if path in known:
+                scan.changed.append(path)
+        differ.difference_update(path for path, _, _ in to_read)
+        for path in sorted(differ):  # stored, not found
+            if not _in_scope(path, scope, named):
+                continue
+            if any(path.startswith(f"{scope}{folder}/") for folder in unreadable):
+                scan.kept += 1  # unknown is not gone: keep what we knew
+            else:
+                scan.gone.append(path)
+
+    low, end = _prefix_range(scope) if scope else ("", None)
+    pending: list[Stamped] = []
+    for group in walk_stamps(root, unreadable):
+        if scope:
+            group = [(scope + path, size, mtime_ns) for path, size, mtime_ns in group]
+        if pending:
+            compare(pending, low, group[0][0])
+            low = group[0][0]
+        pending = group
+    compare(pending, low, end)
+    scan.scanned += scan.kept
+    return scan
+
+
+def _in_scope(path: str, scope: str, named: set[str]) -> bool:
+    """Is `path` one of this scope's files? The lone archive ("") leaves the files of the
+    sources file's sources (`named`) alone."""
+    if scope:
+        return path.startswith(scope)
+    return not named or path.partition(":")[0] not in named
 
 
 def _stamp_paths(root: str, paths: list[str], prefix: str) -> dict[str, tuple[int, int]]:
@@ -498,7 +558,7 @@ def _parse_each(
 
 
 async def ingest(
-    store: NewsStore,
+    store: NewsStore | str | Path,
     root: str | Path,
     now: datetime,
     progress: Progress | None = None,
@@ -506,7 +566,8 @@ async def ingest(
     replace: bool = False,
     time_limit: float | None = None,
 ) -> IngestReport:
-    """Run `ingest_archive` for an open store without blocking the event loop.
+    """Run `ingest_archive` for an open store (or a path, as there) without blocking the
+    event loop.
 
     Past `time_limit` seconds it raises `IngestTimeout` even if the ingest's thread is
     stuck inside one step; the thread stops at its next check, and

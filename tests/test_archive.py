@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import re
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from core.archive import (
     parse_story,
     scan_archive,
     short_id,
+    walk_stamps,
 )
 from core.models import Rejection, Skipped, Story
 
@@ -579,6 +581,22 @@ def test_scan_skips_hidden_folders_and_other_suffixes(archive: Path):
         "c.txt",
         "sub/deeper/e.md",
     ]
+
+
+def test_the_walk_yields_paths_in_the_order_of_the_database(archive: Path):
+    names = ["a-b.md", "a.md", "a/x.md", "a/y/z.md", "a0.md", "ab/c.md", "b.md", "é.md", "Z.md"]
+    for name in names:
+        (archive / name).parent.mkdir(parents=True, exist_ok=True)
+        (archive / name).write_text(story_file())
+
+    groups = list(walk_stamps(archive, group=2))
+
+    paths = [path for group in groups for path, _, _ in group]
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE files (path TEXT PRIMARY KEY) WITHOUT ROWID")
+    conn.executemany("INSERT INTO files VALUES (?)", [(name,) for name in names])
+    assert paths == [path for (path,) in conn.execute("SELECT path FROM files ORDER BY path")]
+    assert all(len(group) >= 2 for group in groups[:-1])
 
 
 def test_scan_reports_size_and_mtime(archive: Path):

@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,12 @@ from conftest import CORPUS, NOW, ROOT, SEEDS, location, query_rows, story_file
 from test_archive import HOSTILE, HOSTILE_OUTCOMES
 
 import core.ingest
-from core.archive import canonical_url, short_id
+from core.archive import ArchiveFile, canonical_url, parse_story, short_id, walk_stamps
 from core.config import Config
 from core.ingest import ArchiveChanged, ingest, ingest_archive
 from core.models import Rejection
 from core.store import Store
+from core.store.archive_writer import CACHE_KIB, SCAN_CACHE_KIB, SqliteArchiveWriter
 from core.store.schema import MIGRATIONS
 
 LATER = NOW + timedelta(hours=1)
@@ -255,6 +257,74 @@ def test_touched_file_is_not_parsed_again(corpus_copy: Path, tmp_path: Path):
     assert rows(db, "SELECT mtime_ns FROM archive_files WHERE path = ?", (name,)) == [(10**18,)]
     (changed,) = [line for line in dump(db) if line not in before]
     assert changed.startswith("archive_files: ") and "cookbook" in changed
+
+
+# Names whose path order is not a folder-by-folder order ("a-b.md" < "a/x.md" < "a0.md").
+NESTED = ("a-b.md", "a.md", "a/x.md", "a/y/z.md", "a0.md", "b.md", "b/c.md", "c.md")
+
+
+async def test_a_rescan_reads_only_the_changed_files(
+    archive: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+):
+    # Groups of 2 files: the changes fall in several groups and between them.
+    monkeypatch.setattr(core.ingest, "walk_stamps", partial(walk_stamps, group=2))
+    for i, name in enumerate(NESTED):
+        write(archive / name, story_file(title=f"Story {i}", url=f"https://e.com/{i}"), 1)
+    assert (await ingest(store, archive, NOW)).added == len(NESTED)
+    read: list[str] = []
+    parse_file = core.ingest.parse_file
+
+    def reading(root: str, path: str, known_hash: str | None = None):
+        read.append(path)
+        return parse_file(root, path, known_hash)
+
+    monkeypatch.setattr(core.ingest, "parse_file", reading)
+    write(archive / "a/x.md", story_file(title="Story 2, edited", url="https://e.com/2"), 2)
+    write(archive / "b.md", story_file(title="Story 5", url="https://e.com/5", heat=60), 2)
+    write(archive / "a/new.md", story_file(title="New", url="https://e.com/new"), 2)
+    (archive / "a0.md").unlink()
+    shutil.rmtree(archive / "a/y")
+
+    report = await ingest(store, archive, LATER)
+
+    assert read == ["a/new.md", "a/x.md", "b.md"]  # in path order
+    assert (report.scanned, report.added, report.updated, report.unchanged) == (7, 1, 2, 4)
+    assert report.removed == 2
+    assert (await store.stories()).total == 7
+
+
+async def test_a_rescan_reads_the_stored_stamps_a_group_at_a_time(
+    archive: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(core.ingest, "walk_stamps", partial(walk_stamps, group=3))
+    for i in range(12):
+        write(archive / f"{i % 4}/{i}.md", story_file(url=f"https://e.com/{i}"), 1)
+    await ingest(store, archive, NOW)
+    sizes: list[int] = []
+    stamps_between = SqliteArchiveWriter.stamps_between
+
+    def counting(self: SqliteArchiveWriter, low: str, high: str | None):
+        found = stamps_between(self, low, high)
+        sizes.append(len(found))
+        return found
+
+    monkeypatch.setattr(SqliteArchiveWriter, "stamps_between", counting)
+
+    report = await ingest(store, archive, LATER)
+
+    assert (report.unchanged, report.parsed) == (12, 0)
+    # One range of paths per group of the walk (a folder each), never the whole table.
+    assert sizes == [3, 3, 3, 3]
+
+
+def test_the_writer_grows_its_cache_at_its_first_write(tmp_path: Path):
+    # A rescan that writes nothing keeps the small cache: its memory stays small.
+    story = parse_story("a.md", story_file().encode())
+    with SqliteArchiveWriter.open(tmp_path / "news.db") as writer:
+        cache = "PRAGMA cache_size"
+        assert writer.conn.execute(cache).fetchone()[0] == -SCAN_CACHE_KIB
+        writer.write([(ArchiveFile("a.md", 1, 1), "hash", story, None)], NOW)
+        assert writer.conn.execute(cache).fetchone()[0] == -CACHE_KIB
 
 
 # -- changes to one story -----------------------------------------------------------------
@@ -592,13 +662,12 @@ def test_fifos_in_the_archive_are_rejected_without_blocking(open_tmp):
     # swapped.md becomes a FIFO between the scan and the read.
     swap = (
         "import os, core.ingest as ingest\n"
-        "scan = ingest.scan_stamps\n"
-        "def scan_then_swap(root, unreadable=None):\n"
-        "    stamps = scan(root, unreadable)\n"
+        "walk = ingest.walk_stamps\n"
+        "def walk_then_swap(root, unreadable=None):\n"
+        "    yield from walk(root, unreadable)\n"
         "    os.remove(os.path.join(root, 'swapped.md'))\n"
         "    os.mkfifo(os.path.join(root, 'swapped.md'))\n"
-        "    return stamps\n"
-        "ingest.scan_stamps = scan_then_swap\n"
+        "ingest.walk_stamps = walk_then_swap\n"
     )
     done = run_cli(["ingest"], open_tmp / "news.db", archive, code=swap, timeout=30)
     assert done.returncode == 0, done.stderr
@@ -747,6 +816,27 @@ def test_a_database_read_by_an_older_parser_is_parsed_again(archive: Path, tmp_p
     assert (report.parsed, report.updated) == (1, 1)  # unchanged file, read again
     assert rows(db, "SELECT title FROM stories") == [("Nov’19 “news”",)]
     assert ingest_archive(db, archive, LATEST).parsed == 0  # and only once
+
+
+def test_reparsing_reads_every_file_and_still_notices_the_gone_ones(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(core.ingest, "walk_stamps", partial(walk_stamps, group=2))
+    db = tmp_path / "news.db"
+    for i, name in enumerate(NESTED):
+        write(archive / name, story_file(title=f"Story {i}", url=f"https://e.com/{i}"), 1)
+    ingest_archive(db, archive, NOW)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("DELETE FROM bot_state WHERE key = 'parser_version'")
+    conn.close()
+    (archive / "a0.md").unlink()
+    write(archive / "a/new.md", story_file(title="New", url="https://e.com/new"), 2)
+
+    report = ingest_archive(db, archive, LATER)
+
+    assert (report.scanned, report.parsed, report.added, report.removed) == (8, 8, 1, 1)
+    assert ingest_archive(db, archive, LATEST).parsed == 0
 
 
 def test_another_archive_is_refused_unless_replacing(archive: Path, tmp_path: Path):

@@ -8,9 +8,10 @@ microseconds there instead of a thread hop each. WAL lets the bot keep reading m
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 from core.archive import ArchiveFile
 from core.fingerprint import fingerprint
@@ -22,6 +23,10 @@ from core.store.source_state import SourceState, load_states, save_state
 # Page cache of the ingest connection (KiB): the default 2 MB thrashes on the random
 # inserts into the unique and FTS indexes once the archive has ~100k stories.
 CACHE_KIB = 16 * 1024
+
+# Until the first write, the cache stays small: a rescan that finds nothing to write
+# reads every stored stamp once, and keeping those pages would only grow its memory.
+SCAN_CACHE_KIB = 2 * 1024
 
 
 @overload
@@ -43,14 +48,14 @@ class SqliteArchiveWriter:
         """A writer on its own connection to the database at `path`, migrated."""
         conn = connect(path)
         try:
-            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            conn.execute(f"PRAGMA cache_size = -{SCAN_CACHE_KIB}")
             migrate(conn)
-            return cls(conn)
+            return cls(conn, small_cache=True)
         except BaseException:
             conn.close()
             raise
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, small_cache: bool = False) -> None:
         conn.row_factory = sqlite3.Row
         self.conn = conn
         self._topic_ids: dict[str, int] = {}
@@ -60,6 +65,7 @@ class SqliteArchiveWriter:
         self._maybe_orphaned: set[int] = set()
         self._text_changed = False
         self._flagged_unfinished = False  # this writer recorded `ingest:unfinished`
+        self._small_cache = small_cache  # until the first write (see SCAN_CACHE_KIB)
         self._provider_ids: dict[tuple[str, str], int] = {}
         # New stories are staged here and inserted with one statement per batch. SQLite
         # 3.40's FTS5 flushes its pending index data at every statement savepoint, so a
@@ -93,20 +99,17 @@ class SqliteArchiveWriter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def known_stamps(self, prefix: str = "") -> dict[str, tuple[int, int]]:
-        """path -> (size, mtime_ns): what a rescan compares.
-
-        With a `prefix` ("name:"), only that source's files (a range of the primary key).
-        """
-        if not prefix:
-            rows = self.conn.execute("SELECT path, size, mtime_ns FROM archive_files")
-        else:
-            query = "SELECT path, size, mtime_ns FROM archive_files WHERE path >= ? AND path < ?"
-            rows = self.conn.execute(query, _prefix_range(prefix))
-        return {row["path"]: (row["size"], row["mtime_ns"]) for row in rows}
+    def stamps_between(self, low: str, high: str | None) -> list[tuple[str, int, int]]:
+        """(path, size, mtime_ns) from `low` (included) to `high` (excluded; None: to the
+        last), in path order: a range of the primary key, what a rescan compares one group
+        of files with. Plain tuples: they compare with the scan's in C."""
+        query = "SELECT path, size, mtime_ns FROM archive_files WHERE path >= ?"
+        if high is None:
+            return self._tuples(query + " ORDER BY path", (low,))
+        return self._tuples(query + " AND path < ? ORDER BY path", (low, high))
 
     def known_stamps_of(self, paths: list[str]) -> dict[str, tuple[int, int]]:
-        """`known_stamps` of the given paths only: a rescan of what git says changed."""
+        """(size, mtime_ns) of the given paths only: a rescan of what git says changed."""
         out: dict[str, tuple[int, int]] = {}
         for i in range(0, len(paths), _LOOKUP_CHUNK):
             part = paths[i : i + _LOOKUP_CHUNK]
@@ -220,6 +223,7 @@ class SqliteArchiveWriter:
         """Apply one batch of parsed files in one transaction."""
         counts = WriteCounts()
         late_rejections: list[Rejection] = []
+        self._grow_cache()
         with self._transaction():
             # A file rewritten may now carry another story (or none): the old one's check.
             self._maybe_orphaned.update(self._stories_of([file.path for file, *_ in batch]))
@@ -367,15 +371,32 @@ class SqliteArchiveWriter:
             else:
                 self.conn.execute("DELETE FROM bot_state WHERE key = 'ingest:unfinished'")
 
-    def rejections(self) -> list[Rejection]:
-        query = "SELECT path, reason FROM archive_files WHERE outcome = 'rejected' ORDER BY path"
-        return [Rejection(row["path"], row["reason"]) for row in self.conn.execute(query)]
-
-    def skipped_count(self) -> int:
-        query = "SELECT count(*) AS n FROM archive_files WHERE outcome = 'skipped'"
-        return int(self.conn.execute(query).fetchone()["n"])
+    def not_stories(self) -> tuple[list[Rejection], int]:
+        """The rejected files (in path order) and how many were skipped: one pass."""
+        query = (
+            "SELECT path, outcome, reason FROM archive_files WHERE outcome != 'story' ORDER BY path"
+        )
+        rejected, skipped = [], 0
+        for path, outcome, reason in self.conn.execute(query):
+            if outcome == "rejected":
+                rejected.append(Rejection(path, reason))
+            else:
+                skipped += 1
+        return rejected, skipped
 
     # -- internals -------------------------------------------------------------
+
+    def _tuples(self, query: str, params: Sequence[object]) -> list[Any]:
+        """The rows of `query` as plain tuples (not `sqlite3.Row`)."""
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(query, params).fetchall()
+
+    def _grow_cache(self) -> None:
+        """At the first write: the cache that writing into large indexes needs."""
+        if self._small_cache:
+            self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            self._small_cache = False
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self.conn)

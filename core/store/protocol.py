@@ -58,13 +58,13 @@ class ArchiveWriter(Protocol):
 
     def set_states(self, values: dict[str, str]) -> None: ...
 
-    def known_stamps(self, prefix: str = "") -> dict[str, tuple[int, int]]:
-        """path -> (size, mtime_ns) of every archive file the store knows (with a `prefix`,
-        "name:", only that source's)."""
+    def stamps_between(self, low: str, high: str | None) -> list[tuple[str, int, int]]:
+        """(path, size, mtime_ns) tuples of the archive files the store knows from `low`
+        (included) to `high` (excluded; None: to the last), in path order (code points)."""
         ...
 
     def known_stamps_of(self, paths: list[str]) -> dict[str, tuple[int, int]]:
-        """`known_stamps` of the given paths only: a rescan of what git says changed."""
+        """(size, mtime_ns) of the given paths only: a rescan of what git says changed."""
         ...
 
     def source_names(self) -> set[str]:
@@ -117,9 +117,9 @@ class ArchiveWriter(Protocol):
 
     def count_terms(self) -> None: ...
 
-    def rejections(self) -> list[Rejection]: ...
-
-    def skipped_count(self) -> int: ...
+    def not_stories(self) -> tuple[list[Rejection], int]:
+        """The rejected files (in path order) and how many were skipped (not news)."""
+        ...
 
     def unpublished_count(self) -> int: ...
 

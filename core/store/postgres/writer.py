@@ -128,6 +128,9 @@ class PostgresArchiveWriter(SqliteArchiveWriter):
             (vector, tokens, rowid),
         )
 
+    def _tuples(self, query: str, params: Sequence[object]) -> list[Any]:
+        return [tuple(row) for row in self.conn.execute(query, params)]
+
     def source_states(self) -> dict[str, SourceState]:
         columns = tuple(SourceState.__dataclass_fields__)
         rows = self.conn.execute(f"SELECT {', '.join(columns)} FROM source_state")
