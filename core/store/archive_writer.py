@@ -506,6 +506,7 @@ class _BatchPlan:
         self.heat: list[tuple[object, ...]] = []
         self.changes: list[tuple[object, ...]] = []
         self.files: list[tuple[object, ...]] = []
+        self.staged: set[int] = set()  # rowids with rows staged above
 
     def look_up(self, stories: list[Story]) -> None:
         """One query per chunk instead of one per story (none when the table is empty)."""
@@ -581,7 +582,8 @@ class _BatchPlan:
             rowid, old_print, old_heat, removed_at, old_text = existing
             if old_print == print_ and removed_at is None:
                 return "unchanged"
-            self.flush()  # the row may still be staged; statements apply in order
+            if rowid in self.staged:  # its rows may still be staged; statements apply in order
+                self.flush()
             heat_changed = old_heat != story.heat
             text = (story.title, story.excerpt, topics_text, story.provider)
             # Naming a text column fires the FTS update trigger (a delete and an insert in
@@ -624,6 +626,7 @@ class _BatchPlan:
             change = "updated"
             self.conn.execute("DELETE FROM story_topics WHERE story = ?", (rowid,))
             self.conn.execute("DELETE FROM coverage WHERE story = ?", (rowid,))
+        self.staged.add(rowid)
         self.known[story.canonical] = (
             rowid,
             print_,
@@ -648,6 +651,7 @@ class _BatchPlan:
     def flush(self) -> None:
         """Write what the batch gathered so far, new stories first (the others refer to them)."""
         conn = self.conn
+        self.staged.clear()
         if self.new:
             self.writer._text_changed = True
             self.writer._insert_new(self.new)
