@@ -180,6 +180,10 @@ class Deliverer:
                 await step(now)
             except Exception:
                 log.exception("poll step %s failed; carrying on with the others", step.__name__)
+        try:
+            await self.store.checkpoint()  # after the sends: never delays a post
+        except Exception:
+            log.exception("checkpointing the store's log failed; the next poll tries again")
 
     async def rescan(self, now: datetime) -> None:
         await self.bot.load_archive()

@@ -135,6 +135,11 @@ class NewsStore(Protocol):
 
     async def close(self) -> None: ...
 
+    async def checkpoint(self) -> None:
+        """Between polls: the backend's housekeeping of its write-ahead log, kept off the
+        commits that delay a post (SQLite: a passive WAL checkpoint)."""
+        ...
+
     def atomic(self) -> AbstractAsyncContextManager[None]:
         """A transaction (a savepoint when nested): all of it happens, or none of it."""
         ...

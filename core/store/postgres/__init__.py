@@ -100,6 +100,9 @@ class PostgresStore(
     async def close(self) -> None:
         await self.db.close()
 
+    async def checkpoint(self) -> None:
+        """Nothing to do: the server checkpoints on its own."""
+
     async def __aenter__(self) -> PostgresStore:
         return self
 
