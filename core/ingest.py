@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -186,9 +187,10 @@ def ingest_archive(
                 for p in writer.sibling_paths(gone)
                 if p not in left and _in_scope(p, scope, named)
             }
-            reread -= {f.path for f in candidates}
+            reread.difference_update(candidates.paths)
             again = writer.known_stamps_of(sorted(reread))
-            candidates += [ArchiveFile(path, *again[path]) for path in sorted(again)]
+            for path in sorted(again):
+                candidates.append(path, *again[path])
         report.unchanged = scan.scanned - len(candidates)
         total = len(candidates)
         if progress:
@@ -271,11 +273,36 @@ def open_writer(store: NewsStore | str | Path) -> ArchiveWriter:
     return store.archive_writer()
 
 
+class _Files:
+    """Files to read, in order, held compactly: a cold ingest lists every file of the
+    archive, and a path with two machine integers costs about half an `ArchiveFile`
+    (≈120 B a file instead of ≈230 B: 35 MB less at 300k files)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.sizes = array("q")
+        self.mtimes = array("q")
+
+    def append(self, path: str, size: int, mtime_ns: int) -> None:
+        self.paths.append(path)
+        self.sizes.append(size)
+        self.mtimes.append(mtime_ns)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __iter__(self) -> Iterator[ArchiveFile]:
+        return map(ArchiveFile, self.paths, self.sizes, self.mtimes)
+
+    def __getitem__(self, part: slice) -> list[ArchiveFile]:
+        return list(map(ArchiveFile, self.paths[part], self.sizes[part], self.mtimes[part]))
+
+
 @dataclass
 class _Scan:
     """What a rescan found to do: compact, whatever the archive's size."""
 
-    files: list[ArchiveFile] = field(default_factory=list)  # to read, in path order
+    files: _Files = field(default_factory=_Files)  # to read, in path order
     changed: list[str] = field(default_factory=list)  # those the store knows already
     gone: list[str] = field(default_factory=list)  # stored files the scan did not find
     scanned: int = 0
@@ -290,7 +317,7 @@ def _compare_paths(writer: ArchiveWriter, root: str, changed: list[str], scope: 
     for path, stamp in stamps.items():
         old = known.get(path)
         if old != stamp:
-            scan.files.append(ArchiveFile(path, *stamp))
+            scan.files.append(path, *stamp)
             if old is not None:
                 scan.changed.append(path)
     scan.gone = [path for path in known if path not in stamps]
@@ -322,7 +349,7 @@ def _compare_walk(
             pairs = [(new, old) for new, old in zip(walked, stored, strict=True) if new != old]
             if all(new[0] == old[0] for new, old in pairs):
                 for (path, size, mtime_ns), _ in pairs:
-                    scan.files.append(ArchiveFile(path, size, mtime_ns))
+                    scan.files.append(path, size, mtime_ns)
                     scan.changed.append(path)
                 return
         # The files that differ, found by set operations in C rather than one by one.
@@ -330,7 +357,7 @@ def _compare_walk(
         differ = {path for path, _, _ in set(stored).difference(walked)}  # changed or gone
         known = {path for path, _, _ in stored} if reparse else differ
         for path, size, mtime_ns in to_read:
-            scan.files.append(ArchiveFile(path, size, mtime_ns))
+            scan.files.append(path, size, mtime_ns)
             if path in known:
                 scan.changed.append(path)
         differ.difference_update(path for path, _, _ in to_read)
@@ -441,7 +468,7 @@ def ingest_stories(
 
 def _parse_all(
     root: str,
-    files: list[ArchiveFile],
+    files: _Files,
     known_hashes: dict[str, str],
     workers: int | None,
     strip: int = 0,
