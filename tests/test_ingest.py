@@ -233,6 +233,53 @@ def test_counts_after_incremental_ingests_equal_a_fresh_ingest(corpus_copy: Path
     )
 
 
+def test_updates_keep_topics_and_coverage_as_a_fresh_ingest_has_them(archive: Path, tmp_path: Path):
+    # A heat change rewrites only the heat of a story's topic rows and leaves its coverage
+    # alone; a change of topics, of related coverage, of publication or a story back from
+    # removal rewrites them. After every step the rows equal those of a fresh ingest.
+    related = (
+        'related:\n  - title: "Elsewhere"\n    webUrl: "https://other.example/a"\n'
+        "    type: article\n    provider:\n      name: Other\n"
+    )
+    topic_rows = (
+        "SELECT s.canonical, t.name, st.visible, st.heat, st.published_at FROM story_topics st"
+        " JOIN stories s ON s.rowid = st.story JOIN topics t ON t.id = st.topic"
+        " WHERE s.removed_at IS NULL ORDER BY 1, 2"
+    )
+    coverage_rows = (
+        "SELECT s.canonical, c.position, c.title, c.url, c.provider FROM coverage c"
+        " JOIN stories s ON s.rowid = c.story WHERE s.removed_at IS NULL ORDER BY 1, 2"
+    )
+    db = tmp_path / "news.db"
+    first, second = archive / "first.md", archive / "second.md"
+    write(first, story_file(heat=10, topics=("AI", "Robots"), extra=related), 1)
+    write(second, story_file(title="Second", url="https://example.com/second", heat=5), 1)
+    steps = [
+        (first, story_file(heat=90, topics=("AI", "Robots"), extra=related)),  # heat only
+        (first, story_file(heat=91, topics=("AI", "Chips"), extra=related)),  # topics
+        (first, story_file(heat=91, topics=("AI", "Chips"))),  # coverage gone
+        (first, story_file(heat=92, topics=("AI", "Chips"), extra=related)),  # and back
+        (first, story_file(heat=92, topics=("AI", "Chips"), published="2025-12-30T12:00:00Z")),
+        (second, None),  # removed
+        (second, story_file(title="Second", url="https://example.com/second", heat=7)),
+    ]
+    ingest_archive(db, archive, NOW)
+    covered: dict[int, int] = {}
+    for step, (path, text) in enumerate(steps, start=2):
+        if text is None:
+            path.unlink()
+        else:
+            write(path, text, step)
+        assert ingest_archive(db, archive, NOW + timedelta(minutes=step)).updated <= 1
+        fresh = tmp_path / f"fresh-{step}.db"
+        ingest_archive(fresh, archive, NOW)
+        assert rows(db, topic_rows) == rows(fresh, topic_rows), step
+        assert rows(db, coverage_rows) == rows(fresh, coverage_rows), step
+        covered[step] = len(rows(db, coverage_rows))
+    assert covered == {2: 1, 3: 1, 4: 0, 5: 1, 6: 0, 7: 0, 8: 0}
+    assert [name for _, name, *_ in rows(db, topic_rows)] == ["AI", "Chips", "AI"]
+
+
 def test_progress_is_reported_from_zero_to_total(tmp_path: Path):
     calls: list[tuple[int, int]] = []
     ingest_archive(tmp_path / "news.db", CORPUS, NOW, progress=lambda d, t: calls.append((d, t)))

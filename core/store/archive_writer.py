@@ -495,8 +495,12 @@ class _BatchPlan:
         self.writer = writer
         self.conn = writer.conn
         self.now = now
-        # canonical -> (rowid, fingerprint, heat, removed_at, text columns)
-        self.known: dict[str, tuple[int, str, int, int | None, tuple[str, ...]]] = {}
+        # canonical -> (rowid, fingerprint, heat, removed_at, text columns, what its
+        # story_topics rows copy besides heat: (published, published_at))
+        self.known: dict[
+            str,
+            tuple[int, str, int, int | None, tuple[str, ...], tuple[int, int | None]],
+        ] = {}
         self.ids: dict[str, str] = {}  # short id -> canonical, for collision checks
         self.next_rowid = 0
         # Rows of parameters, staged for one executemany each at the next flush.
@@ -520,7 +524,7 @@ class _BatchPlan:
             part = canonicals[i : i + _LOOKUP_CHUNK]
             rows = self.conn.execute(
                 "SELECT canonical, rowid, fingerprint, heat, removed_at, title, excerpt,"
-                " topics_text, provider_name FROM stories"
+                " topics_text, provider_name, published, published_at FROM stories"
                 f" WHERE canonical IN ({','.join('?' * len(part))})",
                 part,
             )
@@ -532,6 +536,7 @@ class _BatchPlan:
                     row["heat"],
                     row["removed_at"],
                     text,
+                    (row["published"], row["published_at"]),
                 )
         for i in range(0, len(ids), _LOOKUP_CHUNK):
             part = ids[i : i + _LOOKUP_CHUNK]
@@ -578,8 +583,9 @@ class _BatchPlan:
             self.ids[story.id] = story.canonical
             change = "added"
             heat_changed = True
+            keep_topics = keep_coverage = False
         else:
-            rowid, old_print, old_heat, removed_at, old_text = existing
+            rowid, old_print, old_heat, removed_at, old_text, old_shown = existing
             if old_print == print_ and removed_at is None:
                 return "unchanged"
             if rowid in self.staged:  # its rows may still be staged; statements apply in order
@@ -624,8 +630,19 @@ class _BatchPlan:
             if text != old_text:
                 writer._text_updated(rowid, text)
             change = "updated"
-            self.conn.execute("DELETE FROM story_topics WHERE story = ?", (rowid,))
-            self.conn.execute("DELETE FROM coverage WHERE story = ?", (rowid,))
+            # A heat change (the common update) leaves topics and coverage as they are:
+            # rewriting their rows would only add pages to the write (and its checkpoint).
+            shown = (int(story.published), published_at)
+            keep_topics = removed_at is None and text[2] == old_text[2] and shown == old_shown
+            if keep_topics and heat_changed:
+                self.conn.execute(
+                    "UPDATE story_topics SET heat = ? WHERE story = ?", (story.heat, rowid)
+                )
+            elif not keep_topics:
+                self.conn.execute("DELETE FROM story_topics WHERE story = ?", (rowid,))
+            keep_coverage = self._coverage_of(rowid) == self._coverage_rows(story)
+            if not keep_coverage:
+                self.conn.execute("DELETE FROM coverage WHERE story = ?", (rowid,))
         self.staged.add(rowid)
         self.known[story.canonical] = (
             rowid,
@@ -633,6 +650,7 @@ class _BatchPlan:
             story.heat,
             None,
             (story.title, story.excerpt, topics_text, story.provider),
+            (int(story.published), published_at),
         )
         if heat_changed:
             self.heat.append((rowid, self.now, story.heat))
@@ -640,13 +658,28 @@ class _BatchPlan:
         # so that ingests from another process (another clock) are never missed.
         self.changes.append((rowid,))
         visible = int(story.published)
-        for name in story.topics:
-            self.topics.append((writer._topic_id(name), rowid, visible, story.heat, published_at))
-        for i, c in enumerate(story.related):
-            self.coverage.append(
-                (rowid, i, c.title, c.url, c.provider, c.excerpt, epoch(c.published_at), c.type)
-            )
+        if not keep_topics:
+            for name in story.topics:
+                self.topics.append(
+                    (writer._topic_id(name), rowid, visible, story.heat, published_at)
+                )
+        if not keep_coverage:
+            self.coverage.extend((rowid, i, *c) for i, c in enumerate(self._coverage_rows(story)))
         return change
+
+    def _coverage_of(self, rowid: int) -> list[tuple[object, ...]]:
+        query = (
+            "SELECT title, url, provider, excerpt, published_at, type FROM coverage"
+            " WHERE story = ? ORDER BY position"
+        )
+        return [tuple(row) for row in self.conn.execute(query, (rowid,))]
+
+    @staticmethod
+    def _coverage_rows(story: Story) -> list[tuple[object, ...]]:
+        return [
+            (c.title, c.url, c.provider, c.excerpt, epoch(c.published_at), c.type)
+            for c in story.related
+        ]
 
     def flush(self) -> None:
         """Write what the batch gathered so far, new stories first (the others refer to them)."""
