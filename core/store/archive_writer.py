@@ -551,6 +551,7 @@ class _BatchPlan:
         writer = self.writer
         published_at = epoch(story.published_at)
         topics_text = "\n".join(story.topics)
+        coverage = self._coverage_rows(story) if story.related else []
         existing = self.known.get(story.canonical)
         if existing is None:
             if self.ids.get(story.id, story.canonical) != story.canonical:
@@ -633,14 +634,14 @@ class _BatchPlan:
             # A heat change (the common update) leaves topics and coverage as they are:
             # rewriting their rows would only add pages to the write (and its checkpoint).
             shown = (int(story.published), published_at)
-            keep_topics = removed_at is None and text[2] == old_text[2] and shown == old_shown
+            keep_topics = removed_at is None and topics_text == old_text[2] and shown == old_shown
             if keep_topics and heat_changed:
                 self.conn.execute(
                     "UPDATE story_topics SET heat = ? WHERE story = ?", (story.heat, rowid)
                 )
             elif not keep_topics:
                 self.conn.execute("DELETE FROM story_topics WHERE story = ?", (rowid,))
-            keep_coverage = self._coverage_of(rowid) == self._coverage_rows(story)
+            keep_coverage = self._coverage_of(rowid) == coverage
             if not keep_coverage:
                 self.conn.execute("DELETE FROM coverage WHERE story = ?", (rowid,))
         self.staged.add(rowid)
@@ -664,7 +665,7 @@ class _BatchPlan:
                     (writer._topic_id(name), rowid, visible, story.heat, published_at)
                 )
         if not keep_coverage:
-            self.coverage.extend((rowid, i, *c) for i, c in enumerate(self._coverage_rows(story)))
+            self.coverage.extend((rowid, i, *c) for i, c in enumerate(coverage))
         return change
 
     def _coverage_of(self, rowid: int) -> list[tuple[object, ...]]:

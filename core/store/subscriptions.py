@@ -95,6 +95,16 @@ LIVE_POST_COLUMNS = f"""
 """
 
 
+# What a post shows as it goes out (parameters: its heat twice, its style): one statement,
+# so the coverage count written is the count of that moment.
+POSTED_LOOK = """
+    posted_heat = ?, shown_heat = ?, style = ?,
+    posted_coverage = (SELECT count(*) FROM coverage c WHERE c.story = deliveries.story),
+    shown_coverage = (SELECT count(*) FROM coverage c WHERE c.story = deliveries.story),
+    edited_at = NULL, live_stopped = 0
+"""
+
+
 def live_post_from_row(row: sqlite3.Row) -> LivePost:
     """A post kept current from a row selecting `LIVE_POST_COLUMNS`."""
     from core.planner import LivePost  # the planner is delivery's: not loaded by the CLI
@@ -274,14 +284,7 @@ class SubscriptionQueries(StoreBase):
         /subscriptions shows; delivery needs none, and finding it is most of the cost)."""
         if last:
             return await self._subscriptions("sub.channel_id = ?", (channel_id,))
-        rows = await self._rows(
-            f"""
-            SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions sub JOIN topics t ON t.id = sub.topic
-            WHERE sub.channel_id = ? ORDER BY t.key
-            """,
-            (channel_id,),
-        )
-        return [subscription_from_row(r) for r in rows]
+        return await self._bare_subscriptions("sub.channel_id = ?", (channel_id,))
 
     async def delete_channel(self, channel_id: int) -> int:
         """Forget a channel that no longer exists: its subscriptions and unsent deliveries."""
@@ -603,17 +606,9 @@ class SubscriptionQueries(StoreBase):
         (`record_posted`), in one statement; False when the claim is no longer this
         process's (another process took it over meanwhile), as `mark_delivery`."""
         rows = await self._rows(
-            """
+            f"""
             UPDATE deliveries SET
-                state = ?, message_id = ?, sent_at = ?, last_error = NULL,
-                posted_heat = ?, shown_heat = ?, style = ?,
-                posted_coverage = (
-                    SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
-                ),
-                shown_coverage = (
-                    SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
-                ),
-                edited_at = NULL, live_stopped = 0
+                state = ?, message_id = ?, sent_at = ?, last_error = NULL, {POSTED_LOOK}
             WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
               AND (state = ? OR claimed_by = ?)
             RETURNING channel_id
@@ -635,14 +630,10 @@ class SubscriptionQueries(StoreBase):
 
     async def active_subscriptions(self, channel_id: int) -> list[Subscription]:
         """The channel's active subscriptions (without the last-posted lookup: cheap)."""
-        rows = await self._rows(
-            f"""
-            SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions sub JOIN topics t ON t.id = sub.topic
-            WHERE sub.channel_id = ? AND sub.paused_reason IS NULL AND sub.paused_by IS NULL
-            """,
+        return await self._bare_subscriptions(
+            "sub.channel_id = ? AND sub.paused_reason IS NULL AND sub.paused_by IS NULL",
             (channel_id,),
         )
-        return [subscription_from_row(r) for r in rows]
 
     async def delivery_record(self, channel_id: int, story_id: str) -> tuple[Record | None, int]:
         """The channel's delivery of a story (None: never recorded), and for a due one how
@@ -676,6 +667,18 @@ class SubscriptionQueries(StoreBase):
         return record, row["ahead"]
 
     # -- internals -----------------------------------------------------------------
+
+    async def _bare_subscriptions(self, condition: str, params: Params) -> list[Subscription]:
+        """Subscriptions matching `condition` (over `sub` and its topic `t`), by topic,
+        without the last story posted for each."""
+        rows = await self._rows(
+            f"""
+            SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions sub JOIN topics t ON t.id = sub.topic
+            WHERE {condition} ORDER BY t.key
+            """,
+            params,
+        )
+        return [subscription_from_row(r) for r in rows]
 
     async def _subscriptions(self, condition: str, params: Params) -> list[Subscription]:
         """Subscriptions matching `condition` (over `sub` and its topic `t`), each with the
@@ -719,18 +722,9 @@ class SubscriptionQueries(StoreBase):
         self, channel_id: int, story_id: str, heat: int, style: PostStyle = PostStyle.FULL
     ) -> None:
         """What a post shows as it goes out: its look, its heat and the story's coverage."""
-        # One statement (atomic by itself): the count written is the count of this moment.
         await self._execute(
-            """
-            UPDATE deliveries SET
-                posted_heat = ?, shown_heat = ?, style = ?,
-                posted_coverage = (
-                    SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
-                ),
-                shown_coverage = (
-                    SELECT count(*) FROM coverage c WHERE c.story = deliveries.story
-                ),
-                edited_at = NULL, live_stopped = 0
+            f"""
+            UPDATE deliveries SET {POSTED_LOOK}
             WHERE channel_id = ? AND story = (SELECT rowid FROM stories WHERE id = ?)
             """,
             (heat, heat, str(style), channel_id, story_id),
