@@ -364,6 +364,30 @@ async def test_a_rescan_reads_the_stored_stamps_a_group_at_a_time(
     assert sizes == [3, 3, 3, 3]
 
 
+def test_reporting_the_files_that_are_not_stories_reads_only_their_rows(
+    archive: Path, tmp_path: Path
+):
+    for i in range(300):
+        write(archive / f"{i}.md", story_file(url=f"https://e.com/{i}"), 1)
+    write(archive / "broken.md", "---\ntitle: [unclosed\n---\n", 1)
+    write(archive / "event.md", story_file(url="https://e.com/e").replace("news", "events"), 1)
+    ingest_archive(tmp_path / "news.db", archive, NOW)
+    with SqliteArchiveWriter.open(tmp_path / "news.db") as writer:
+        steps = 0
+
+        def step() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        writer.conn.set_progress_handler(step, 10)
+        rejected, skipped = writer.not_stories()
+
+    assert ([r.path for r in rejected], skipped) == (["broken.md"], 1)
+    # Every unchanged rescan reports them: it must not read the 300 stories' rows.
+    assert steps < 30
+
+
 def test_the_writer_grows_its_cache_at_its_first_write(tmp_path: Path):
     # A rescan that writes nothing keeps the small cache: its memory stays small.
     story = parse_story("a.md", story_file().encode())

@@ -480,6 +480,15 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """,
         ),
     ),
+    (
+        "files that are not stories",
+        (
+            """
+            CREATE INDEX archive_files_not_stories ON archive_files (path)
+                WHERE outcome != 'story'
+            """,
+        ),
+    ),
 ]
 
 
