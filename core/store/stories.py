@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import difflib
 import json
@@ -367,7 +366,7 @@ class StoryQueries(StoreBase):
         index: TopicIndex | None = getattr(self, "_topic_keys", None)
         if index is None or index.last_id != last_id:
             rows = await self._rows("SELECT key FROM topics")
-            index = await asyncio.to_thread(TopicIndex, last_id, [row["key"] for row in rows])
+            index = await self._in_thread(TopicIndex, last_id, [row["key"] for row in rows])
             self._topic_keys = index
         return index
 
