@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import difflib
-import json
 import math
 import re
 import sqlite3
@@ -336,6 +334,9 @@ class StoryQueries(StoreBase):
         typo shares a long beginning or a long end with it), and of those only the few
         with the most letters in common get difflib's ratio (bench/suggest.py).
         """
+        import difflib  # here, as in `_close_keys`: most commands never suggest a topic
+        import json
+
         wanted = topic.strip().casefold()
         if not wanted:
             return []
@@ -707,6 +708,8 @@ def _around(ordered: list[str], text: str, m: int) -> list[str]:
 def _close_keys(wanted: str, keys: list[str], n: int) -> list[str]:
     """difflib's closest `n` keys, its slow ratio taken only for the 4n with the most
     letters in common (one typo leaves all but one or two)."""
+    import difflib
+
     matcher = difflib.SequenceMatcher(b=wanted)
     shared = []
     for key in keys:
