@@ -64,7 +64,7 @@ async def opened_store(target: str | Path) -> AsyncIterator[NewsStore]:
 # database (565 MB) whole; SQLite caps it at its compile-time maximum (2 GB by default).
 MMAP_BYTES = 2048 * 1024 * 1024
 AUTOCHECKPOINT_PAGES = 10_000  # 40 MB of log at most (SQLite's default: 1,000 pages)
-# The store's connection, after the migrations.
+# The settings of the store's connection (`Store.open`, `DirectStore.open_now`).
 STORE_PRAGMAS = (
     f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys = ON",

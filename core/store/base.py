@@ -25,7 +25,8 @@ T = TypeVar("T")
 
 
 class StoreBase:
-    """One aiosqlite connection shared by every coroutine of the bot.
+    """One aiosqlite connection shared by every coroutine of the bot (the command line's
+    read commands: a `DirectConnection`, core/store/direct.py).
 
     `atomic()` holds a lock for its whole transaction: a statement of another task waits
     for the COMMIT instead of joining (and maybe being rolled back with) the transaction.
@@ -108,7 +109,7 @@ class StoreBase:
             return self.db.total_changes - before
 
     async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
-        """`work(*args)` in a worker thread: long enough to hold up the event loop."""
+        """`work(*args)` in a worker thread, for work long enough to hold up the event loop."""
         import asyncio
 
         return await asyncio.to_thread(work, *args)
