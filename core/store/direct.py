@@ -1,8 +1,8 @@
 """The SQLite store without an event loop, for the command line's read commands.
 
 `python -m bot search`, `story`, `related` and `topics` make a few queries and exit:
-importing asyncio and aiosqlite cost about as much as the rest of the process
-(BENCHMARKS.md, issue 12, figure 7). The store's query methods are coroutines that
+importing asyncio and aiosqlite took a quarter of such a process (≈20 ms of 80 at 100k
+stories; BENCHMARKS.md, issue 12, figure 7). The store's query methods are coroutines that
 only ever wait for aiosqlite; on `DirectConnection`, whose methods run each statement
 on a plain sqlite3 connection and return at once, they never wait, and `run_now` runs
 them to their end without an event loop. The same queries, one copy of each.
