@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sqlite3
@@ -19,8 +18,9 @@ from core.store import NewsStore, check_database, is_postgres_url, opened_store
 if TYPE_CHECKING:
     from core.ingest import IngestReport
 
-# The parser, ingest and the sources (YAML, worker processes, HTTP) are imported by the
-# commands that use them: `search`, `story` and `related` answer without loading them.
+# The parser, ingest and the sources (YAML, worker processes, HTTP), and asyncio, are
+# imported by the commands that use them: `search`, `story`, `related` and `topics` on
+# SQLite answer without loading them (their coroutines run on `DirectStore`).
 
 HELP = ("-h", "--help")
 
@@ -56,6 +56,7 @@ def story_line(story: Story) -> str:
 
 
 SORTS = ("relevance", "hot", "new")
+READ_COMMANDS = ("search", "topics", "story", "related")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 0
     try:
+        if command in READ_COMMANDS and not config.db_url:
+            return _read_now(command, args, config.db_path)
+        import asyncio
+
         if command == "ingest" and (args.path or not config.source_list) and not config.db_url:
             return asyncio.run(_ingest_archive(config, args, config.database))
         return asyncio.run(_archive_command(command, args, config))
@@ -254,6 +259,17 @@ def database_problem(db_path: str | Path, exc: sqlite3.DatabaseError) -> str:
     return f"database {db_path}: {text}; {advice}"
 
 
+def _read_now(command: str, args: argparse.Namespace, db_path: Path) -> int:
+    """A read command on SQLite, without an event loop (see `DirectStore`)."""
+    from core.store.direct import DirectStore, run_now
+
+    store = DirectStore.open_now(db_path)
+    try:
+        return run_now(_read_command(command, args, store))
+    finally:
+        run_now(store.close())
+
+
 async def _archive_command(command: str, args: argparse.Namespace, config: Config) -> int:
     async with opened_store(config.database) as opened:
         store: NewsStore = opened
@@ -263,76 +279,79 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
             return await _list_sources(config, args.json)
         if command == "ingest":
             return await _ingest_archive(config, args, store)
-        if command == "search":
-            query = " ".join(args.query)
-            topic = args.topic
-            if topic is not None:
-                topic = await store.topic_name(topic)
-                if topic is None:
-                    close = await store.closest_topics(args.topic)
-                    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-                    print(
-                        f"unknown topic {args.topic!r}.{hint} (list them with: topics)",
-                        file=sys.stderr,
-                    )
-                    return 1
-            sort = args.sort or ("relevance" if query.strip() else "hot")
-            page = await store.search(query, topic, sort, limit=max(1, args.limit))
-            if args.json:
-                _print_json([story_json(s) for s in page.stories])
-            elif not page.stories:
-                print("No stories found.")
-            else:
-                for found in page.stories:
-                    print(story_line(found))
-                more = "+" if page.total_is_estimate else ""
-                print(f"({len(page.stories)} of {page.total}{more})")
-            return 0
-        if command == "topics":
-            topics = await store.topics(limit=10_000)
-            if args.json:
-                _print_json([{"name": t.name, "count": t.count} for t in topics])
-            else:
-                for topic in topics:
-                    print(f"{topic.count:>6}  {topic.name}")
-            return 0
-        if command == "story":
-            story = await store.story(args.story_id)
-            if story is None:
-                return _no_story(args.story_id)
-            if args.json:
-                _print_json(
-                    {**story_json(story), "related": [coverage_json(c) for c in story.related]}
+        return await _read_command(command, args, store)
+
+
+async def _read_command(command: str, args: argparse.Namespace, store: NewsStore) -> int:
+    """`search`, `topics`, `story` or `related`: on SQLite run by `run_now`, else by asyncio."""
+    if command == "search":
+        query = " ".join(args.query)
+        topic = args.topic
+        if topic is not None:
+            topic = await store.topic_name(topic)
+            if topic is None:
+                close = await store.closest_topics(args.topic)
+                hint = f" Did you mean: {', '.join(close)}?" if close else ""
+                print(
+                    f"unknown topic {args.topic!r}.{hint} (list them with: topics)",
+                    file=sys.stderr,
                 )
-            else:
-                print(f"{story.title}\n{story.url}\n{story_line(story)}\n")
-                print(story.excerpt)
-                print("Topics: " + (", ".join(story.topics) or "none"))
-            return 0
-        if command == "related":
-            related = await store.related(args.story_id)
-            if related is None:
-                return _no_story(args.story_id)
-            if args.json:
-                _print_json(
-                    {
-                        "story": story_json(related.story),
-                        "coverage": [coverage_json(c) for c in related.coverage],
-                        "similar": [story_json(s) for s in related.similar],
-                    }
-                )
-            else:
-                print(f"Related to: {related.story.title}\n\nCoverage elsewhere:")
-                for link in related.coverage:
-                    print(f"  {link.title} — {link.provider or '?'}\n    {link.url}")
-                if not related.coverage:
-                    print("  (none)")
-                print("\nSimilar stories in the archive:")
-                for story in related.similar:
-                    print("  " + story_line(story))
-                if not related.similar:
-                    print("  (none)")
-            return 0
+                return 1
+        sort = args.sort or ("relevance" if query.strip() else "hot")
+        page = await store.search(query, topic, sort, limit=max(1, args.limit))
+        if args.json:
+            _print_json([story_json(s) for s in page.stories])
+        elif not page.stories:
+            print("No stories found.")
+        else:
+            for found in page.stories:
+                print(story_line(found))
+            more = "+" if page.total_is_estimate else ""
+            print(f"({len(page.stories)} of {page.total}{more})")
+        return 0
+    if command == "topics":
+        topics = await store.topics(limit=10_000)
+        if args.json:
+            _print_json([{"name": t.name, "count": t.count} for t in topics])
+        else:
+            for topic in topics:
+                print(f"{topic.count:>6}  {topic.name}")
+        return 0
+    if command == "story":
+        story = await store.story(args.story_id)
+        if story is None:
+            return _no_story(args.story_id)
+        if args.json:
+            _print_json({**story_json(story), "related": [coverage_json(c) for c in story.related]})
+        else:
+            print(f"{story.title}\n{story.url}\n{story_line(story)}\n")
+            print(story.excerpt)
+            print("Topics: " + (", ".join(story.topics) or "none"))
+        return 0
+    if command == "related":
+        related = await store.related(args.story_id)
+        if related is None:
+            return _no_story(args.story_id)
+        if args.json:
+            _print_json(
+                {
+                    "story": story_json(related.story),
+                    "coverage": [coverage_json(c) for c in related.coverage],
+                    "similar": [story_json(s) for s in related.similar],
+                }
+            )
+        else:
+            print(f"Related to: {related.story.title}\n\nCoverage elsewhere:")
+            for link in related.coverage:
+                print(f"  {link.title} — {link.provider or '?'}\n    {link.url}")
+            if not related.coverage:
+                print("  (none)")
+            print("\nSimilar stories in the archive:")
+            for story in related.similar:
+                print("  " + story_line(story))
+            if not related.similar:
+                print("  (none)")
+        return 0
     raise AssertionError(command)
 
 
@@ -378,6 +397,8 @@ async def _ingest_archive(
 
 async def _ingest_sources(config: Config, replace: bool) -> int:
     """Fetch and ingest every source now; one failing source does not stop the others."""
+    import asyncio
+
     from core.sources import follow
 
     outcomes = await asyncio.to_thread(
@@ -404,6 +425,8 @@ async def _ingest_sources(config: Config, replace: bool) -> int:
 
 
 async def _list_sources(config: Config, as_json: bool) -> int:
+    import asyncio
+
     from core.sources import source_states
 
     states = await asyncio.to_thread(source_states, config.database, config.sources)
@@ -449,6 +472,8 @@ def migrate_to_postgres(source: Path, url: str) -> int:
     if is_postgres_url(str(source)) or not source.is_file():
         print(f"no SQLite database at {source} (set NEWS_DB or --from)", file=sys.stderr)
         return 1
+    import asyncio
+
     from core.store.postgres.move import MoveRefused, move_to_postgres
 
     try:
@@ -478,6 +503,8 @@ def backup(db_path: Path, target: Path) -> int:
     if target.resolve() == db_path.resolve():
         print("the backup must be another file than the database", file=sys.stderr)
         return 1
+    import asyncio
+
     target.parent.mkdir(parents=True, exist_ok=True)
     asyncio.run(_copy_database(db_path, target))
     print(f"backed up {db_path} to {target}")

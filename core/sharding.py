@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -97,7 +95,13 @@ def format_shard_ids(ids: tuple[int, ...]) -> str:
 def new_process_id() -> str:
     """This process's name in leases and claims: `host:pid:scope:random` (a restarted
     process is a new one: its predecessor's claims are reconciled, never assumed)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{pid_scope()}:{secrets.token_hex(3)}"
+    return f"{_host_name()}:{os.getpid()}:{pid_scope()}:{os.urandom(3).hex()}"
+
+
+def _host_name() -> str:
+    import socket  # here: the command line's read commands have no use for it (≈2 ms)
+
+    return socket.gethostname()
 
 
 def pid_scope() -> str:
@@ -106,7 +110,7 @@ def pid_scope() -> str:
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
     except OSError:  # not Linux: the host name stands in for the machine
-        boot = socket.gethostname()
+        boot = _host_name()
     try:
         namespace = os.stat("/proc/self/ns/pid").st_ino
     except OSError:

@@ -17,6 +17,7 @@ from test_archive import HOSTILE
 from bot import cli
 from bot.cli import build_parser
 from core.archive import canonical_url, short_id
+from core.store.stories import SUGGEST_ALL_BELOW
 
 STORY_KEYS = {"id", "title", "url", "provider", "published", "heat", "topics", "type", "excerpt"}
 SUMMARY = re.compile(
@@ -216,6 +217,23 @@ def test_unknown_topic_says_so_with_suggestions(corpus_db: Path):
     assert done.stderr.startswith("unknown topic 'Canvas'. Did you mean: Canvas apps?")
 
 
+def test_unknown_topic_suggestions_in_an_archive_of_many_topics(tmp_path: Path):
+    # Above SUGGEST_ALL_BELOW topics the names are indexed first (work for a thread).
+    archive, db = tmp_path / "archive", tmp_path / "news.db"
+    archive.mkdir()
+    names = [f"Topic {n:03d}" for n in range(SUGGEST_ALL_BELOW)] + ["Computer Vision"]
+    for n in range(0, len(names), 25):
+        topics = names[n : n + 25]
+        text = story_file(title=f"Story {n}", url=f"https://news.example/{n}", topics=topics)
+        (archive / f"s{n}.md").write_text(text, encoding="utf-8")
+    assert run_cli("ingest", db=db, archive=archive).returncode == 0
+
+    done = run_cli("search", "story", "--topic", "computer vsion", db=db)
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("unknown topic 'computer vsion'. Did you mean: Computer Vision")
+
+
 def test_output_piped_into_head_ends_quietly(corpus_db: Path):
     # 80 kB of JSON: more than a pipe holds, so writing goes on after head has gone.
     done = subprocess.run(
@@ -376,18 +394,24 @@ def test_a_full_database_is_named_in_one_line(tmp_path, monkeypatch, capsys):
     assert f"database {db}: database or disk is full; the disk is full" in err
 
 
-def test_read_commands_answer_without_loading_ingest_or_discord(corpus_db: Path):
-    # `search`, `story` and `related` should start at once: the parser (YAML), ingest
-    # (its worker processes), the sources (HTTP), the planner and discord.py stay unloaded.
+@pytest.mark.parametrize(
+    "command", [["search", "vision"], ["story", "ht5waumu"], ["related", "ht5waumu"], ["topics"]]
+)
+def test_read_commands_answer_without_loading_asyncio_ingest_or_discord(
+    corpus_db: Path, command: list[str]
+):
+    # The read commands should start at once: asyncio and aiosqlite (≈25 ms, as much as
+    # the rest of the command), the parser (YAML), ingest (its worker processes), the
+    # sources (HTTP), the planner and discord.py stay unloaded.
     script = (
         "import sys, runpy\n"
-        "sys.argv = ['bot', 'search', 'vision']\n"
+        f"sys.argv = ['bot', *{command!r}]\n"
         "try:\n"
         "    runpy.run_module('bot', run_name='__main__')\n"
         "except SystemExit as stop:\n"
         "    assert not stop.code, stop.code\n"
-        "heavy = ('yaml', 'core.archive', 'core.ingest', 'core.sources', 'core.planner',"
-        " 'multiprocessing', 'dotenv', 'discord')\n"
+        "heavy = ('asyncio', 'aiosqlite', 'yaml', 'core.archive', 'core.ingest',"
+        " 'core.sources', 'core.planner', 'multiprocessing', 'dotenv', 'discord')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     env = {**os.environ, "NEWS_DB": str(corpus_db), "LOG_LEVEL": "WARNING"}

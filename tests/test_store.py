@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,6 @@ from conftest import NOW, SEEDS, story_file
 from core.ingest import ingest
 from core.models import Page
 from core.store import Store, quote_fts
-from core.store import stories as stories_module
 
 SEED_ID = "fyjmhv5j"
 # Corpus stories with `published: false`: never shown anywhere.
@@ -101,9 +101,9 @@ async def test_closest_topics_compares_few_names_in_a_huge_archive(
         )
     await ingest(store, archive, NOW)
     compared: list[int] = []
-    real = stories_module.difflib.get_close_matches
+    real = difflib.get_close_matches
     monkeypatch.setattr(
-        stories_module.difflib,
+        difflib,
         "get_close_matches",
         lambda word, possibilities, **kw: (
             compared.append(len(possibilities)) or real(word, possibilities, **kw)

@@ -26,6 +26,7 @@ from core.sources import follow, source_states
 from core.sources.config import Source
 from core.store import NewsStore, Store
 from core.store.archive_writer import SqliteArchiveWriter
+from core.store.direct import DirectStore, run_now
 
 GUILD, CHANNEL, OTHER_CHANNEL = 10, 20, 30
 
@@ -325,6 +326,38 @@ def test_everything_the_bot_and_ingest_call_is_in_the_store_protocol():
     missing = {name for name in called if not hasattr(NewsStore, name)}
     assert missing == set()
     assert all(hasattr(Store, name) for name in called)
+
+
+def test_the_direct_store_answers_as_the_store_does(tmp_path: Path):
+    async def answers(store: NewsStore) -> list[object]:
+        return [
+            await store.search("portals", None, "relevance"),
+            await store.topics(),
+            await store.story("ht5waumu"),
+            await store.related("ht5waumu"),
+            await store.closest_topics("teams"),
+        ]
+
+    async def in_the_event_loop() -> list[object]:
+        async with await Store.open(tmp_path / "news.db") as store:
+            await ingest(store, CORPUS, NOW)
+            return await answers(store)
+
+    expected = asyncio.run(in_the_event_loop())
+    assert all(expected)
+    direct = DirectStore.open_now(tmp_path / "news.db")
+    try:
+        assert run_now(answers(direct)) == expected
+    finally:
+        run_now(direct.close())
+
+
+def test_run_now_refuses_a_coroutine_that_waits():
+    async def waits() -> None:
+        await asyncio.sleep(0)  # gives the event loop a turn: there is none
+
+    with pytest.raises(RuntimeError, match="needs an event loop"):
+        run_now(waits())
 
 
 async def test_ingest_writes_through_the_stores_archive_writer(tmp_path: Path):

@@ -8,14 +8,11 @@ PostgreSQL, anything else a SQLite file.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import aiosqlite
 
 from core.models import Pin
 from core.store.claims import ClaimQueries
@@ -67,6 +64,18 @@ async def opened_store(target: str | Path) -> AsyncIterator[NewsStore]:
 # database (565 MB) whole; SQLite caps it at its compile-time maximum (2 GB by default).
 MMAP_BYTES = 2048 * 1024 * 1024
 AUTOCHECKPOINT_PAGES = 10_000  # 40 MB of log at most (SQLite's default: 1,000 pages)
+# The settings of the store's connection (`Store.open`, `DirectStore.open_now`).
+STORE_PRAGMAS = (
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",
+    # The poller checkpoints after its sends (`checkpoint`): a commit that crosses the
+    # default 1,000 pages would copy the log into the database before the posts go
+    # out. The higher bound keeps the log from growing should nothing checkpoint.
+    f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}",
+    # Searches read scattered story rows: mapped pages skip a copy per page read.
+    f"PRAGMA mmap_size = {MMAP_BYTES}",
+)
 
 
 def check_database(path: str | Path) -> None:
@@ -100,20 +109,18 @@ class Store(StoryQueries, SubscriptionQueries, PinQueries, ClaimQueries):
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
+        # Imported here: the command line's read commands never load them (`DirectStore`).
+        import asyncio
+
+        import aiosqlite
+
         path = Path(path)
         await asyncio.to_thread(_migrate, path)
         db = await aiosqlite.connect(path, isolation_level=None)
         db.row_factory = sqlite3.Row
-        await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA synchronous = NORMAL")
-        # The poller checkpoints after its sends (`checkpoint`): a commit that crosses the
-        # default 1,000 pages would copy the log into the database before the posts go
-        # out. The higher bound keeps the log from growing should nothing checkpoint.
-        await db.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
-        # Searches read scattered story rows: mapped pages skip a copy per page read.
-        await db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
-        return cls(path, db)
+        for pragma in STORE_PRAGMAS:
+            await db.execute(pragma)
+        return cls(path, db, asyncio.Lock())
 
     async def close(self) -> None:
         await self.db.close()

@@ -7,20 +7,26 @@ Rows come back as `sqlite3.Row`, read by column name.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiosqlite
+# asyncio and aiosqlite are imported where they are used: the command line's read commands
+# run the store without an event loop, and never load them (core/store/direct.py).
+if TYPE_CHECKING:
+    import asyncio
+
+    import aiosqlite
 
 Params = Sequence[Any]
+T = TypeVar("T")
 
 
 class StoreBase:
-    """One aiosqlite connection shared by every coroutine of the bot.
+    """One aiosqlite connection shared by every coroutine of the bot (the command line's
+    read commands: a `DirectConnection`, core/store/direct.py).
 
     `atomic()` holds a lock for its whole transaction: a statement of another task waits
     for the COMMIT instead of joining (and maybe being rolled back with) the transaction.
@@ -30,10 +36,12 @@ class StoreBase:
     # read inside the transaction turns into a write. (PostgreSQL's store: plain BEGIN.)
     BEGIN = "BEGIN IMMEDIATE"
 
-    def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
+    def __init__(
+        self, path: Path, db: aiosqlite.Connection, lock: AbstractAsyncContextManager[Any]
+    ) -> None:
         self.path = path
         self.db = db
-        self._lock = asyncio.Lock()
+        self._lock = lock  # an asyncio.Lock; `DirectStore`, with no other task, has none
         self._owner: asyncio.Task[object] | None = None  # the task inside `atomic()`
         self._savepoints = 0
 
@@ -43,7 +51,7 @@ class StoreBase:
 
         On any error (or cancellation) everything done inside is rolled back.
         """
-        if self._owner is not None and self._owner is asyncio.current_task():
+        if self._owner is not None and self._owner is _current_task():
             self._savepoints += 1
             name = f"atomic_{self._savepoints}"
             await self.db.execute(f"SAVEPOINT {name}")
@@ -59,7 +67,7 @@ class StoreBase:
                 self._savepoints -= 1
             return
         async with self._lock:
-            self._owner = asyncio.current_task()
+            self._owner = _current_task()
             try:
                 await self.db.execute(self.BEGIN)
                 try:
@@ -73,7 +81,7 @@ class StoreBase:
 
     def _turn(self) -> AbstractAsyncContextManager[Any]:
         """Outside the task holding a transaction, wait until it ends."""
-        if self._owner is not None and self._owner is asyncio.current_task():
+        if self._owner is not None and self._owner is _current_task():
             return nullcontext()
         return self._lock
 
@@ -100,6 +108,12 @@ class StoreBase:
             await self.db.executemany(query, params)
             return self.db.total_changes - before
 
+    async def _in_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` in a worker thread, for work long enough to hold up the event loop."""
+        import asyncio
+
+        return await asyncio.to_thread(work, *args)
+
     async def get_state(self, key: str) -> str | None:
         row = await self._row("SELECT value FROM bot_state WHERE key = ?", (key,))
         return None if row is None else row["value"]
@@ -114,3 +128,9 @@ class StoreBase:
     async def _topic_id(self, topic: str) -> int | None:
         row = await self._row("SELECT id FROM topics WHERE key = ?", (topic.strip().casefold(),))
         return None if row is None else row["id"]
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    import asyncio
+
+    return asyncio.current_task()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import bisect
-import difflib
-import json
 import math
 import re
 import sqlite3
@@ -337,6 +334,9 @@ class StoryQueries(StoreBase):
         typo shares a long beginning or a long end with it), and of those only the few
         with the most letters in common get difflib's ratio (bench/suggest.py).
         """
+        import difflib  # here, as in `_close_keys`: most commands never suggest a topic
+        import json
+
         wanted = topic.strip().casefold()
         if not wanted:
             return []
@@ -367,7 +367,7 @@ class StoryQueries(StoreBase):
         index: TopicIndex | None = getattr(self, "_topic_keys", None)
         if index is None or index.last_id != last_id:
             rows = await self._rows("SELECT key FROM topics")
-            index = await asyncio.to_thread(TopicIndex, last_id, [row["key"] for row in rows])
+            index = await self._in_thread(TopicIndex, last_id, [row["key"] for row in rows])
             self._topic_keys = index
         return index
 
@@ -708,6 +708,8 @@ def _around(ordered: list[str], text: str, m: int) -> list[str]:
 def _close_keys(wanted: str, keys: list[str], n: int) -> list[str]:
     """difflib's closest `n` keys, its slow ratio taken only for the 4n with the most
     letters in common (one typo leaves all but one or two)."""
+    import difflib
+
     matcher = difflib.SequenceMatcher(b=wanted)
     shared = []
     for key in keys:
