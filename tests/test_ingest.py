@@ -289,6 +289,68 @@ def test_progress_is_reported_from_zero_to_total(tmp_path: Path):
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
+def test_a_cold_ingest_reads_and_writes_while_it_walks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Its memory does not grow with the archive: no list of every file is made before
+    # the first is read; the report and the progress are those of the whole archive.
+    archive = tmp_path / "archive"
+    for i in range(300):
+        write(archive / f"{i // 10:02}/{i}.md", story_file(url=f"https://e.com/{i}"), 1)
+    events: list[str] = []
+
+    def walking(*args, **kwargs):
+        for group in walk_stamps(*args, **kwargs):
+            events.append("walked")
+            yield group
+
+    writer_write = SqliteArchiveWriter.write
+
+    def writing(self, batch, now):
+        events.append("wrote")
+        return writer_write(self, batch, now)
+
+    monkeypatch.setattr(core.ingest, "walk_stamps", partial(walking, group=10))
+    monkeypatch.setattr(SqliteArchiveWriter, "write", writing)
+    monkeypatch.setattr(core.ingest, "BATCH", 50)
+    monkeypatch.setattr(core.ingest, "PARALLEL_THRESHOLD", 100)
+    monkeypatch.setattr(core.ingest, "CHUNK", 20)
+    calls: list[tuple[int, int]] = []
+
+    report = ingest_archive(
+        tmp_path / "news.db", archive, NOW, lambda d, t: calls.append((d, t)), workers=2
+    )
+
+    assert events.count("walked") == 30
+    assert events.index("wrote") < len(events) - events[::-1].index("walked") - 1
+    assert (report.scanned, report.parsed, report.added, report.unchanged) == (300, 300, 300, 0)
+    assert (calls[0], calls[-1]) == ((0, 300), (300, 300))
+    assert rows(tmp_path / "news.db", "SELECT count(*) FROM archive_files") == [(300,)]
+
+
+def test_a_file_gone_during_a_cold_ingest_still_ends_its_progress(
+    corpus_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # The total comes from a first, quick count of the files; one removed before the
+    # walk reaches it is not read, and the progress still ends at done == total.
+    count = core.ingest.count_story_files
+
+    def counting_then_removing(root):
+        found = count(root)
+        (corpus_copy / "_news/2021-01-28-microsoft-power-apps-cookbook.md").unlink()
+        return found
+
+    monkeypatch.setattr(core.ingest, "count_story_files", counting_then_removing)
+    calls: list[tuple[int, int]] = []
+
+    report = ingest_archive(
+        tmp_path / "news.db", corpus_copy, NOW, progress=lambda d, t: calls.append((d, t))
+    )
+
+    assert (calls[0], calls[-1]) == ((0, 192), (191, 191))
+    assert (report.scanned, report.parsed) == (191, 191)
+
+
 def test_touched_file_is_not_parsed_again(corpus_copy: Path, tmp_path: Path):
     db = tmp_path / "news.db"
     ingest_archive(db, corpus_copy, NOW)

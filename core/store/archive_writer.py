@@ -108,6 +108,16 @@ class SqliteArchiveWriter:
             return self._tuples(query + " ORDER BY path", (low,))
         return self._tuples(query + " AND path < ? ORDER BY path", (low, high))
 
+    def has_files(self, low: str, high: str | None) -> bool:
+        """Does the store know an archive file in `stamps_between`'s range? (No: a cold
+        ingest, with nothing to compare.)"""
+        query = "SELECT 1 FROM archive_files WHERE path >= ?"
+        if high is None:
+            return self.conn.execute(query + " LIMIT 1", (low,)).fetchone() is not None
+        return (
+            self.conn.execute(query + " AND path < ? LIMIT 1", (low, high)).fetchone() is not None
+        )
+
     def known_stamps_of(self, paths: list[str]) -> dict[str, tuple[int, int]]:
         """(size, mtime_ns) of the given paths only: a rescan of what git says changed."""
         out: dict[str, tuple[int, int]] = {}
