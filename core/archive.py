@@ -8,29 +8,32 @@ processes. `parse_story` never raises: every file becomes a `Story`, a
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import math
 import os
 import re
 import stat
+from _blake2 import blake2b
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import yaml
 
 from core import quick_yaml
 from core.models import Coverage, Rejection, Skipped, Story
 from core.text import clean_excerpt, clean_line, http_url
 
-try:  # libyaml is several times faster; PyYAML falls back to pure Python without it.
-    _Loader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+# The digests built into Python rather than hashlib's: importing hashlib loads OpenSSL,
+# 3.5 MB more in each parse worker (hashlib.blake2b is this very function anyway).
+try:
+    from _sha1 import sha1  # type: ignore[import-not-found,unused-ignore]  # no stub
+except ImportError:  # pragma: no cover - a Python built without its own SHA-1
+    from hashlib import sha1
+
+if TYPE_CHECKING:
+    import yaml
 
 STORY_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
 MAX_FILE_BYTES = 1_000_000
@@ -252,7 +255,7 @@ _SCANDIR_FD = os.scandir in os.supports_fd
 
 
 def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return blake2b(data, digest_size=16).hexdigest()
 
 
 def canonical_url(url: str) -> str:
@@ -295,7 +298,7 @@ def short_id(canonical: str) -> str:
     """Eight characters of base32 (a-z, 2-7) from the canonical URL: easy to type, stable."""
     # The base32 of the digest's first 5 bytes (40 bits, 8 characters), spelled two
     # characters (10 bits) at a time: a third of the time of b32encode().decode().lower().
-    n = int.from_bytes(hashlib.sha1(canonical.encode()).digest()[:5], "big")
+    n = int.from_bytes(sha1(canonical.encode()).digest()[:5], "big")
     return (
         _B32_PAIRS[n >> 30]
         + _B32_PAIRS[n >> 20 & 1023]
@@ -436,8 +439,14 @@ def _front_matter(text: str) -> dict[str, Any]:
     meta = quick_yaml.load(source)
     if meta is not None:
         return meta
+    # Imported only now: the archive's regular files never need it (1 MB less in each
+    # parse worker).
+    import yaml
+
+    # libyaml is several times faster; PyYAML falls back to pure Python without it.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        meta = yaml.load(source, Loader=_Loader)
+        meta = yaml.load(source, Loader=loader)
     except yaml.YAMLError as exc:
         raise _Reject(f"malformed YAML: {_yaml_problem(exc)}") from None
     except (ValueError, OverflowError) as exc:  # a value YAML recognised but cannot build
