@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sqlite3
@@ -14,13 +13,14 @@ from typing import TYPE_CHECKING
 
 from core.config import Config, ConfigError
 from core.models import Coverage, Story
-from core.store import NewsStore, check_database, is_postgres_url, opened_store
+from core.store import NewsStore, is_postgres_url
 
 if TYPE_CHECKING:
     from core.ingest import IngestReport
 
 # The parser, ingest and the sources (YAML, worker processes, HTTP) are imported by the
 # commands that use them: `search`, `story` and `related` answer without loading them.
+# So is asyncio (9.5 MB with the ssl it loads): `ingest` into SQLite runs without it.
 
 HELP = ("-h", "--help")
 
@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         from bot.app import run_bot
 
         if config.token:  # checked before connecting: a bad database fails in one line
+            from core.store import check_database
+
             try:
                 check_database(config.database)
             except sqlite3.DatabaseError as exc:
@@ -218,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if command == "ingest" and (args.path or not config.source_list) and not config.db_url:
-            return asyncio.run(_ingest_archive(config, args, config.database))
+            return _ingest_archive(config, args, config.database)
+        import asyncio
+
         return asyncio.run(_archive_command(command, args, config))
     except sqlite3.DatabaseError as exc:
         print(database_problem(config.database, exc), file=sys.stderr)
@@ -255,6 +259,10 @@ def database_problem(db_path: str | Path, exc: sqlite3.DatabaseError) -> str:
 
 
 async def _archive_command(command: str, args: argparse.Namespace, config: Config) -> int:
+    import asyncio
+
+    from core.store import opened_store
+
     async with opened_store(config.database) as opened:
         store: NewsStore = opened
         if command == "ingest" and not args.path and config.source_list:
@@ -262,7 +270,7 @@ async def _archive_command(command: str, args: argparse.Namespace, config: Confi
         if command == "sources":
             return await _list_sources(config, args.json)
         if command == "ingest":
-            return await _ingest_archive(config, args, store)
+            return await asyncio.to_thread(_ingest_archive, config, args, store)
         if command == "search":
             query = " ".join(args.query)
             topic = args.topic
@@ -347,20 +355,19 @@ def _configure_logging(config: Config, command: str | None) -> None:
         logging.getLogger().setLevel(logging.WARNING)
 
 
-async def _ingest_archive(
-    config: Config, args: argparse.Namespace, store: NewsStore | str | Path
-) -> int:
+def _ingest_archive(config: Config, args: argparse.Namespace, store: NewsStore | str | Path) -> int:
     """`ingest [PATH]` into `store`. Into SQLite, `store` is the file: ingest writes through
-    a connection of its own, and opening the async store would only cost start-up time."""
+    a connection of its own, and the async store (asyncio, aiosqlite: 11 MB) is not even
+    imported."""
     from core.archive import ArchiveUnreadable
-    from core.ingest import ArchiveChanged, ParseWorkerDied, ingest
+    from core.ingest import ArchiveChanged, ParseWorkerDied, ingest_archive
 
     archive = Path(args.path) if args.path else config.archive
     if not archive.is_dir():
         print(f"archive not found: {archive} (set NEWS_ARCHIVE)", file=sys.stderr)
         return 1
     try:
-        report = await ingest(
+        report = ingest_archive(
             store, archive, datetime.now(UTC), _progress_bar(), replace=args.replace
         )
     except ArchiveUnreadable as exc:
@@ -378,6 +385,8 @@ async def _ingest_archive(
 
 async def _ingest_sources(config: Config, replace: bool) -> int:
     """Fetch and ingest every source now; one failing source does not stop the others."""
+    import asyncio
+
     from core.sources import follow
 
     outcomes = await asyncio.to_thread(
@@ -404,6 +413,8 @@ async def _ingest_sources(config: Config, replace: bool) -> int:
 
 
 async def _list_sources(config: Config, as_json: bool) -> int:
+    import asyncio
+
     from core.sources import source_states
 
     states = await asyncio.to_thread(source_states, config.database, config.sources)
@@ -443,6 +454,8 @@ async def _list_sources(config: Config, as_json: bool) -> int:
 def migrate_to_postgres(source: Path, url: str) -> int:
     """`migrate --to URL`: the SQLite deployment copied into PostgreSQL (see
     core/store/postgres/move.py)."""
+    import asyncio
+
     if not is_postgres_url(url):
         print(f"--to must be a postgresql:// URL, not {url!r}", file=sys.stderr)
         return 2
@@ -472,6 +485,8 @@ def _redacted(url: str) -> str:
 
 def backup(db_path: Path, target: Path) -> int:
     """`backup PATH`: SQLite's online backup, a consistent copy while the bot keeps writing."""
+    import asyncio
+
     if not db_path.is_file():
         print(f"no database at {db_path} (set NEWS_DB)", file=sys.stderr)
         return 1

@@ -11,7 +11,6 @@ the next ingest reads the rest.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import operator
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain, islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.archive import (
     PARSER_VERSION,
@@ -46,6 +46,9 @@ from core.parse_worker import Packed, unpack
 from core.store import is_postgres_url
 from core.store.archive_writer import SqliteArchiveWriter, _prefix_range
 from core.store.protocol import ArchiveWriter, NewsStore, ParsedFile, WriteCounts
+
+if TYPE_CHECKING:  # asyncio only for `ingest`: `python -m bot ingest` runs without it
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -637,6 +640,8 @@ async def ingest(
     stuck inside one step; the thread stops at its next check, and
     `IngestTimeout.stopping` completes when it has.
     """
+    import asyncio
+
     cancel = threading.Event()
     work = asyncio.ensure_future(
         asyncio.to_thread(

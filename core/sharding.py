@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -97,6 +96,8 @@ def format_shard_ids(ids: tuple[int, ...]) -> str:
 def new_process_id() -> str:
     """This process's name in leases and claims: `host:pid:scope:random` (a restarted
     process is a new one: its predecessor's claims are reconciled, never assumed)."""
+    import secrets  # here: it loads OpenSSL (3.5 MB), which an ingest never needs
+
     return f"{socket.gethostname()}:{os.getpid()}:{pid_scope()}:{secrets.token_hex(3)}"
 
 
