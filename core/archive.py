@@ -8,7 +8,6 @@ processes. `parse_story` never raises: every file becomes a `Story`, a
 from __future__ import annotations
 
 import errno
-import logging
 import math
 import os
 import re
@@ -66,7 +65,13 @@ _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 
 ParseResult = Story | Rejection | Skipped
 
-log = logging.getLogger(__name__)
+
+def _warn(message: str, *args: object) -> None:
+    """A warning of the walk. logging is imported here: the parse workers never walk,
+    and need not load it (≈1 MB each)."""
+    import logging
+
+    logging.getLogger(__name__).warning(message, *args)
 
 
 class ArchiveUnreadable(Exception):
@@ -176,7 +181,7 @@ class _Walk:
                         f"cannot read the archive folder {root}: {exc.strerror or exc}"
                     ) from None
                 if not self.names_only:
-                    log.warning("cannot read archive folder %s: %s", rel_dir, exc.strerror or exc)
+                    _warn("cannot read archive folder %s: %s", rel_dir, exc.strerror or exc)
                 if self.unreadable is not None:
                     self.unreadable.append(rel_dir)
                 return []
@@ -229,9 +234,7 @@ def _scan_entries(
                 target = os.path.realpath(os.path.join(full_dir, name))
                 if not _inside(target, real_root):
                     if not names_only:
-                        log.warning(
-                            "not following %s%s: it links outside the archive", prefix, name
-                        )
+                        _warn("not following %s%s: it links outside the archive", prefix, name)
                     continue
             if entry.is_dir():
                 subdirs.append(f"{prefix}{name}/")

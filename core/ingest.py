@@ -58,8 +58,10 @@ CHUNK = 200
 # Chunks in flight per worker: enough to keep the workers busy while the writer works,
 # few enough that parsed stories do not pile up in this process when the writer lags.
 WINDOW_PER_WORKER = 3
-# Rows per write transaction: larger batches let FTS5 flush bigger segments (fewer merges).
-BATCH = 2000
+# Rows per write transaction: larger batches let FTS5 flush bigger segments (fewer merges),
+# and hold more parsed stories in memory. At 100k stories, 1,500 wrote as fast as 2,000
+# for 2.5 MB less; 1,000 took ≈0.5 s more CPU.
+BATCH = 1500
 
 Progress = Callable[[int, int], None]
 # bot_state keys: the archive the database was built from, and the parser that read it.

@@ -157,9 +157,9 @@ def test_files_keyed_by_canonical_url_migrate_to_story_rows(corpus_copy: Path, t
     assert ingest_archive(db, corpus_copy, LATEST).removed == 1
 
 
-def test_a_parse_worker_reads_regular_files_without_loading_openssl_or_pyyaml(tmp_path: Path):
-    # Each worker is a process of its own: OpenSSL (hashlib) and PyYAML would cost
-    # 4.5 MB more in each. PyYAML is loaded for front matter our parser does not take.
+def test_a_parse_worker_reads_regular_files_without_openssl_pyyaml_or_logging(tmp_path: Path):
+    # Each worker is a process of its own: OpenSSL (hashlib), PyYAML and logging would
+    # cost 5 MB more in each. PyYAML is loaded for front matter our parser does not take.
     for i in range(3):
         write(tmp_path / f"{i}.md", story_file(url=f"https://e.com/{i}"), 1)
     (tmp_path / "odd.md").write_text(
@@ -170,7 +170,7 @@ def test_a_parse_worker_reads_regular_files_without_loading_openssl_or_pyyaml(tm
         "from core.parse_worker import parse_chunk, unpack\n"
         "def parsed(paths):\n"
         "    return [type(unpack(p)[1]).__name__ for p in parse_chunk(sys.argv[1], paths, {})]\n"
-        "heavy = ('hashlib', 'ssl', 'yaml')\n"
+        "heavy = ('hashlib', 'ssl', 'yaml', 'logging')\n"
         "print(parsed(['0.md', '1.md', '2.md']), [m for m in heavy if m in sys.modules])\n"
         "print(parsed(['odd.md']), [m for m in heavy if m in sys.modules])\n"
     )
