@@ -8,29 +8,31 @@ processes. `parse_story` never raises: every file becomes a `Story`, a
 from __future__ import annotations
 
 import errno
-import hashlib
-import logging
 import math
 import os
 import re
 import stat
+from _blake2 import blake2b
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import yaml
 
 from core import quick_yaml
 from core.models import Coverage, Rejection, Skipped, Story
 from core.text import clean_excerpt, clean_line, http_url
 
-try:  # libyaml is several times faster; PyYAML falls back to pure Python without it.
-    _Loader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+# The digests built into Python rather than hashlib's: importing hashlib loads OpenSSL,
+# 3.5 MB more in each parse worker (hashlib.blake2b is this very function anyway).
+try:
+    from _sha1 import sha1  # type: ignore[import-not-found,unused-ignore]  # no stub
+except ImportError:  # pragma: no cover - a Python built without its own SHA-1
+    from hashlib import sha1
+
+if TYPE_CHECKING:
+    import yaml
 
 STORY_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
 MAX_FILE_BYTES = 1_000_000
@@ -63,7 +65,13 @@ _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
 
 ParseResult = Story | Rejection | Skipped
 
-log = logging.getLogger(__name__)
+
+def _warn(message: str, *args: object) -> None:
+    """A warning of the walk. logging is imported here: the parse workers never walk,
+    and need not load it (≈1 MB each)."""
+    import logging
+
+    logging.getLogger(__name__).warning(message, *args)
 
 
 class ArchiveUnreadable(Exception):
@@ -119,7 +127,16 @@ def walk_stamps(
     entry that is not a regular file (a FIFO) is included: reading it rejects it
     with a reason.
     """
-    walk = _Walk(os.fspath(root), unreadable)
+    return _groups(_Walk(os.fspath(root), unreadable), group)
+
+
+def count_story_files(root: str | os.PathLike[str]) -> int:
+    """How many files `walk_stamps` finds (barring changes meanwhile), quickly: by their
+    names only, with no stat and no warnings (the walk itself gives those)."""
+    return sum(map(len, _groups(_Walk(os.fspath(root), None, names_only=True), WALK_GROUP)))
+
+
+def _groups(walk: _Walk, group: int) -> Iterator[list[Stamped]]:
     found: list[Stamped] = []
     stack = [iter(walk.folder(""))]
     while stack:
@@ -140,8 +157,9 @@ def walk_stamps(
 class _Walk:
     """The folders `walk_stamps` has met, and how it reads one."""
 
-    def __init__(self, root: str, unreadable: list[str] | None) -> None:
+    def __init__(self, root: str, unreadable: list[str] | None, names_only: bool = False) -> None:
         self.root = root
+        self.names_only = names_only  # files as (path, 0, 0), no warnings: for counting
         self.real_root = os.path.realpath(root)
         self.unreadable = unreadable
         self.seen_dirs: set[tuple[int, int]] = set()
@@ -162,7 +180,8 @@ class _Walk:
                     raise ArchiveUnreadable(
                         f"cannot read the archive folder {root}: {exc.strerror or exc}"
                     ) from None
-                log.warning("cannot read archive folder %s: %s", rel_dir, exc.strerror or exc)
+                if not self.names_only:
+                    _warn("cannot read archive folder %s: %s", rel_dir, exc.strerror or exc)
                 if self.unreadable is not None:
                     self.unreadable.append(rel_dir)
                 return []
@@ -170,7 +189,9 @@ class _Walk:
                 return []
             self.seen_dirs.add((st.st_dev, st.st_ino))
             # With a descriptor, entry.stat() is relative to it: keep it open meanwhile.
-            files, subdirs = _scan_entries(entries, rel_dir, full_dir, self.real_root)
+            files, subdirs = _scan_entries(
+                entries, rel_dir, full_dir, self.real_root, self.names_only
+            )
         finally:
             if fd is not None:
                 os.close(fd)
@@ -191,9 +212,14 @@ class _Walk:
 
 
 def _scan_entries(
-    entries: list[os.DirEntry[str]], rel_dir: str, full_dir: str, real_root: str
+    entries: list[os.DirEntry[str]],
+    rel_dir: str,
+    full_dir: str,
+    real_root: str,
+    names_only: bool = False,
 ) -> tuple[list[Stamped], list[str]]:
-    """One folder's story files with their stamps, and its subfolders as "path/"."""
+    """One folder's story files with their stamps (0, 0 when `names_only`), and its
+    subfolders as "path/"."""
     prefix = f"{rel_dir}/" if rel_dir else ""
     files: list[Stamped] = []
     subdirs: list[str] = []
@@ -207,10 +233,13 @@ def _scan_entries(
             if entry.is_symlink() and (is_story or entry.is_dir()):
                 target = os.path.realpath(os.path.join(full_dir, name))
                 if not _inside(target, real_root):
-                    log.warning("not following %s%s: it links outside the archive", prefix, name)
+                    if not names_only:
+                        _warn("not following %s%s: it links outside the archive", prefix, name)
                     continue
             if entry.is_dir():
                 subdirs.append(f"{prefix}{name}/")
+            elif is_story and names_only:
+                files.append((prefix + name, 0, 0))
             elif is_story:
                 est = entry.stat()
                 files.append((prefix + name, est.st_size, est.st_mtime_ns))
@@ -229,7 +258,7 @@ _SCANDIR_FD = os.scandir in os.supports_fd
 
 
 def content_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return blake2b(data, digest_size=16).hexdigest()
 
 
 def canonical_url(url: str) -> str:
@@ -272,7 +301,7 @@ def short_id(canonical: str) -> str:
     """Eight characters of base32 (a-z, 2-7) from the canonical URL: easy to type, stable."""
     # The base32 of the digest's first 5 bytes (40 bits, 8 characters), spelled two
     # characters (10 bits) at a time: a third of the time of b32encode().decode().lower().
-    n = int.from_bytes(hashlib.sha1(canonical.encode()).digest()[:5], "big")
+    n = int.from_bytes(sha1(canonical.encode()).digest()[:5], "big")
     return (
         _B32_PAIRS[n >> 30]
         + _B32_PAIRS[n >> 20 & 1023]
@@ -413,8 +442,14 @@ def _front_matter(text: str) -> dict[str, Any]:
     meta = quick_yaml.load(source)
     if meta is not None:
         return meta
+    # Imported only now: the archive's regular files never need it (1 MB less in each
+    # parse worker).
+    import yaml
+
+    # libyaml is several times faster; PyYAML falls back to pure Python without it.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        meta = yaml.load(source, Loader=_Loader)
+        meta = yaml.load(source, Loader=loader)
     except yaml.YAMLError as exc:
         raise _Reject(f"malformed YAML: {_yaml_problem(exc)}") from None
     except (ValueError, OverflowError) as exc:  # a value YAML recognised but cannot build

@@ -394,6 +394,33 @@ def test_a_full_database_is_named_in_one_line(tmp_path, monkeypatch, capsys):
     assert f"database {db}: database or disk is full; the disk is full" in err
 
 
+def test_ingest_into_sqlite_loads_neither_asyncio_nor_openssl(tmp_path: Path):
+    # `ingest` runs beside its parse workers: the async store (asyncio, aiosqlite) and
+    # OpenSSL would cost 13 MB more in its process, for nothing it does.
+    script = (
+        "import sys, runpy\n"
+        "sys.argv = ['bot', 'ingest', sys.argv[1]]\n"
+        "try:\n"
+        "    runpy.run_module('bot', run_name='__main__')\n"
+        "except SystemExit as stop:\n"
+        "    assert not stop.code, stop.code\n"
+        "heavy = ('asyncio', 'aiosqlite', 'ssl', 'hashlib')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    env = {**os.environ, "NEWS_DB": str(tmp_path / "news.db"), "LOG_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(CORPUS)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0].startswith("192 files: 191 added")
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
 @pytest.mark.parametrize(
     "command", [["search", "vision"], ["story", "ht5waumu"], ["related", "ht5waumu"], ["topics"]]
 )

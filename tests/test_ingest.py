@@ -157,6 +157,37 @@ def test_files_keyed_by_canonical_url_migrate_to_story_rows(corpus_copy: Path, t
     assert ingest_archive(db, corpus_copy, LATEST).removed == 1
 
 
+def test_a_parse_worker_reads_regular_files_without_openssl_pyyaml_or_logging(tmp_path: Path):
+    # Each worker is a process of its own: OpenSSL (hashlib), PyYAML and logging would
+    # cost 5 MB more in each. PyYAML is loaded for front matter our parser does not take.
+    for i in range(3):
+        write(tmp_path / f"{i}.md", story_file(url=f"https://e.com/{i}"), 1)
+    (tmp_path / "odd.md").write_text(
+        "---\ntitle: Odd  # a comment\noriginalUrl: https://e.com/x\n---\n"
+    )
+    script = (
+        "import sys\n"
+        "from core.parse_worker import parse_chunk, unpack\n"
+        "def parsed(paths):\n"
+        "    return [type(unpack(p)[1]).__name__ for p in parse_chunk(sys.argv[1], paths, {})]\n"
+        "heavy = ('hashlib', 'ssl', 'yaml', 'logging')\n"
+        "print(parsed(['0.md', '1.md', '2.md']), [m for m in heavy if m in sys.modules])\n"
+        "print(parsed(['odd.md']), [m for m in heavy if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert done.stdout.splitlines() == [
+        "['Story', 'Story', 'Story'] []",
+        "['Story'] ['yaml']",
+    ]
+
+
 def test_a_worker_killed_mid_ingest_stops_it_cleanly_and_loses_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -287,6 +318,68 @@ def test_progress_is_reported_from_zero_to_total(tmp_path: Path):
     assert calls[0] == (0, 192)
     assert calls[-1] == (192, 192)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_a_cold_ingest_reads_and_writes_while_it_walks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Its memory does not grow with the archive: no list of every file is made before
+    # the first is read; the report and the progress are those of the whole archive.
+    archive = tmp_path / "archive"
+    for i in range(300):
+        write(archive / f"{i // 10:02}/{i}.md", story_file(url=f"https://e.com/{i}"), 1)
+    events: list[str] = []
+
+    def walking(*args, **kwargs):
+        for group in walk_stamps(*args, **kwargs):
+            events.append("walked")
+            yield group
+
+    writer_write = SqliteArchiveWriter.write
+
+    def writing(self, batch, now):
+        events.append("wrote")
+        return writer_write(self, batch, now)
+
+    monkeypatch.setattr(core.ingest, "walk_stamps", partial(walking, group=10))
+    monkeypatch.setattr(SqliteArchiveWriter, "write", writing)
+    monkeypatch.setattr(core.ingest, "BATCH", 50)
+    monkeypatch.setattr(core.ingest, "PARALLEL_THRESHOLD", 100)
+    monkeypatch.setattr(core.ingest, "CHUNK", 20)
+    calls: list[tuple[int, int]] = []
+
+    report = ingest_archive(
+        tmp_path / "news.db", archive, NOW, lambda d, t: calls.append((d, t)), workers=2
+    )
+
+    assert events.count("walked") == 30
+    assert events.index("wrote") < len(events) - events[::-1].index("walked") - 1
+    assert (report.scanned, report.parsed, report.added, report.unchanged) == (300, 300, 300, 0)
+    assert (calls[0], calls[-1]) == ((0, 300), (300, 300))
+    assert rows(tmp_path / "news.db", "SELECT count(*) FROM archive_files") == [(300,)]
+
+
+def test_a_file_gone_during_a_cold_ingest_still_ends_its_progress(
+    corpus_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # The total comes from a first, quick count of the files; one removed before the
+    # walk reaches it is not read, and the progress still ends at done == total.
+    count = core.ingest.count_story_files
+
+    def counting_then_removing(root):
+        found = count(root)
+        (corpus_copy / "_news/2021-01-28-microsoft-power-apps-cookbook.md").unlink()
+        return found
+
+    monkeypatch.setattr(core.ingest, "count_story_files", counting_then_removing)
+    calls: list[tuple[int, int]] = []
+
+    report = ingest_archive(
+        tmp_path / "news.db", corpus_copy, NOW, progress=lambda d, t: calls.append((d, t))
+    )
+
+    assert (calls[0], calls[-1]) == ((0, 192), (191, 191))
+    assert (report.scanned, report.parsed) == (191, 191)
 
 
 def test_touched_file_is_not_parsed_again(corpus_copy: Path, tmp_path: Path):

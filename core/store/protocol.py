@@ -63,6 +63,10 @@ class ArchiveWriter(Protocol):
         (included) to `high` (excluded; None: to the last), in path order (code points)."""
         ...
 
+    def has_files(self, low: str, high: str | None) -> bool:
+        """Does the store know an archive file in `stamps_between`'s range?"""
+        ...
+
     def known_stamps_of(self, paths: list[str]) -> dict[str, tuple[int, int]]:
         """(size, mtime_ns) of the given paths only: a rescan of what git says changed."""
         ...
