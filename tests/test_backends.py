@@ -214,6 +214,14 @@ async def test_both_schemas_have_the_same_tables_and_columns(tmp_path: Path, pos
     ]
 
 
+# One story row (rowid 7), for the tests of a migration that need a story to point to.
+STORY_7 = (
+    "INSERT INTO stories (rowid, id, canonical, url, fingerprint, title, first_seen_at,"
+    " updated_at, heat_changed_at) VALUES (7, 'abc', 'https://example.com/a',"
+    " 'https://example.com/a', 'f', 'A', 0, 0, 0)"
+)
+
+
 async def test_postgres_keys_archive_files_by_story_row_after_its_migration(postgres_url: str):
     # The twin of the SQLite migration (tests/test_ingest.py migrates an ingested archive):
     # a file's story, known by canonical URL before, becomes its row id; NULL if none.
@@ -223,11 +231,7 @@ async def test_postgres_keys_archive_files_by_story_row_after_its_migration(post
     try:
         await conn.execute('ALTER TABLE archive_files ALTER COLUMN story TYPE TEXT COLLATE "C"')
         await conn.execute("DELETE FROM schema_migrations WHERE version = $1", version)
-        await conn.execute(
-            "INSERT INTO stories (rowid, id, canonical, url, fingerprint, title, first_seen_at,"
-            " updated_at, heat_changed_at) VALUES (7, 'abc', 'https://example.com/a',"
-            " 'https://example.com/a', 'f', 'A', 0, 0, 0)"
-        )
+        await conn.execute(STORY_7)
         await conn.executemany(
             "INSERT INTO archive_files (path, size, mtime_ns, hash, story, outcome)"
             " VALUES ($1, 1, 2, 'h', $2, $3)",
@@ -271,11 +275,7 @@ async def test_postgres_keys_deliveries_by_story_first_after_its_migration(postg
         await conn.execute("ALTER TABLE deliveries DROP CONSTRAINT deliveries_pkey")
         await conn.execute("ALTER TABLE deliveries ADD PRIMARY KEY (channel_id, story)")
         await conn.execute("DELETE FROM schema_migrations WHERE version = $1", version)
-        await conn.execute(
-            "INSERT INTO stories (rowid, id, canonical, url, fingerprint, title, first_seen_at,"
-            " updated_at, heat_changed_at) VALUES (7, 'abc', 'https://example.com/a',"
-            " 'https://example.com/a', 'f', 'A', 0, 0, 0)"
-        )
+        await conn.execute(STORY_7)
         await conn.execute(
             "INSERT INTO deliveries (channel_id, story, guild_id, state, message_id, created_at)"
             " VALUES (555, 7, 1, 'sent', 99, 0), (556, 7, 1, 'pending', NULL, 0)"
