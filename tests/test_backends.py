@@ -214,6 +214,14 @@ async def test_both_schemas_have_the_same_tables_and_columns(tmp_path: Path, pos
     ]
 
 
+# One story row (rowid 7), for the tests of a migration that need a story to point to.
+STORY_7 = (
+    "INSERT INTO stories (rowid, id, canonical, url, fingerprint, title, first_seen_at,"
+    " updated_at, heat_changed_at) VALUES (7, 'abc', 'https://example.com/a',"
+    " 'https://example.com/a', 'f', 'A', 0, 0, 0)"
+)
+
+
 async def test_postgres_keys_archive_files_by_story_row_after_its_migration(postgres_url: str):
     # The twin of the SQLite migration (tests/test_ingest.py migrates an ingested archive):
     # a file's story, known by canonical URL before, becomes its row id; NULL if none.
@@ -223,11 +231,7 @@ async def test_postgres_keys_archive_files_by_story_row_after_its_migration(post
     try:
         await conn.execute('ALTER TABLE archive_files ALTER COLUMN story TYPE TEXT COLLATE "C"')
         await conn.execute("DELETE FROM schema_migrations WHERE version = $1", version)
-        await conn.execute(
-            "INSERT INTO stories (rowid, id, canonical, url, fingerprint, title, first_seen_at,"
-            " updated_at, heat_changed_at) VALUES (7, 'abc', 'https://example.com/a',"
-            " 'https://example.com/a', 'f', 'A', 0, 0, 0)"
-        )
+        await conn.execute(STORY_7)
         await conn.executemany(
             "INSERT INTO archive_files (path, size, mtime_ns, hash, story, outcome)"
             " VALUES ($1, 1, 2, 'h', $2, $3)",
@@ -246,6 +250,45 @@ async def test_postgres_keys_archive_files_by_story_row_after_its_migration(post
             ("b.md", 1, None, "skipped"),
             ("c.md", 1, None, "rejected"),
         ]
+    finally:
+        await conn.close()
+
+
+async def test_postgres_keys_deliveries_by_story_first_after_its_migration(postgres_url: str):
+    # The twin of the SQLite migration (tests/test_store.py migrates recorded deliveries):
+    # every delivery is kept, and one already recorded is not recorded a second time.
+    names = [name for name, _ in postgres_schema.MIGRATIONS]
+    version = names.index("deliveries keyed by story first") + 1
+    key = (
+        "SELECT a.attname FROM pg_index i"
+        " CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)"
+        " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+        " WHERE i.indrelid = 'deliveries'::regclass AND i.indisprimary ORDER BY k.n"
+    )
+    every = "SELECT channel_id, story, state, message_id FROM deliveries ORDER BY 1, 2"
+    record = (
+        "INSERT INTO deliveries (channel_id, story, guild_id, state, created_at)"
+        " VALUES ($1, 7, 1, 'pending', 0) ON CONFLICT DO NOTHING"
+    )
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await conn.execute("ALTER TABLE deliveries DROP CONSTRAINT deliveries_pkey")
+        await conn.execute("ALTER TABLE deliveries ADD PRIMARY KEY (channel_id, story)")
+        await conn.execute("DELETE FROM schema_migrations WHERE version = $1", version)
+        await conn.execute(STORY_7)
+        await conn.execute(
+            "INSERT INTO deliveries (channel_id, story, guild_id, state, message_id, created_at)"
+            " VALUES (555, 7, 1, 'sent', 99, 0), (556, 7, 1, 'pending', NULL, 0)"
+        )
+        before = [tuple(row) for row in await conn.fetch(every)]
+        assert [row["attname"] for row in await conn.fetch(key)] == ["channel_id", "story"]
+
+        assert await postgres_schema.migrate(conn) == ["deliveries keyed by story first"]
+
+        assert [row["attname"] for row in await conn.fetch(key)] == ["story", "channel_id"]
+        assert [tuple(row) for row in await conn.fetch(every)] == before
+        assert await conn.execute(record, 555) == "INSERT 0 0"
+        assert await conn.execute(record, 557) == "INSERT 0 1"
     finally:
         await conn.close()
 

@@ -74,3 +74,37 @@ async def test_each_post_costs_one_statement(tmp_path):
     assert sent == channel.sent == POSTS
     # One confirmation per post, and a handful of statements per poll of 20 posts.
     assert len(statements) / POSTS < 1.5, "\n".join(statements)
+
+
+async def test_deciding_a_hot_story_writes_as_much_whatever_the_history(tmp_path):
+    # One hot story for every subscribed channel: its rows go into pages of their own,
+    # not into every page of the channels' past deliveries (keyed by channel first, the
+    # 20th story's decide rewrote the pages of the 19 before it: 10x the log of the first).
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    stories, channels = 20, 1000
+    for n in range(stories):
+        text = story_file(f"Story {n}", f"https://example.com/{n}", 10)
+        (archive / f"s{n}.md").write_text(text)
+    config = Config(archive=archive, db_path=tmp_path / "news.db", max_age_hours=0)
+    log = tmp_path / "news.db-wal"
+    store = await Store.open(config.db_path)
+    try:
+        await ingest(store, archive, NOW)
+        for channel in range(1, channels + 1):
+            await store.subscribe(guild_id=7, channel_id=channel, topic="AI", min_heat=100, now=NOW)
+        deliverer = Deliverer(SimpleNamespace(store=store, config=config))
+        await deliverer.decide(NOW)
+        written = []
+        for n in range(stories):
+            text = story_file(f"Story {n}", f"https://example.com/{n}", 500)
+            (archive / f"s{n}.md").write_text(text)
+            await ingest(store, archive, NOW)
+            await store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            assert await deliverer.decide(NOW) == channels
+            written.append(log.stat().st_size)
+            # Posted meanwhile: the channels' history grows by one story.
+            await store.db.execute("UPDATE deliveries SET state = 'sent', sent_at = 1")
+    finally:
+        await store.close()
+    assert max(written) < 2 * written[0], written

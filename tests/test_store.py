@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import shutil
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import NOW, SEEDS, story_file
+from conftest import CORPUS, NOW, SEEDS, query_rows, story_file
 
 from core.ingest import ingest
-from core.models import Page
+from core.models import DeliveryState, Page
 from core.store import Store, quote_fts
+from core.store.schema import MIGRATIONS
 
 SEED_ID = "fyjmhv5j"
 # Corpus stories with `published: false`: never shown anywhere.
@@ -552,3 +555,60 @@ async def test_search_within_a_topic_above_the_cap(crowded_store: Store, monkeyp
     assert [s.heat for s in bounded.stories] == sorted(
         (s.heat for s in bounded.stories), reverse=True
     )
+
+
+# -- deliveries --------------------------------------------------------------------------
+
+
+async def test_deliveries_keyed_by_channel_migrate_keeping_every_delivery(tmp_path: Path):
+    # A database from before "deliveries keyed by story first": migrated, every delivery
+    # (queued, posted, seen) is kept as it was, and none is recorded a second time.
+    db = tmp_path / "news.db"
+    store = await Store.open(db)
+    await ingest(store, CORPUS, NOW)
+    first, second, third = ids(await store.stories(limit=3))
+    rows = [
+        (7, 555, first, DeliveryState.PENDING),
+        (7, 555, second, DeliveryState.PENDING),
+        (7, 556, first, DeliveryState.SEEN),
+        (7, 556, third, DeliveryState.PENDING),
+    ]
+    assert await store.record_deliveries(rows, NOW) == 4
+    assert await store.mark_delivery(555, second, DeliveryState.SENT, NOW, message_id=99)
+    await store.close()
+    every = "SELECT * FROM deliveries ORDER BY channel_id, story"
+    key = "SELECT name FROM pragma_index_info('sqlite_autoindex_deliveries_1') ORDER BY seqno"
+    before = query_rows(db, every)
+    names = [name for name, _ in MIGRATIONS]
+    version = names.index("deliveries keyed by story first") + 1
+    statements = MIGRATIONS[version - 1][1]
+    indexes = [s for s in statements if s.startswith("CREATE INDEX")]
+    old_table = (
+        statements[0]
+        .replace("deliveries_by_story", "by_channel")
+        .replace("PRIMARY KEY (story, channel_id)", "PRIMARY KEY (channel_id, story)")
+    )
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.executescript(
+            f"""
+            BEGIN;
+            {old_table};
+            INSERT INTO by_channel SELECT * FROM deliveries;
+            DROP TABLE deliveries;
+            ALTER TABLE by_channel RENAME TO deliveries;
+            {";".join(indexes)};
+            DELETE FROM schema_migrations WHERE version = {version};
+            COMMIT;
+            """
+        )
+    assert query_rows(db, key) == [("channel_id",), ("story",)]
+
+    store = await Store.open(db)
+    try:
+        assert query_rows(db, key) == [("story",), ("channel_id",)]
+        assert query_rows(db, every) == before
+        assert await store.record_deliveries(rows, NOW) == 0
+        due = [(d.channel_id, d.story.id) for d in await store.due_deliveries()]
+        assert due == [(555, first), (556, third)]
+    finally:
+        await store.close()

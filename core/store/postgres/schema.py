@@ -489,6 +489,15 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
             """,
         ),
     ),
+    (
+        "deliveries keyed by story first",
+        (
+            # As SQLite's: the rows a decide records for one story go into adjacent
+            # pages of the key's index, not one page per channel (see its comment).
+            "ALTER TABLE deliveries DROP CONSTRAINT deliveries_pkey",
+            "ALTER TABLE deliveries ADD PRIMARY KEY (story, channel_id)",
+        ),
+    ),
 ]
 
 
