@@ -480,7 +480,6 @@ def migrate_to_postgres(source: Path, url: str) -> int:
     if is_postgres_url(str(source)) or not source.is_file():
         print(f"no SQLite database at {source} (set NEWS_DB or --from)", file=sys.stderr)
         return 1
-    import asyncio
 
     from core.store.postgres.move import MoveRefused, move_to_postgres
 
@@ -513,7 +512,6 @@ def backup(db_path: Path, target: Path) -> int:
     if target.resolve() == db_path.resolve():
         print("the backup must be another file than the database", file=sys.stderr)
         return 1
-    import asyncio
 
     target.parent.mkdir(parents=True, exist_ok=True)
     asyncio.run(_copy_database(db_path, target))
