@@ -12,7 +12,6 @@ import math
 import os
 import re
 import stat
-from _blake2 import blake2b
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,9 +26,10 @@ from core.text import clean_excerpt, clean_line, http_url
 # The digests built into Python rather than hashlib's: importing hashlib loads OpenSSL,
 # 3.5 MB more in each parse worker (hashlib.blake2b is this very function anyway).
 try:
+    from _blake2 import blake2b
     from _sha1 import sha1  # type: ignore[import-not-found,unused-ignore]  # no stub
-except ImportError:  # pragma: no cover - a Python built without its own SHA-1
-    from hashlib import sha1
+except ImportError:  # pragma: no cover - a Python built without its own digests
+    from hashlib import blake2b, sha1
 
 if TYPE_CHECKING:
     import yaml

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from _blake2 import blake2b  # hashlib's own; hashlib itself loads OpenSSL (see core.archive)
 from datetime import datetime
 from functools import cache
 from typing import Any
 
+from core.archive import blake2b  # Python's own, without OpenSSL (see there)
 from core.models import Story
 
 # Set by the store, not read from the archive: not part of what a file says.

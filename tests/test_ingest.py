@@ -25,7 +25,12 @@ from core.config import Config
 from core.ingest import ArchiveChanged, ingest, ingest_archive
 from core.models import Rejection
 from core.store import Store
-from core.store.archive_writer import CACHE_KIB, SCAN_CACHE_KIB, SqliteArchiveWriter
+from core.store.archive_writer import (
+    CACHE_KIB,
+    COLD_CACHE_KIB,
+    SCAN_CACHE_KIB,
+    SqliteArchiveWriter,
+)
 from core.store.schema import MIGRATIONS
 
 LATER = NOW + timedelta(hours=1)
@@ -482,12 +487,17 @@ def test_reporting_the_files_that_are_not_stories_reads_only_their_rows(
 
 
 def test_the_writer_grows_its_cache_at_its_first_write(tmp_path: Path):
-    # A rescan that writes nothing keeps the small cache: its memory stays small.
+    # A rescan that writes nothing keeps the small cache: its memory stays small. A cold
+    # ingest, beside its parse workers, takes less than a rescan updating stored stories.
     story = parse_story("a.md", story_file().encode())
+    cache = "PRAGMA cache_size"
     with SqliteArchiveWriter.open(tmp_path / "news.db") as writer:
-        cache = "PRAGMA cache_size"
         assert writer.conn.execute(cache).fetchone()[0] == -SCAN_CACHE_KIB
         writer.write([(ArchiveFile("a.md", 1, 1), "hash", story, None)], NOW)
+        assert writer.conn.execute(cache).fetchone()[0] == -COLD_CACHE_KIB
+    with SqliteArchiveWriter.open(tmp_path / "news.db") as writer:
+        assert writer.conn.execute(cache).fetchone()[0] == -SCAN_CACHE_KIB
+        writer.write([(ArchiveFile("a.md", 1, 2), "hash2", story, None)], NOW)
         assert writer.conn.execute(cache).fetchone()[0] == -CACHE_KIB
 
 

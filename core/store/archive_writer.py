@@ -21,10 +21,15 @@ from core.store.schema import connect, migrate
 from core.store.source_state import SourceState, load_states, save_state
 
 # Page cache of the ingest connection (KiB) once it writes. The random inserts into the
-# unique and FTS indexes read pages back from the OS's cache when they miss. A cold
-# ingest of 100k stories, in-process, 3 interleaved rounds: 16 MB 9.99 s, 8 MB 10.18 s
-# (8.7 MB less memory: issue 12, figure 2), 4 MB with batches of 1,500 10.49 s.
-CACHE_KIB = 8 * 1024
+# unique and FTS indexes read pages back from the OS's cache when they miss.
+# Into stored stories: updates land anywhere in the tables and their indexes (1,000
+# changed heats at 100k dirty ≈15 MB of pages); the 1%-changed rescan at 100k, 3 paired
+# rounds: 16 MB 1.50x the unchanged one, 8 MB 1.57x (issue 12, figure 4).
+CACHE_KIB = 16 * 1024
+# A cold ingest (an empty archive_files) is the ingest's largest memory, its parse
+# workers beside it: 100k stories, in-process, 3 interleaved rounds: 16 MB 9.99 s,
+# 8 MB 10.18 s (8.7 MB less: figure 2), 4 MB with batches of 1,500 10.49 s.
+COLD_CACHE_KIB = 8 * 1024
 
 # Until the first write, the cache stays small: a rescan that finds nothing to write
 # reads every stored stamp once, and keeping those pages would only grow its memory.
@@ -407,7 +412,8 @@ class SqliteArchiveWriter:
     def _grow_cache(self) -> None:
         """At the first write: the cache that writing into large indexes needs."""
         if self._small_cache:
-            self.conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            cold = self.conn.execute("SELECT 1 FROM archive_files LIMIT 1").fetchone() is None
+            self.conn.execute(f"PRAGMA cache_size = -{COLD_CACHE_KIB if cold else CACHE_KIB}")
             self._small_cache = False
 
     def _transaction(self) -> _Transaction:
