@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from core.archive import blake2b  # Python's own, without OpenSSL (see there)
+from core.archive import content_hash
 from core.models import Story
 
 # Set by the store, not read from the archive: not part of what a file says.
@@ -25,7 +25,7 @@ _MISSING = object()
 def fingerprint(story: Story) -> str:
     """Changes whenever anything a reader could see of the story changes."""
     text = _encoder.encode(_fields(story))
-    return blake2b(text.encode(), digest_size=16).hexdigest()
+    return content_hash(text.encode())  # the same digest as a file's content
 
 
 def _fields(value: Any) -> dict[str, Any]:
