@@ -241,7 +241,7 @@ def ingest_archive(
                     total = len(scan.files)
                 if progress and (done % 100 == 0 or done == total):
                     progress(done, total)
-        if progress and done != total:  # a cold ingest's count missed a change meanwhile
+        if progress and done != total:  # a rescan's total came late, or a cold one's count
             progress(done, done)
         if batch:
             flush()
