@@ -52,12 +52,16 @@ if TYPE_CHECKING:  # asyncio only for `ingest`: `python -m bot ingest` runs with
 
 log = logging.getLogger(__name__)
 
-# Below this many changed files, worker start-up costs more than it saves.
-PARALLEL_THRESHOLD = 4000
+# Below this many files to read, worker start-up costs more than it saves. A rescan's
+# are found as its walk goes on: the workers start once this many are, and parse while
+# the walk continues (in a 1%-changed rescan of 100k files, the parse hides behind it).
+PARALLEL_THRESHOLD = 200
 CHUNK = 200
 # Chunks in flight per worker: enough to keep the workers busy while the writer works,
 # few enough that parsed stories do not pile up in this process when the writer lags.
 WINDOW_PER_WORKER = 3
+# A rescan's files found before its other workers start (see `_parse_all`'s `trickle`).
+MANY_FILES = 4000
 # Rows per write transaction: larger batches let FTS5 flush bigger segments (fewer merges).
 # (1,500 held 2.5 MB fewer parsed stories, but with a 4 MB cache took 5% longer at 100k.)
 BATCH = 2000
@@ -177,34 +181,20 @@ def ingest_archive(
         reparse = writer.state(parser_key) != str(PARSER_VERSION)
         low, end = _prefix_range(scope) if scope else ("", None)
         cold = changed is None and not writer.has_files(low, end)
+        scan = _Scan(scope)
         if cold:
             # Nothing stored to compare with: every file is read as the walk finds it,
             # with no list of the archive's files (memory does not grow with its size).
-            scan = _Scan()
             files: Iterable[ArchiveFile] = _walk_files(root, scope, scan, report.unreadable)
             total = count_story_files(root) if progress else 0  # the walk, names only
-        elif changed is not None and not reparse:
-            scan = _compare_paths(writer, root, changed, scope)
         else:
-            scan = _compare_walk(writer, root, scope, reparse, report.unreadable, low, end)
-        candidates, gone = scan.files, scan.gone
-        # A story filed twice shows its last-written file: when that file goes, the
-        # other file's text must show again, so it is read again too.
-        if gone:
-            left = set(gone)
-            named = set() if scope else writer.source_names()
-            reread = {
-                p
-                for p in writer.sibling_paths(gone)
-                if p not in left and _in_scope(p, scope, named)
-            }
-            reread.difference_update(candidates.paths)
-            again = writer.known_stamps_of(sorted(reread))
-            for path in sorted(again):
-                candidates.append(path, *again[path])
-        if not cold:
-            report.unchanged = scan.scanned - len(candidates)
-            files, total = candidates, len(candidates)
+            # The files found changed are read as the compare finds them (the parse
+            # overlaps the walk); their number, the total, is known once it is done.
+            if changed is not None and not reparse:
+                found: Iterable[ArchiveFile] = list(_compare_paths(writer, root, changed, scan))
+            else:
+                found = _compare_walk(writer, root, reparse, report.unreadable, low, end, scan)
+            files, total = _and_siblings(writer, found, scan), 0
         if progress:
             progress(0, total)
         counts = WriteCounts()
@@ -218,13 +208,17 @@ def ingest_archive(
             counts.unchanged += part.unchanged
             batch.clear()
 
-        known_hashes = {} if reparse else writer.known_hashes(scan.changed)
+        def known_hashes(paths: list[str]) -> dict[str, str]:
+            """The stored hashes of those of `paths` that changed (a touch keeps its hash)."""
+            stored = [path for path in paths if path in scan.changed]
+            return writer.known_hashes(stored) if stored else {}
+
         unfinished = writer.ingest_unfinished()
         carried: list[Story] = []
         # closing: an abandoned parse also cancels the worker processes' queued chunks.
         done = 0
         with contextlib.closing(
-            _parse_all(root, files, known_hashes, workers, len(scope))
+            _parse_all(root, files, known_hashes, workers, len(scope), trickle=not cold)
         ) as parsed:
             for item in parsed:
                 done += 1
@@ -243,12 +237,17 @@ def ingest_archive(
                             writer.set_ingest_unfinished(True)
                             unfinished = True
                         flush()
+                if progress and not total and scan.complete:  # a rescan's, now known
+                    total = len(scan.files)
                 if progress and (done % 100 == 0 or done == total):
                     progress(done, total)
-        if progress and done != total:  # a cold ingest's count missed a change meanwhile
+        if progress and done != total:  # a rescan's total came late, or a cold one's count
             progress(done, done)
         if batch:
             flush()
+        gone = scan.gone  # complete with the walk
+        if not cold:
+            report.unchanged += scan.scanned - len(scan.files)
         if carried:
             writer.note_sources(source, carried, now)
         if touched:
@@ -317,49 +316,57 @@ class _Files:
 class _Scan:
     """What a rescan found to do: compact, whatever the archive's size."""
 
+    scope: str = ""  # the source's prefix of each path (see `ingest_archive`)
     files: _Files = field(default_factory=_Files)  # to read, in path order
-    changed: list[str] = field(default_factory=list)  # those the store knows already
+    changed: set[str] = field(default_factory=set)  # those whose stored hash may match
     gone: list[str] = field(default_factory=list)  # stored files the scan did not find
     scanned: int = 0
     kept: int = 0  # stored files of folders that cannot be read: kept as they were
+    complete: bool = False  # every file to read is found (the walk is done)
+
+    def found(self, path: str, size: int, mtime_ns: int) -> ArchiveFile:
+        self.files.append(path, size, mtime_ns)
+        return ArchiveFile(path, size, mtime_ns)
 
 
-def _compare_paths(writer: ArchiveWriter, root: str, changed: list[str], scope: str) -> _Scan:
-    """The rescan of the paths git says changed (no walk of the folder)."""
-    known = writer.known_stamps_of([scope + path for path in changed])
-    stamps = _stamp_paths(root, changed, scope)
-    scan = _Scan(scanned=len(stamps))
+def _compare_paths(
+    writer: ArchiveWriter, root: str, changed: list[str], scan: _Scan
+) -> Iterator[ArchiveFile]:
+    """The rescan of the paths git says changed (no walk of the folder): those to read."""
+    known = writer.known_stamps_of([scan.scope + path for path in changed])
+    stamps = _stamp_paths(root, changed, scan.scope)
+    scan.scanned = len(stamps)
     for path, stamp in stamps.items():
         old = known.get(path)
         if old != stamp:
-            scan.files.append(path, *stamp)
             if old is not None:
-                scan.changed.append(path)
+                scan.changed.add(path)
+            yield scan.found(path, *stamp)
     scan.gone = [path for path in known if path not in stamps]
-    return scan
 
 
 def _compare_walk(
     writer: ArchiveWriter,
     root: str,
-    scope: str,
     reparse: bool,
     unreadable: list[str],
     low: str,
     end: str | None,
-) -> _Scan:
+    scan: _Scan,
+) -> Iterator[ArchiveFile]:
     """Walk the archive and compare it with the stored stamps, one group of files at a
     time: each group's range of paths is read from the store (`stamps_between`), so
-    memory holds a group, not the archive. Every file is read again when `reparse`.
+    memory holds a group, not the archive. Yields the files to read as each group is
+    compared (every file when `reparse`); the rest of `scan` is complete at the end.
 
     The ranges follow each other without gaps (from the scope's first path, `low`, to
     its last, before `end`), so a stored file the walk did not find falls in one: gone,
     unless it is in a folder that could not be read (`unreadable`, relative to `root`).
     """
+    scope = scan.scope
     named = set() if scope else writer.source_names()
-    scan = _Scan()
 
-    def compare(walked: list[Stamped], low: str, high: str | None) -> None:
+    def compare(walked: list[Stamped], low: str, high: str | None) -> Iterator[ArchiveFile]:
         stored = writer.stamps_between(low, high)
         scan.scanned += len(walked)
         if walked == stored and not reparse:  # the common rescan: one comparison in C
@@ -370,17 +377,16 @@ def _compare_walk(
             pairs = [(new, old) for new, old in zip(walked, stored, strict=True) if new != old]
             if all(new[0] == old[0] for new, old in pairs):
                 for (path, size, mtime_ns), _ in pairs:
-                    scan.files.append(path, size, mtime_ns)
-                    scan.changed.append(path)
+                    scan.changed.add(path)
+                    yield scan.found(path, size, mtime_ns)
                 return
         # The files that differ, found by set operations in C rather than one by one.
         to_read = walked if reparse else sorted(set(walked).difference(stored))
         differ = {path for path, _, _ in set(stored).difference(walked)}  # changed or gone
-        known = {path for path, _, _ in stored} if reparse else differ
         for path, size, mtime_ns in to_read:
-            scan.files.append(path, size, mtime_ns)
-            if path in known:
-                scan.changed.append(path)
+            if path in differ and not reparse:  # (a reparse reads every file in full)
+                scan.changed.add(path)
+            yield scan.found(path, size, mtime_ns)
         differ.difference_update(path for path, _, _ in to_read)
         for path in sorted(differ):  # stored, not found
             if not _in_scope(path, scope, named):
@@ -395,12 +401,33 @@ def _compare_walk(
         if scope:
             group = [(scope + path, size, mtime_ns) for path, size, mtime_ns in group]
         if pending:
-            compare(pending, low, group[0][0])
+            yield from compare(pending, low, group[0][0])
             low = group[0][0]
         pending = group
-    compare(pending, low, end)
+    yield from compare(pending, low, end)
     scan.scanned += scan.kept
-    return scan
+
+
+def _and_siblings(
+    writer: ArchiveWriter, found: Iterable[ArchiveFile], scan: _Scan
+) -> Iterator[ArchiveFile]:
+    """The files `found` to read, then the other files of the stories whose file went: a
+    story filed twice shows its last-written file, so when that file goes, the other
+    file's text must show again."""
+    yield from found
+    if scan.gone:
+        left = set(scan.gone)
+        named = set() if scan.scope else writer.source_names()
+        reread = {
+            p
+            for p in writer.sibling_paths(scan.gone)
+            if p not in left and _in_scope(p, scan.scope, named)
+        }
+        reread.difference_update(scan.files.paths)
+        again = writer.known_stamps_of(sorted(reread))
+        for path in sorted(again):
+            yield scan.found(path, *again[path])
+    scan.complete = True
 
 
 def _walk_files(root: str, scope: str, scan: _Scan, unreadable: list[str]) -> Iterator[ArchiveFile]:
@@ -497,37 +524,47 @@ def ingest_stories(
 def _parse_all(
     root: str,
     files: Iterable[ArchiveFile],
-    known_hashes: dict[str, str],
+    known_hashes: Callable[[list[str]], dict[str, str]],
     workers: int | None,
     strip: int = 0,
+    trickle: bool = False,
 ) -> Generator[tuple[ArchiveFile, str, ParseResult | None, str | None], None, None]:
     """Yield (file, hash, result, fingerprint) in order.
 
     `strip`: the length of the source's prefix of each path (the file is at the rest).
+    `trickle`: the files are found over a rescan's walk, which the parse should hide
+    behind: one worker keeps up with a few, and others would slow the walk; they start
+    once there are `MANY_FILES`.
 
+    `known_hashes` gives the stored hashes of a chunk's paths, looked up as it is read.
     The result is None when the hash is unchanged; the fingerprint is the story's
     (see `core.fingerprint`), computed here so that the workers share that work.
     Raises `ParseWorkerDied` when a worker process ends before its work is done.
     """
     workers = workers or os.cpu_count() or 1
-    files = iter(files)  # a cold ingest's are a stream: their number is not known
+    files = iter(files)  # a stream (found as the walk goes on): their number is not known
     first = list(islice(files, PARALLEL_THRESHOLD))  # enough to be worth the workers?
     serial = len(first) < PARALLEL_THRESHOLD or workers < 2
     files = chain(iter(first), files)  # (the list goes once read)
     del first
+    waiting = iter(lambda: list(islice(files, CHUNK)), [])
     if serial:
-        yield from _parse_each(root, files, known_hashes, strip)
+        for chunk in waiting:
+            yield from _parse_each(root, chunk, known_hashes([f.path for f in chunk]), strip)
         return
-    pool: list[_Worker] = []
+    pool: list[_Worker] = []  # started by the first chunks sent
+    found = 0
     try:
-        pool.extend(_Worker(root, strip) for _ in range(workers))
-        waiting = iter(lambda: list(islice(files, CHUNK)), [])
         in_flight: deque[tuple[list[ArchiveFile], _Worker]] = deque()
 
         def send(chunk: list[ArchiveFile]) -> None:
+            nonlocal found
+            found += len(chunk)
+            if len(pool) < (1 if trickle and found < MANY_FILES else workers):
+                pool.append(_Worker(root, strip))
             worker = min(pool, key=_pending)  # the least busy one
-            hashes = {f.path: known_hashes[f.path] for f in chunk if f.path in known_hashes}
-            worker.send([f.path for f in chunk], hashes)
+            paths = [f.path for f in chunk]
+            worker.send(paths, known_hashes(paths))
             in_flight.append((chunk, worker))
 
         for chunk in islice(waiting, workers * WINDOW_PER_WORKER):

@@ -77,11 +77,26 @@ def serve(root: str, strip: int, requests: BinaryIO, replies: BinaryIO) -> None:
         except (EOFError, OSError, pickle.UnpicklingError):
             waiting.put(None)
 
+    # Replies are written by a thread too: a rescan reads them only once its walk is
+    # done, and meanwhile this process parses on instead of waiting on a full pipe.
+    answers: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def write() -> None:
+        try:
+            while (answer := answers.get()) is not None:
+                pickle.dump(answer, replies, protocol=5)
+                replies.flush()
+        except BrokenPipeError:  # the ingest stopped reading (closing or gone)
+            os._exit(0)
+
     threading.Thread(target=read, daemon=True).start()
+    writing = threading.Thread(target=write)
+    writing.start()
     while (request := waiting.get()) is not None:
         paths, known_hashes = request
-        pickle.dump(parse_chunk(root, paths, known_hashes, strip), replies, protocol=5)
-        replies.flush()
+        answers.put(parse_chunk(root, paths, known_hashes, strip))
+    answers.put(None)
+    writing.join()
 
 
 def main() -> None:

@@ -364,6 +364,49 @@ def test_a_cold_ingest_reads_and_writes_while_it_walks(
     assert rows(tmp_path / "news.db", "SELECT count(*) FROM archive_files") == [(300,)]
 
 
+def test_a_rescan_parses_the_changed_files_while_it_walks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # The parse worker gets the first changed files before the walk is done (the parse
+    # hides behind the walk); a touched file keeps its story; the report and the progress,
+    # whose total is known once the walk is done, are those of the whole rescan.
+    archive, db = tmp_path / "archive", tmp_path / "news.db"
+    for i in range(300):
+        write(archive / f"{i // 10:02}/{i}.md", story_file(url=f"https://e.com/{i}"), 1)
+    ingest_archive(db, archive, NOW)
+    for i in range(0, 300, 6):  # 50 files: 25 edited, 25 touched
+        heat = 60 if i % 12 else 50
+        write(archive / f"{i // 10:02}/{i}.md", story_file(url=f"https://e.com/{i}", heat=heat), 2)
+    events: list[str] = []
+
+    def walking(*args, **kwargs):
+        for group in walk_stamps(*args, **kwargs):
+            events.append("walked")
+            yield group
+
+    worker_send = core.ingest._Worker.send
+
+    def sending(self, paths, known_hashes):
+        events.append(f"sent to {id(self)}")
+        return worker_send(self, paths, known_hashes)
+
+    monkeypatch.setattr(core.ingest, "walk_stamps", partial(walking, group=10))
+    monkeypatch.setattr(core.ingest._Worker, "send", sending)
+    monkeypatch.setattr(core.ingest, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(core.ingest, "CHUNK", 10)
+    calls: list[tuple[int, int]] = []
+
+    report = ingest_archive(db, archive, LATER, lambda d, t: calls.append((d, t)), workers=2)
+
+    assert events.count("walked") == 30
+    sent = [i for i, event in enumerate(events) if event.startswith("sent")]
+    assert sent[0] < len(events) - events[::-1].index("walked") - 1
+    assert len({events[i] for i in sent}) == 1  # one worker: a few files, found slowly
+    assert (report.scanned, report.parsed, report.updated, report.unchanged) == (300, 25, 25, 275)
+    assert (calls[0], calls[-1]) == ((0, 0), (50, 50))
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
 def test_a_file_gone_during_a_cold_ingest_still_ends_its_progress(
     corpus_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
