@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 # are found as its walk goes on: the workers start once this many are, and parse while
 # the walk continues (in a 1%-changed rescan of 100k files, the parse hides behind it).
 PARALLEL_THRESHOLD = 200
+# A cold ingest has no walk to hide the workers' start behind: they pay from ≈2,000 files
+# (whole process, 5 rounds: 1,000 files 0.23 s in-process vs 0.27 s with workers; 3,000
+# files 0.51 vs 0.43 s).
+COLD_PARALLEL_THRESHOLD = 2000
 CHUNK = 200
 # Chunks in flight per worker: enough to keep the workers busy while the writer works,
 # few enough that parsed stories do not pile up in this process when the writer lags.
@@ -543,8 +547,9 @@ def _parse_all(
     """
     workers = workers or os.cpu_count() or 1
     files = iter(files)  # a stream (found as the walk goes on): their number is not known
-    first = list(islice(files, PARALLEL_THRESHOLD))  # enough to be worth the workers?
-    serial = len(first) < PARALLEL_THRESHOLD or workers < 2
+    threshold = PARALLEL_THRESHOLD if trickle else COLD_PARALLEL_THRESHOLD
+    first = list(islice(files, threshold))  # enough to be worth the workers?
+    serial = len(first) < threshold or workers < 2
     files = chain(iter(first), files)  # (the list goes once read)
     del first
     waiting = iter(lambda: list(islice(files, CHUNK)), [])

@@ -111,6 +111,7 @@ def test_second_ingest_of_the_corpus_changes_nothing_and_parses_nothing(tmp_path
 def test_parallel_parse_gives_the_same_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     ingest_archive(tmp_path / "serial.db", CORPUS, NOW, workers=1)
     monkeypatch.setattr(core.ingest, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(core.ingest, "COLD_PARALLEL_THRESHOLD", 10)
     monkeypatch.setattr(core.ingest, "CHUNK", 50)
     report = ingest_archive(tmp_path / "parallel.db", CORPUS, NOW, workers=2)
 
@@ -198,6 +199,7 @@ def test_a_worker_killed_mid_ingest_stops_it_cleanly_and_loses_nothing(
 ):
     ingest_archive(tmp_path / "serial.db", CORPUS, NOW, workers=1)
     monkeypatch.setattr(core.ingest, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(core.ingest, "COLD_PARALLEL_THRESHOLD", 10)
     monkeypatch.setattr(core.ingest, "CHUNK", 10)
     monkeypatch.setattr(core.ingest, "BATCH", 20)  # some batches are written before the kill
     started: list[core.ingest._Worker] = []
@@ -350,6 +352,7 @@ def test_a_cold_ingest_reads_and_writes_while_it_walks(
     monkeypatch.setattr(SqliteArchiveWriter, "write", writing)
     monkeypatch.setattr(core.ingest, "BATCH", 50)
     monkeypatch.setattr(core.ingest, "PARALLEL_THRESHOLD", 100)
+    monkeypatch.setattr(core.ingest, "COLD_PARALLEL_THRESHOLD", 100)
     monkeypatch.setattr(core.ingest, "CHUNK", 20)
     calls: list[tuple[int, int]] = []
 
@@ -933,7 +936,7 @@ def test_killing_the_ingest_leaves_no_worker_processes(open_tmp):
     env = {**os.environ, "NEWS_DB": str(db), "NEWS_ARCHIVE": str(archive), "PYTHONPATH": str(ROOT)}
     force_workers = (
         "import sys, core.ingest as ingest\n"
-        "ingest.PARALLEL_THRESHOLD = 1\n"
+        "ingest.PARALLEL_THRESHOLD = ingest.COLD_PARALLEL_THRESHOLD = 1\n"
         "from bot.cli import main\n"
         "sys.exit(main(['ingest']))\n"
     )
