@@ -394,31 +394,34 @@ def test_a_full_database_is_named_in_one_line(tmp_path, monkeypatch, capsys):
     assert f"database {db}: database or disk is full; the disk is full" in err
 
 
-def test_ingest_into_sqlite_loads_neither_asyncio_nor_openssl(tmp_path: Path):
-    # `ingest` runs beside its parse workers: the async store (asyncio, aiosqlite) and
-    # OpenSSL would cost 13 MB more in its process, for nothing it does.
+def run_and_list_loaded(args: list[str], heavy: tuple[str, ...], db: Path) -> list[str]:
+    """`python -m bot ARGS` in a process of its own: its output, then the list of the
+    `heavy` modules it loaded."""
     script = (
         "import sys, runpy\n"
-        "sys.argv = ['bot', 'ingest', sys.argv[1]]\n"
+        f"sys.argv = ['bot', *{args!r}]\n"
         "try:\n"
         "    runpy.run_module('bot', run_name='__main__')\n"
         "except SystemExit as stop:\n"
         "    assert not stop.code, stop.code\n"
-        "heavy = ('asyncio', 'aiosqlite', 'ssl', 'hashlib')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
     )
-    env = {**os.environ, "NEWS_DB": str(tmp_path / "news.db"), "LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "NEWS_DB": str(db), "LOG_LEVEL": "WARNING"}
     done = subprocess.run(
-        [sys.executable, "-c", script, str(CORPUS)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
+        [sys.executable, "-c", script], cwd=db.parent, env=env, capture_output=True, text=True
     )
-
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[0].startswith("192 files: 191 added")
-    assert done.stdout.splitlines()[-1] == "[]"
+    return done.stdout.splitlines()
+
+
+def test_ingest_into_sqlite_loads_neither_asyncio_nor_openssl(tmp_path: Path):
+    # `ingest` runs beside its parse workers: the async store (asyncio, aiosqlite) and
+    # OpenSSL would cost 13 MB more in its process, for nothing it does.
+    heavy = ("asyncio", "aiosqlite", "ssl", "hashlib")
+    lines = run_and_list_loaded(["ingest", str(CORPUS)], heavy, tmp_path / "news.db")
+
+    assert lines[0].startswith("192 files: 191 added")
+    assert lines[-1] == "[]"
 
 
 @pytest.mark.parametrize(
@@ -430,25 +433,7 @@ def test_read_commands_answer_without_loading_asyncio_ingest_or_discord(
     # The read commands should start at once: asyncio and aiosqlite (≈25 ms, as much as
     # the rest of the command), the parser (YAML), ingest (its worker processes), the
     # sources (HTTP), the planner and discord.py stay unloaded.
-    script = (
-        "import sys, runpy\n"
-        f"sys.argv = ['bot', *{command!r}]\n"
-        "try:\n"
-        "    runpy.run_module('bot', run_name='__main__')\n"
-        "except SystemExit as stop:\n"
-        "    assert not stop.code, stop.code\n"
-        "heavy = ('asyncio', 'aiosqlite', 'yaml', 'core.archive', 'core.ingest',"
-        " 'core.sources', 'core.planner', 'multiprocessing', 'dotenv', 'discord')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
-    )
-    env = {**os.environ, "NEWS_DB": str(corpus_db), "LOG_LEVEL": "WARNING"}
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=corpus_db.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    heavy = ("asyncio", "aiosqlite", "yaml", "core.archive", "core.ingest", "core.sources")
+    heavy += ("core.planner", "multiprocessing", "dotenv", "discord")
 
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[]"
+    assert run_and_list_loaded(command, heavy, corpus_db)[-1] == "[]"

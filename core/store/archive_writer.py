@@ -412,7 +412,7 @@ class SqliteArchiveWriter:
     def _grow_cache(self) -> None:
         """At the first write: the cache that writing into large indexes needs."""
         if self._small_cache:
-            cold = self.conn.execute("SELECT 1 FROM archive_files LIMIT 1").fetchone() is None
+            cold = not self.has_files("", None)  # nothing stored: a cold ingest
             self.conn.execute(f"PRAGMA cache_size = -{COLD_CACHE_KIB if cold else CACHE_KIB}")
             self._small_cache = False
 
