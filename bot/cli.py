@@ -556,5 +556,7 @@ def _progress_bar():
             bar = "#" * filled + "-" * (30 - filled)
             end = "\n" if done == total else ""
             print(f"\r  parsing [{bar}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+        elif done:  # a rescan still walking: how many files it has read so far
+            print(f"\r  parsing {done} changed files…", end="", file=sys.stderr, flush=True)
 
     return show

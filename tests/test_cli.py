@@ -437,3 +437,30 @@ def test_read_commands_answer_without_loading_asyncio_ingest_or_discord(
     heavy += ("core.planner", "multiprocessing", "dotenv", "discord")
 
     assert run_and_list_loaded(command, heavy, corpus_db)[-1] == "[]"
+
+
+def test_the_progress_bar_counts_a_rescans_files_before_their_total_is_known(monkeypatch):
+    # A rescan parses the changed files its walk finds before the walk ends: until then
+    # there is no total for a bar, and the operator sees a count instead of nothing.
+    class Terminal:
+        text = ""
+
+        def isatty(self) -> bool:
+            return True
+
+        def write(self, text: str) -> None:
+            self.text += text
+
+        def flush(self) -> None:
+            pass
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    show = cli._progress_bar()
+
+    show(0, 0)
+    assert terminal.text == ""
+    show(200, 0)
+    assert terminal.text.endswith("parsing 200 changed files…")
+    show(300, 400)
+    assert terminal.text.endswith(f"parsing [{'#' * 22}{'-' * 8}] 300/400")
