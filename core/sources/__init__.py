@@ -24,7 +24,7 @@ from core.ingest import (
 )
 from core.sources import feed, git
 from core.sources.config import Source
-from core.store.archive_writer import epoch
+from core.store.epochs import to_epoch
 from core.store.protocol import NewsStore
 from core.store.source_state import SourceState
 
@@ -65,14 +65,14 @@ def follow(
     outcomes = []
     for source in sources:
         state = states[source.name]
-        if not force and state.next_fetch_at is not None and state.next_fetch_at > epoch(now):
+        if not force and state.next_fetch_at is not None and state.next_fetch_at > to_epoch(now):
             continue
         outcome = Outcome(source)
-        state.last_attempt_at = epoch(now)
+        state.last_attempt_at = to_epoch(now)
         try:
             outcome.report = _fetch(store, source, state, data_dir, now, replace, time_limit)
             outcome.not_modified = outcome.report is None
-            state.last_success_at, state.last_error, state.failures = epoch(now), None, 0
+            state.last_success_at, state.last_error, state.failures = to_epoch(now), None, 0
         except (
             git.GitError,
             feed.FeedError,
@@ -93,7 +93,7 @@ def follow(
             log.warning("source %s: %s (retry in %ds)", source.name, state.last_error, wait)
         else:
             wait = every
-        state.next_fetch_at = epoch(now) + wait
+        state.next_fetch_at = to_epoch(now) + wait
         _save(store, source, state)
         outcomes.append(outcome)
     return outcomes

@@ -11,11 +11,12 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from core.archive import ArchiveFile
 from core.fingerprint import fingerprint
 from core.models import Rejection, Skipped, Story
+from core.store.epochs import to_epoch
 from core.store.protocol import ParsedFile, WriteCounts
 from core.store.schema import connect, migrate
 from core.store.source_state import SourceState, load_states, save_state
@@ -34,14 +35,6 @@ COLD_CACHE_KIB = 8 * 1024
 # Until the first write, the cache stays small: a rescan that finds nothing to write
 # reads every stored stamp once, and keeping those pages would only grow its memory.
 SCAN_CACHE_KIB = 2 * 1024
-
-
-@overload
-def epoch(moment: datetime) -> int: ...
-@overload
-def epoch(moment: datetime | None) -> int | None: ...
-def epoch(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp())
 
 
 class SqliteArchiveWriter:
@@ -195,7 +188,7 @@ class SqliteArchiveWriter:
             ON CONFLICT (story, source) DO UPDATE SET
                 url = excluded.url, title = excluded.title, provider = excluded.provider
         """
-        stamp = epoch(now)
+        stamp = to_epoch(now)
         rows = [(s.canonical, source, s.url, s.title, s.provider, stamp) for s in stories]
         with self._transaction():
             self.conn.executemany(query, rows)
@@ -244,7 +237,7 @@ class SqliteArchiveWriter:
         with self._transaction():
             # A file rewritten may now carry another story (or none): the old one's check.
             self._maybe_orphaned.update(self._stories_of([file.path for file, *_ in batch]))
-            plan = _BatchPlan(self, epoch(now) or 0)
+            plan = _BatchPlan(self, to_epoch(now) or 0)
             plan.look_up([result for _, _, result, _ in batch if isinstance(result, Story)])
             for file, digest, result, print_ in batch:
                 story = None  # the row id of the story the file carries
@@ -276,7 +269,7 @@ class SqliteArchiveWriter:
         Only the stories whose files this writer forgot or rewrote are checked, unless
         an abandoned ingest (another writer) left changes unchecked: then every story.
         """
-        stamp = epoch(now)
+        stamp = to_epoch(now)
         with self._transaction():
             if self._abandoned_changes():
                 rows = self.conn.execute(
@@ -567,7 +560,7 @@ class _BatchPlan:
     def upsert(self, story: Story, print_: str) -> str | None:
         """'added', 'updated' or 'unchanged'; None when the short id is another story's."""
         writer = self.writer
-        published_at = epoch(story.published_at)
+        published_at = to_epoch(story.published_at)
         topics_text = "\n".join(story.topics)
         coverage = self._coverage_rows(story) if story.related else []
         existing = self.known.get(story.canonical)
@@ -696,7 +689,7 @@ class _BatchPlan:
     @staticmethod
     def _coverage_rows(story: Story) -> list[tuple[object, ...]]:
         return [
-            (c.title, c.url, c.provider, c.excerpt, epoch(c.published_at), c.type)
+            (c.title, c.url, c.provider, c.excerpt, to_epoch(c.published_at), c.type)
             for c in story.related
         ]
 

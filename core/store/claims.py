@@ -17,7 +17,7 @@ from datetime import datetime
 from core.models import DeliveryState
 from core.sharding import ALIVE_PREFIX, Shards
 from core.store.base import StoreBase
-from core.store.stories import from_epoch, to_epoch
+from core.store.epochs import from_epoch, to_epoch
 
 
 class ClaimQueries(StoreBase):

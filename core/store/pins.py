@@ -8,7 +8,8 @@ from datetime import datetime
 
 from core.models import Pin
 from core.store.base import StoreBase
-from core.store.stories import STORY_COLUMNS, from_epoch, story_from_row, to_epoch
+from core.store.epochs import from_epoch, to_epoch
+from core.store.stories import STORY_COLUMNS, story_from_row
 
 # Prefixed, so that they can be selected beside STORY_COLUMNS and read by name.
 PIN_COLUMNS = """

@@ -7,11 +7,11 @@ import math
 import re
 import sqlite3
 import threading
-from datetime import UTC, datetime
-from typing import overload
+from datetime import datetime
 
 from core.models import STORY_ID_PATTERN, Coverage, Page, Related, Story, TopicCount
 from core.store.base import Params, StoreBase
+from core.store.epochs import from_epoch, to_epoch
 
 # "Did you mean": every topic name is compared below this many topics, else only the
 # names sorting next to the text typed, SUGGEST_NEIGHBOURS on each side (`closest_topics`).
@@ -80,18 +80,6 @@ def query_words(text: str) -> list[str]:
     """The words of a query that FTS5 matches: stop words only if there is nothing else."""
     words = _WORD.findall(text.casefold())[:MAX_QUERY_TERMS]
     return [w for w in words if w not in STOPWORDS] or words
-
-
-@overload
-def from_epoch(value: int) -> datetime: ...
-@overload
-def from_epoch(value: int | None) -> datetime | None: ...
-def from_epoch(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def to_epoch(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp())
 
 
 def story_from_row(row: sqlite3.Row, related: tuple[Coverage, ...] = ()) -> Story:

@@ -10,13 +10,12 @@ from core.models import Delivery, DeliveryState, Digest, PostStyle, Story, Subsc
 from core.sharding import EVERY_SHARD, Shards
 from core.store.base import Params, StoreBase
 from core.store.claims import shard_condition
+from core.store.epochs import from_epoch, to_epoch
 from core.store.stories import (
     STORY_COLUMNS,
     STORY_FROM,
     VISIBLE,
-    from_epoch,
     story_from_row,
-    to_epoch,
 )
 
 if TYPE_CHECKING:
