@@ -126,6 +126,10 @@ class Deliverer:
         # (subscription id, period end) of digests. Its other claims are left from a
         # send that failed midway: reconciled like a dead process's.
         self._sending: set[tuple[int, object]] = set()
+        # While `deliver_all` runs: the channels with a notice on record (read once for
+        # the poll, kept up to date by `pause`), so a post clears only a notice there is.
+        # None: not known, a post clears the channel's notice whether there is one or not.
+        self._noticed: set[int] | None = None
 
     @property
     def store(self) -> NewsStore:
@@ -258,35 +262,51 @@ class Deliverer:
         for delivery in await self.store.due_deliveries(shards=self.shards):
             by_channel[delivery.channel_id].append(delivery)
         paused = {channel for _, channel, _ in await self.store.paused_channels()}
+        # Read once for every channel of the poll, not once per channel.
+        subscriptions = await self.store.due_channel_subscriptions(self.shards)
+        self._noticed = await self.store.noticed_channels()
         # Channels are independent: a slow or failing one never holds up the others.
         # A few at a time, so a burst across many channels stays within Discord's limits.
         slots = asyncio.Semaphore(CHANNELS_AT_ONCE)
 
         async def deliver(channel_id: int, items: list[Delivery]) -> None:
             async with slots:
-                await self.deliver_channel(channel_id, now, items)
+                subs = subscriptions.get(channel_id, [])
+                await self.deliver_channel(channel_id, now, items, subs)
 
-        await asyncio.gather(
-            *(
-                deliver(channel_id, items)
-                for channel_id, items in by_channel.items()
-                if channel_id not in paused
+        try:
+            await asyncio.gather(
+                *(
+                    deliver(channel_id, items)
+                    for channel_id, items in by_channel.items()
+                    if channel_id not in paused
+                )
             )
-        )
+        finally:
+            self._noticed = None
 
     async def deliver_channel(
-        self, channel_id: int, now: datetime, items: list[Delivery] | None = None
+        self,
+        channel_id: int,
+        now: datetime,
+        items: list[Delivery] | None = None,
+        subscriptions: list[Subscription] | None = None,
     ) -> int:
-        """Post up to `posts_per_poll` due stories to one channel, oldest first."""
+        """Post up to `posts_per_poll` due stories to one channel, oldest first (`items`,
+        `subscriptions`: its due deliveries and subscriptions, if read already)."""
         async with self._locks[channel_id]:
             try:
-                return await self._deliver_channel(channel_id, now, items)
+                return await self._deliver_channel(channel_id, now, items, subscriptions)
             except Exception:
                 log.exception("delivering to channel %s failed", channel_id)
                 return 0
 
     async def _deliver_channel(
-        self, channel_id: int, now: datetime, items: list[Delivery] | None
+        self,
+        channel_id: int,
+        now: datetime,
+        items: list[Delivery] | None,
+        subscriptions: list[Subscription] | None,
     ) -> int:
         # Read here, the channel's queue is read from its head, a page at a time, until a
         # poll's worth of stories is due (stories further back are judged when they near
@@ -302,7 +322,8 @@ class Deliverer:
         if channel is None:
             return 0
         # Paused ones too: the planner says why (a staff pause drops, a bot pause waits).
-        subscriptions = await self.store.channel_subscriptions(channel_id, last=False)
+        if subscriptions is None:
+            subscriptions = await self.store.channel_subscriptions(channel_id, last=False)
         if missing := self._missing(channel, subscriptions):
             await self.pause(channel, f"missing permission: {', '.join(missing)}", now)
             return 0
@@ -339,8 +360,10 @@ class Deliverer:
             return 0
         pinned = {d.story.id for d in items if d.pinned}
         sent = await self._send_due(channel, due, pinned, now)
-        if sent:
+        if sent and (self._noticed is None or channel_id in self._noticed):
             await self.store.clear_notice(channel_id)
+            if self._noticed is not None:
+                self._noticed.discard(channel_id)
         return sent
 
     async def _due_page(self, channel_id: int, limit: int, offset: int) -> list[Delivery]:
@@ -525,6 +548,8 @@ class Deliverer:
         log.warning("paused subscriptions of channel %s: %s", channel.id, reason)
         if not await self.store.claim_notice(channel.id, reason, now):
             return
+        if self._noticed is not None:
+            self._noticed.add(channel.id)
         notice = (
             f"I can't post news in {channel.mention}: {reason}. Its subscriptions are paused "
             "and resume by themselves once the permission is back (or when staff run "

@@ -305,6 +305,25 @@ async def test_injected_403_pauses_and_says_so_once(room, archive):
     assert posted_titles(room.news) == ["Refused news"]
 
 
+async def test_a_channel_posting_again_tells_of_its_next_problem(room, archive):
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    await room.staff.slash(room.other, "subscribe", topic="AI")
+    for n in (1, 2):
+        room.env.inject_error(
+            "POST",
+            f"/channels/{room.news.id}/messages",
+            status=403,
+            code=50013,
+            message="Missing Permissions",
+        )
+        write(archive, f"n{n}", f"Refused news {n}", 200)
+        await room.rescan()
+        await room.poll()  # resumed and posted: the notice is done with
+    notices = [m for m in room.news.history() if not m.embeds]
+    assert len(notices) == 2
+    assert posted_titles(room.news) == ["Refused news 1", "Refused news 2"]
+
+
 async def test_unknown_channel_deletes_its_subscriptions_and_others_carry_on(room, archive):
     await room.staff.slash(room.news, "subscribe", topic="AI")
     await room.staff.slash(room.other, "subscribe", topic="AI")

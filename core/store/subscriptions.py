@@ -285,6 +285,22 @@ class SubscriptionQueries(StoreBase):
             return await self._subscriptions("sub.channel_id = ?", (channel_id,))
         return await self._bare_subscriptions("sub.channel_id = ?", (channel_id,))
 
+    async def due_channel_subscriptions(
+        self, shards: Shards = EVERY_SHARD
+    ) -> dict[int, list[Subscription]]:
+        """The subscriptions (without the last posted) of every channel with pending
+        deliveries on `shards`, by channel: a poll reads them once for all its channels."""
+        on_shards, params = shard_condition("d.guild_id", shards)
+        found: dict[int, list[Subscription]] = {}
+        for sub in await self._bare_subscriptions(
+            f"""sub.channel_id IN (
+                SELECT d.channel_id FROM deliveries d WHERE d.state = ? AND {on_shards}
+            )""",
+            (DeliveryState.PENDING, *params),
+        ):
+            found.setdefault(sub.channel_id, []).append(sub)
+        return found
+
     async def delete_channel(self, channel_id: int) -> int:
         """Forget a channel that no longer exists: its subscriptions and unsent deliveries."""
         async with self.atomic():
@@ -328,6 +344,12 @@ class SubscriptionQueries(StoreBase):
     async def clear_notice(self, channel_id: int) -> None:
         """The channel works again: its next problem is worth telling the server about."""
         await self._execute("DELETE FROM channel_notices WHERE channel_id = ?", (channel_id,))
+
+    async def noticed_channels(self) -> set[int]:
+        """The channels whose problem was announced and not cleared since."""
+        return {
+            row["channel_id"] for row in await self._rows("SELECT channel_id FROM channel_notices")
+        }
 
     async def paused_channels(self) -> list[tuple[int, int, str]]:
         """(guild id, channel id, reason) of every channel whose subscriptions are paused."""
