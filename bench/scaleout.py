@@ -18,8 +18,9 @@ Scenarios, each from a copy of the same prepared database:
 - 2 processes both running both shards (misconfigured overlap: every claim contested).
 
 posts/s = stories posted by all processes / wall time from the common start to the last
-process's end; claims/s = claim statements run by all processes / the same time (a lost
-claim, one another process won, counts as a claim but posts nothing). The script checks
+process's end; claims/s = deliveries claimed or tried by all processes / the same time
+(the channels sent to at once share a statement; a lost claim, one another process won,
+counts as a claim but posts nothing). The script checks
 that every channel got the story exactly once.
 """
 
@@ -110,15 +111,15 @@ async def _deliver(db: str, shard_ids: tuple[int, ...], subscriptions: int, star
     process = ProcessLeases(store, 60)
     deliverer = Deliverer(bot, store=store, process=process, shards=shards)
     claims = {"statements": 0, "won": 0}
-    claim = store.claim_deliveries
+    claim = store.claim_delivery_batch
 
-    async def counted(*args, **kwargs):
-        got = await claim(*args, **kwargs)
-        claims["statements"] += 1
+    async def counted(wanted, holder):
+        got = await claim(wanted, holder)
+        claims["statements"] += len(wanted)  # one claim per delivery asked for
         claims["won"] += len(got)
         return got
 
-    store.claim_deliveries = counted  # type: ignore[method-assign]  # counting, not changing
+    store.claim_delivery_batch = counted  # type: ignore[method-assign]  # counting, not changing
     now = discord.utils.utcnow()
     await process.keep_alive(now)
     start.wait()

@@ -60,9 +60,10 @@ from typing import TYPE_CHECKING, TypedDict, cast
 import discord
 
 from bot import embeds
+from bot.group_commit import GroupCommit
 from bot.permissions import is_forum, missing_post_permissions
 from bot.views import story_view
-from core.models import Delivery, Digest, PostStyle, Story, Subscription
+from core.models import Confirmation, Delivery, Digest, PostStyle, Story, Subscription
 from core.planner import (
     DIGEST_PERIODS,
     LIVE_WINDOW,
@@ -130,6 +131,9 @@ class Deliverer:
         # the poll, kept up to date by `pause`), so a post clears only a notice there is.
         # None: not known, a post clears the channel's notice whether there is one or not.
         self._noticed: set[int] | None = None
+        # The claims and confirmations of the channels sent to at once, written together.
+        self._claim = GroupCommit(self._claim_batch)
+        self._confirm = GroupCommit(self._confirm_batch)
 
     @property
     def store(self) -> NewsStore:
@@ -378,7 +382,7 @@ class Deliverer:
         await self.process.keep_alive_if_due(discord.utils.utcnow())
         # The claim is the lock between processes: only the stories this process claimed
         # go out (another process may have claimed, or sent, the others meanwhile).
-        claimed = await self.store.claim_deliveries(channel.id, [d.story.id for d in due], me, now)
+        claimed = await self._claim([(channel.id, d.story.id, now) for d in due])
         due = [d for d in due if d.story.id in claimed]
         sending = {(channel.id, story_id) for story_id in claimed}
         self._sending |= sending
@@ -411,6 +415,26 @@ class Deliverer:
             self._sending -= sending
         return sent
 
+    async def _claim_batch(self, requests: list[list[tuple[int, str, datetime]]]) -> list[set[str]]:
+        """Claims of (channel, story, send start) of several callers: one statement; each
+        gets the story ids it claimed."""
+        claims = [claim for request in requests for claim in request]
+        claimed = await self.store.claim_delivery_batch(claims, self.process.id)
+        return [
+            {story for channel, story, _ in request if (channel, story) in claimed}
+            for request in requests
+        ]
+
+    async def _confirm_batch(self, requests: list[list[Confirmation]]) -> list[set[str]]:
+        """Confirmations of several callers: one statement; each gets the story ids whose
+        confirmation held (the claim was still this process's)."""
+        sent = [confirmation for request in requests for confirmation in request]
+        confirmed = await self.store.confirm_delivery_batch(sent, self.process.id)
+        return [
+            {c.story_id for c in request if (c.channel_id, c.story_id) in confirmed}
+            for request in requests
+        ]
+
     def _missing(self, channel, subscriptions: list[Subscription]) -> list[str]:
         """The permissions the bot lacks for what the channel's subscriptions ask for."""
         threads = any(s.thread for s in subscriptions)
@@ -442,16 +466,11 @@ class Deliverer:
                 )
             await self.handle_failure(channel, exc, now)
             return False
+        confirmed = await self._confirm(
+            [Confirmation(channel.id, s.id, message.id, s.heat, look.style, now) for s in stories]
+        )
         for story in stories:
-            if not await self.store.confirm_delivery(
-                channel.id,
-                story.id,
-                me,
-                now,
-                message_id=message.id,
-                heat=story.heat,
-                style=look.style,
-            ):
+            if story.id not in confirmed:
                 log.warning(
                     "process %s lost its claim on story %s in channel %s while sending it"
                     " (it stalled past its lease): another process may post it too",

@@ -178,6 +178,18 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class Confirmation:
+    """A claimed delivery that went out: its message, what the post shows, and when."""
+
+    channel_id: int
+    story_id: str
+    message_id: int
+    heat: int
+    style: PostStyle
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Pin:
     """A story message pinned in a channel; `pinned_by` is None when pinned outside the bot."""
 

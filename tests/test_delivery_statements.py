@@ -78,7 +78,7 @@ async def test_each_post_costs_one_statement(tmp_path):
     assert len(statements) / POSTS < 1.5, "\n".join(statements)
 
 
-async def test_a_hot_story_costs_well_under_two_statements_per_channel(tmp_path):
+async def test_a_hot_story_to_many_channels_shares_their_statements(tmp_path):
     # One story due in many channels: per channel, only what exactly-once needs (a claim
     # before the send, a confirmation after it), and the channels sent to at once share
     # those statements; the subscriptions and notices are read once for the poll.
@@ -98,7 +98,7 @@ async def test_a_hot_story_costs_well_under_two_statements_per_channel(tmp_path)
         rows = [(7, channel_id, story.id, DeliveryState.PENDING) for channel_id in channels]
         await store.record_deliveries(rows, NOW)
         deliverer = Deliverer(SimpleNamespace(store=store, config=config, get_channel=channels.get))
-        await deliverer.process.keep_alive(NOW)
+        await deliverer.process.keep_alive(discord.utils.utcnow())  # not the posts' cost
         statements: list[str] = []
         await store.db.set_trace_callback(statements.append)
         await deliverer.deliver_all(NOW)
@@ -107,7 +107,9 @@ async def test_a_hot_story_costs_well_under_two_statements_per_channel(tmp_path)
     finally:
         await store.close()
     assert [c.sent for c in channels.values()] == [1] * len(channels)
-    assert len(statements) / len(channels) < 2.5, "\n".join(statements)
+    # One claim and one confirmation per channel would be 2 (and 4 before reads were
+    # batched): the channels sent to at once (8) share them.
+    assert len(statements) / len(channels) < 1.5, "\n".join(statements)
 
 
 async def test_deciding_a_hot_story_writes_as_much_whatever_the_history(tmp_path):

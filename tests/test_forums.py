@@ -129,7 +129,7 @@ async def test_a_crash_between_creating_a_forum_post_and_recording_it_posts_once
     async def crash_after_send(*args, **kw):  # confirming the post is recording it
         raise RuntimeError("simulated crash after Discord created the post")
 
-    monkeypatch.setattr(store, "confirm_delivery", crash_after_send)
+    monkeypatch.setattr(store, "confirm_delivery_batch", crash_after_send)
     write(archive, "f1", "Posted but not recorded", 200)
     await settle(room)
     ((post, _),) = forum_posts(forum)
@@ -300,7 +300,7 @@ async def test_a_crash_before_the_thread_opens_it_at_reconcile(
     async def crash_after_send(*args, **kw):  # confirming the post is recording it
         raise RuntimeError("simulated crash after the post, before its thread")
 
-    monkeypatch.setattr(store, "confirm_delivery", crash_after_send)
+    monkeypatch.setattr(store, "confirm_delivery_batch", crash_after_send)
     write(archive, "t1", "Thread comes later", 200)
     await settle(room)
     assert room.news.threads == []
@@ -368,7 +368,7 @@ async def test_a_crash_after_compact_or_link_posts_records_both_stories_once(
     async def crash_after_send(*args, **kw):  # confirming the post is recording it
         raise RuntimeError("simulated crash after Discord accepted the post")
 
-    monkeypatch.setattr(store, "confirm_delivery", crash_after_send)
+    monkeypatch.setattr(store, "confirm_delivery_batch", crash_after_send)
     write(archive, "c1", "First of two", 200)
     write(archive, "c2", "Second of two", 210)
     await settle(room)

@@ -20,7 +20,7 @@ from discord.ext import commands
 from bot.delivery import Deliverer
 from core.config import Config
 from core.ingest import ingest
-from core.models import DeliveryState
+from core.models import Confirmation, DeliveryState, PostStyle
 from core.sharding import (
     ALIVE_PREFIX,
     RESCAN_LEASE,
@@ -213,7 +213,7 @@ async def test_a_process_killed_between_claim_and_confirm_is_taken_over(
         async def die_after_send(*args, **kw):  # confirming the post is recording it
             raise Killed
 
-        monkeypatch.setattr(a.store, "confirm_delivery", die_after_send)
+        monkeypatch.setattr(a.store, "confirm_delivery_batch", die_after_send)
     with caplog.at_level(logging.CRITICAL, logger="bot.delivery"):
         await a.poll()  # claims, then dies (before or after Discord got the post)
     claimed = await b.store.due_deliveries((DeliveryState.SENDING,), claimed_by="process-a")
@@ -299,6 +299,30 @@ async def test_a_confirmation_needs_the_claim(two_connections):
     assert await first.confirm_delivery(555, other, "a", NOW, message_id=8, heat=200)
     record, _ = await second.delivery_record(555, other)
     assert record is not None and (record.state, record.message_id) == (sent, 8)
+
+
+async def test_claims_and_confirmations_of_several_channels_at_once_are_each_once(
+    two_connections,
+):
+    first, second, ids = two_connections
+    guild = (1 << 22) + 7
+    await first.record_deliveries([(guild, 556, ids[0], DeliveryState.PENDING)], NOW)
+    # Two processes claim overlapping batches: each delivery goes to exactly one.
+    wanted = [(555, ids[0], NOW), (556, ids[0], NOW), (555, ids[1], NOW)]
+    assert await second.claim_deliveries(555, [ids[1]], "b", NOW) == {ids[1]}
+    assert await first.claim_delivery_batch(wanted, "a") == {(555, ids[0]), (556, ids[0])}
+    assert await second.claim_delivery_batch(wanted, "b") == set()
+    # A batch of confirmations: those whose claim is the holder's hold, the others not.
+    sent = [
+        Confirmation(555, ids[0], 8, 200, PostStyle.FULL, NOW),
+        Confirmation(556, ids[0], 9, 200, PostStyle.LINK, NOW),
+        Confirmation(555, ids[1], 10, 200, PostStyle.FULL, NOW),
+    ]
+    assert await first.confirm_delivery_batch(sent, "a") == {(555, ids[0]), (556, ids[0])}
+    for channel, story, message in ((555, ids[0], 8), (556, ids[0], 9), (555, ids[1], None)):
+        record, _ = await second.delivery_record(channel, story)
+        assert record is not None and record.message_id == message
+    assert await second.confirm_delivery_batch(sent[2:], "b") == {(555, ids[1])}
 
 
 async def test_claims_a_poll_did_not_reach_are_given_back(two_connections):

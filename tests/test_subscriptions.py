@@ -381,7 +381,7 @@ async def test_crash_between_send_and_record_never_posts_twice(
     async def crash_after_send(*args, **kw):  # confirming the post is recording it
         raise RuntimeError("simulated crash after Discord accepted the post")
 
-    monkeypatch.setattr(store, "confirm_delivery", crash_after_send)
+    monkeypatch.setattr(store, "confirm_delivery_batch", crash_after_send)
     write(archive, "n1", "Sent but not recorded", 200)
     await room.rescan()
     assert posted_titles(room.news) == ["Sent but not recorded"]
@@ -797,7 +797,7 @@ async def test_crash_recovery_finds_the_post_behind_200_later_messages(
     async def crash_after_send(*args, **kw):  # confirming the post is recording it
         raise RuntimeError("simulated crash after Discord accepted the post")
 
-    monkeypatch.setattr(store, "confirm_delivery", crash_after_send)
+    monkeypatch.setattr(store, "confirm_delivery_batch", crash_after_send)
     write(archive, "n1", "Sent but not recorded", 200)
     await room.rescan()
     for i in range(200):  # a busy channel: the post scrolls far up

@@ -19,6 +19,9 @@ from core.sharding import ALIVE_PREFIX, Shards
 from core.store.base import StoreBase
 from core.store.epochs import from_epoch, to_epoch
 
+# The SQL types of a claim's (channel, story, time): the rows of `claim_delivery_batch`.
+CLAIM_TYPES = ("BIGINT", "TEXT", "BIGINT")
+
 
 class ClaimQueries(StoreBase):
     """Leases and claims (see the module's docstring)."""
@@ -87,6 +90,45 @@ class ClaimQueries(StoreBase):
             ),
         )
         return {row["story_id"] for row in rows}
+
+    async def claim_delivery_batch(
+        self, claims: list[tuple[int, str, datetime]], holder: str
+    ) -> set[tuple[int, str]]:
+        """`claim_deliveries` for (channel, story, time the send starts) of several
+        channels at once, in one statement; returns the (channel, story) claimed."""
+        if len({(channel, at) for channel, _, at in claims}) == 1:
+            # One channel's (the only kind a burst in one channel makes): its own UPDATE
+            # costs SQLite less than an UPDATE … FROM a list.
+            channel, _, at = claims[0]
+            stories = [story_id for _, story_id, _ in claims]
+            return {(channel, s) for s in await self.claim_deliveries(channel, stories, holder, at)}
+        return await self._claim_several(claims, holder) if claims else set()
+
+    async def _claim_several(
+        self, claims: list[tuple[int, str, datetime]], holder: str
+    ) -> set[tuple[int, str]]:
+        rows = await self._rows(
+            f"""
+            WITH wanted (channel_id, story_id, at) AS (
+                VALUES {values_rows(CLAIM_TYPES, len(claims))}
+            )
+            UPDATE deliveries SET
+                state = ?, claimed_by = ?, claimed_at = wanted.at, sent_at = wanted.at,
+                attempts = attempts + 1, last_error = NULL
+            FROM wanted JOIN stories s ON s.id = wanted.story_id
+            WHERE deliveries.channel_id = wanted.channel_id AND deliveries.story = s.rowid
+              AND deliveries.state = ?
+            RETURNING deliveries.channel_id,
+                (SELECT id FROM stories WHERE rowid = deliveries.story) AS story_id
+            """,
+            (
+                *(v for c, story_id, at in claims for v in (c, story_id, to_epoch(at))),
+                DeliveryState.SENDING,
+                holder,
+                DeliveryState.PENDING,
+            ),
+        )
+        return {(row["channel_id"], row["story_id"]) for row in rows}
 
     async def release_claims(self, channel_id: int, story_ids: list[str], holder: str) -> int:
         """Give back claims whose send never started (a poll claims a channel's due stories
@@ -179,6 +221,13 @@ class ClaimQueries(StoreBase):
             assert end is not None
             taken.add((row["subscription"], end))
         return taken
+
+
+def values_rows(types: tuple[str, ...], rows: int) -> str:
+    """A VALUES list of `rows` rows of parameters of these SQL types (typed: PostgreSQL
+    cannot infer a parameter's type there)."""
+    row = "(" + ", ".join(f"CAST(? AS {t})" for t in types) + ")"
+    return ", ".join([row] * rows)
 
 
 def shard_condition(column: str, shards: Shards) -> tuple[str, list[int]]:

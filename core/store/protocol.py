@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from core.models import (
+    Confirmation,
     Delivery,
     DeliveryState,
     Digest,
@@ -328,6 +329,12 @@ class NewsStore(Protocol):
         """A claimed delivery went out: sent, and what its post shows, in one statement."""
         ...
 
+    async def confirm_delivery_batch(
+        self, confirmations: list[Confirmation], holder: str
+    ) -> set[tuple[int, str]]:
+        """Several confirmations in one statement; the (channel, story) that held."""
+        ...
+
     async def delivery_record(self, channel_id: int, story_id: str) -> tuple[Record | None, int]:
         """The channel's delivery of a story (None: never), and how many due ones precede it."""
         ...
@@ -414,6 +421,12 @@ class NewsStore(Protocol):
         self, channel_id: int, story_ids: list[str], holder: str, now: datetime
     ) -> set[str]:
         """Pending → sending for this process, atomically; the story ids it got."""
+        ...
+
+    async def claim_delivery_batch(
+        self, claims: list[tuple[int, str, datetime]], holder: str
+    ) -> set[tuple[int, str]]:
+        """Claims of (channel, story, send start) of several channels in one statement."""
         ...
 
     async def release_claims(self, channel_id: int, story_ids: list[str], holder: str) -> int:

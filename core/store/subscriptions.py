@@ -6,10 +6,18 @@ import sqlite3
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from core.models import Delivery, DeliveryState, Digest, PostStyle, Story, Subscription
+from core.models import (
+    Confirmation,
+    Delivery,
+    DeliveryState,
+    Digest,
+    PostStyle,
+    Story,
+    Subscription,
+)
 from core.sharding import EVERY_SHARD, Shards
 from core.store.base import Params, StoreBase
-from core.store.claims import shard_condition
+from core.store.claims import shard_condition, values_rows
 from core.store.epochs import from_epoch, to_epoch
 from core.store.stories import (
     STORY_COLUMNS,
@@ -96,12 +104,22 @@ LIVE_POST_COLUMNS = f"""
 
 # What a post shows as it goes out (parameters: its heat twice, its style): one statement,
 # so the coverage count written is the count of that moment.
-POSTED_LOOK = """
-    posted_heat = ?, shown_heat = ?, style = ?,
-    posted_coverage = (SELECT count(*) FROM coverage c WHERE c.story = deliveries.story),
-    shown_coverage = (SELECT count(*) FROM coverage c WHERE c.story = deliveries.story),
-    edited_at = NULL, live_stopped = 0
-"""
+
+
+def posted_look(heat: str, style: str) -> str:
+    """The SET of what a sent post shows (its heat and coverage, its style), given the
+    SQL of its heat and style, for `record_posted` and confirmations."""
+    return f"""
+        posted_heat = {heat}, shown_heat = {heat}, style = {style},
+        posted_coverage = (SELECT count(*) FROM coverage c WHERE c.story = deliveries.story),
+        shown_coverage = (SELECT count(*) FROM coverage c WHERE c.story = deliveries.story),
+        edited_at = NULL, live_stopped = 0
+    """
+
+
+POSTED_LOOK = posted_look("?", "?")
+# The SQL types of a confirmation's (channel, story, message, heat, style, time).
+CONFIRMATION_TYPES = ("BIGINT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT")
 
 
 def live_post_from_row(row: sqlite3.Row) -> LivePost:
@@ -648,6 +666,61 @@ class SubscriptionQueries(StoreBase):
             ),
         )
         return bool(rows)
+
+    async def confirm_delivery_batch(
+        self, confirmations: list[Confirmation], holder: str
+    ) -> set[tuple[int, str]]:
+        """`confirm_delivery` for several deliveries (of several channels) at once, in one
+        statement; returns the (channel, story) confirmed: the claims still `holder`'s."""
+        if len(confirmations) == 1:
+            # One (a burst in one channel confirms each post on its own): a plain UPDATE
+            # costs SQLite a third of an UPDATE … FROM a list (≈35 against ≈110 µs).
+            (c,) = confirmations
+            held = await self.confirm_delivery(
+                c.channel_id,
+                c.story_id,
+                holder,
+                c.at,
+                message_id=c.message_id,
+                heat=c.heat,
+                style=c.style,
+            )
+            return {(c.channel_id, c.story_id)} if held else set()
+        if not confirmations:
+            return set()
+        rows = await self._rows(
+            f"""
+            WITH sent (channel_id, story_id, message_id, heat, style, at) AS (
+                VALUES {values_rows(CONFIRMATION_TYPES, len(confirmations))}
+            )
+            UPDATE deliveries SET
+                state = ?, message_id = sent.message_id, sent_at = sent.at, last_error = NULL,
+                {posted_look("sent.heat", "sent.style")}
+            FROM sent JOIN stories s ON s.id = sent.story_id
+            WHERE deliveries.channel_id = sent.channel_id AND deliveries.story = s.rowid
+              AND (deliveries.state = ? OR deliveries.claimed_by = ?)
+            RETURNING deliveries.channel_id,
+                (SELECT id FROM stories WHERE rowid = deliveries.story) AS story_id
+            """,
+            (
+                *(
+                    value
+                    for c in confirmations
+                    for value in (
+                        c.channel_id,
+                        c.story_id,
+                        c.message_id,
+                        c.heat,
+                        str(c.style),
+                        to_epoch(c.at),
+                    )
+                ),
+                DeliveryState.SENT,
+                DeliveryState.PENDING,
+                holder,
+            ),
+        )
+        return {(row["channel_id"], row["story_id"]) for row in rows}
 
     async def active_subscriptions(self, channel_id: int) -> list[Subscription]:
         """The channel's active subscriptions (without the last-posted lookup: cheap)."""

@@ -15,9 +15,9 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from core.store.claims import ClaimQueries
 from core.store.pins import PinQueries
 from core.store.postgres.base import PostgresBase
+from core.store.postgres.claims import PostgresClaimQueries
 from core.store.postgres.queries import PostgresStoryQueries
 from core.store.postgres.schema import migrate
 from core.store.protocol import NewsStore
@@ -82,7 +82,7 @@ def check_postgres(url: str) -> None:
 
 
 class PostgresStore(
-    PostgresStoryQueries, SubscriptionQueries, PinQueries, ClaimQueries, PostgresBase
+    PostgresStoryQueries, SubscriptionQueries, PinQueries, PostgresClaimQueries, PostgresBase
 ):
     """The PostgreSQL `NewsStore`: one asyncpg connection for the bot, and a connection
     of its own for each ingest (`archive_writer`)."""
