@@ -27,7 +27,9 @@ workdir as for `bench/run.py`. Per size and round, in this order:
    limit=PAGE_SIZE)` (figure 6, p99).
 
 Then, once per round, `bench/delivery.py`'s measure (no archive): figure 9 = the bot's own
-work per post, figure 10 = the slowest of the 5 `decide()` calls for 10,000 subscriptions.
+work per post, the worse of its two shapes (2,000 stories due in one channel; one story due
+in 2,000 channels), figure 10 = the slowest of the 5 `decide()` calls for 10,000
+subscriptions.
 
 Peak memory of a process tree (figure 2): a thread sums the RSS (VmRSS) of the process
 and all its descendants (ingest's spawned workers included) every 20 ms, looking for new
@@ -347,7 +349,9 @@ def size_round(workdir: Path, size: int, round_no: int, wanted: set[str], sample
 
 def delivery_round() -> dict:
     result = asyncio.run(delivery.measure())
-    return {"raw": result, "figures": {"9": result["per_post_ms"], "10": max(result["decide_ms"])}}
+    # Figure 9: the worse of its two shapes (a burst in one channel, a story in many).
+    per_post = max(result["per_post_ms"], result["per_post_spread_ms"])
+    return {"raw": result, "figures": {"9": per_post, "10": max(result["decide_ms"])}}
 
 
 # -- the table ------------------------------------------------------------------------
