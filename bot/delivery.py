@@ -131,9 +131,11 @@ class Deliverer:
         # the poll, kept up to date by `pause`), so a post clears only a notice there is.
         # None: not known, a post clears the channel's notice whether there is one or not.
         self._noticed: set[int] | None = None
-        # The claims and confirmations of the channels sent to at once, written together.
-        self._claim = GroupCommit(self._claim_batch)
-        self._confirm = GroupCommit(self._confirm_batch)
+        # The claims and confirmations of the channels sent to at once, written together,
+        # one batch at a time: while a batch of one kind is written, both kinds gather.
+        turn = asyncio.Lock()
+        self._claim = GroupCommit(self._claim_batch, turn)
+        self._confirm = GroupCommit(self._confirm_batch, turn)
 
     @property
     def store(self) -> NewsStore:

@@ -19,12 +19,21 @@ Result = TypeVar("Result")
 
 class GroupCommit(Generic[Request, Result]):
     """Calls `write` with the requests gathered meanwhile, one batch at a time; `write`
-    returns one result per request, in their order."""
+    returns one result per request, in their order.
 
-    def __init__(self, write: Callable[[list[Request]], Awaitable[list[Result]]]) -> None:
+    Group commits of several kinds may share a `turn`: then one batch of any of them is
+    written at a time, and while it is, the requests of every kind gather (claims and
+    confirmations taking turns make batches twice as large as each on its own).
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[Request]], Awaitable[list[Result]]],
+        turn: asyncio.Lock | None = None,
+    ) -> None:
         self._write = write
         self._waiting: list[tuple[Request, asyncio.Future[Result]]] = []
-        self._turn = asyncio.Lock()  # one batch written at a time
+        self._turn = turn or asyncio.Lock()  # one batch written at a time
 
     async def __call__(self, request: Request) -> Result:
         done: asyncio.Future[Result] = asyncio.get_running_loop().create_future()

@@ -38,3 +38,26 @@ async def test_a_failed_batch_fails_every_call_in_it_and_not_the_next():
     assert results[0] == 0
     assert all(isinstance(r, OSError) for r in results[1:])
     assert await echo(7) == 7
+
+
+async def test_two_kinds_sharing_a_turn_write_one_batch_at_a_time_and_gather_meanwhile():
+    batches: list[tuple[str, list[int]]] = []
+    writing = 0
+
+    def writer(kind: str):
+        async def write(requests: list[int]) -> list[int]:
+            nonlocal writing
+            writing += 1
+            assert writing == 1, "two batches written at once"
+            batches.append((kind, requests))
+            await asyncio.sleep(0)
+            writing -= 1
+            return requests
+
+        return write
+
+    turn = asyncio.Lock()
+    claim, confirm = GroupCommit(writer("claim"), turn), GroupCommit(writer("confirm"), turn)
+    calls = [claim(0), confirm(1), claim(2), confirm(3), claim(4)]
+    assert await asyncio.gather(*calls) == [0, 1, 2, 3, 4]
+    assert batches == [("claim", [0]), ("confirm", [1, 3]), ("claim", [2, 4])]
