@@ -419,13 +419,16 @@ class Deliverer:
 
     async def _claim_batch(self, requests: list[list[tuple[int, str, datetime]]]) -> list[set[str]]:
         """Claims of (channel, story, send start) of several callers: one statement; each
-        gets the story ids it claimed."""
+        gets the story ids it claimed (a delivery asked for twice goes to the first only:
+        the channel's lock keeps that from happening, and it must never send twice)."""
         claims = [claim for request in requests for claim in request]
         claimed = await self.store.claim_delivery_batch(claims, self.process.id)
-        return [
-            {story for channel, story, _ in request if (channel, story) in claimed}
-            for request in requests
-        ]
+        got = []
+        for request in requests:
+            mine = {(channel, story) for channel, story, _ in request} & claimed
+            claimed -= mine
+            got.append({story for _, story in mine})
+        return got
 
     async def _confirm_batch(self, requests: list[list[Confirmation]]) -> list[set[str]]:
         """Confirmations of several callers: one statement; each gets the story ids whose
