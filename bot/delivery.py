@@ -51,6 +51,7 @@ limit they wait for as long as the file is missing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -514,7 +515,7 @@ class Deliverer:
         else:
             body = {
                 "content": mentions,
-                "embed": embeds.story_embed(story, self.config.hot_heat, pinned=story.id in pinned),
+                "embed": _card(story, self.config.hot_heat, story.id in pinned),
                 "view": story_view(story),
             }
         if not is_forum(channel):
@@ -986,6 +987,13 @@ class Look:
                 "ThreadArchiveDuration", max(s.thread_archive for s in subscriptions)
             ),
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _card(story: Story, hot_heat: int, pinned: bool) -> discord.Embed:
+    """A story's card, built once for all the channels it goes to (a hot story goes to
+    thousands in one poll); sending only reads it."""
+    return embeds.story_embed(story, hot_heat, pinned=pinned)
 
 
 def _mentions(decisions: list[Decision]) -> tuple[str | None, discord.AllowedMentions]:
