@@ -126,11 +126,7 @@ async def _deliver(db: str, shard_ids: tuple[int, ...], subscriptions: int, star
     while await store.due_deliveries(shards=shards):
         await deliverer.deliver_all(now)
     ended = time.time()
-    posted = {
-        channel_id: channel._next - channel_id * 1000
-        for channel_id, channel in channels.items()
-        if channel._next != channel_id * 1000
-    }
+    posted = {channel_id: channel.sent for channel_id, channel in channels.items() if channel.sent}
     await store.close()
     return {"began": began, "ended": ended, "posted": posted, **claims}
 
