@@ -2,10 +2,10 @@
 
 One poll: renew this process's leases → rescan the archive → resume channels whose
 permissions are back → reconcile sends whose outcome was never recorded → decide
-what became due → send it, channel by channel. The clock is read once per poll;
-what to post and why not is decided by the pure planner (core/planner.py); this
-module is the sender: it turns "post" decisions into messages and records what
-happened.
+what became due → write its deliveries, a chunk of channels at a time (the fan-out)
+→ send it, channel by channel. The clock is read once per poll; what to post and why
+not is decided by the pure planner (core/planner.py); this module is the sender: it
+turns "post" decisions into messages and records what happened.
 
 A delivery is recorded before its send (pending, then claimed: sending, in the name of
 this process, with the time the sending started; one atomic statement for a channel's
@@ -16,8 +16,8 @@ process's, in one statement; a crash in between
 (this process's, or another's whose alive lease expired: its claim is taken over) is
 reconciled against every message of the channel since that send started (in a forum:
 the posts the bot made since then, active or archived), before anything is sent again.
-The rescan and `decide` are the rescanner's alone (the process holding the rescan
-lease); every process sends to the channels of its shards.
+The rescan, `decide` and `fan_out` are the rescanner's alone (the process holding the
+rescan lease); every process sends to the channels of its shards.
 
 A post looks as its subscription's style says (a story card, compact lines several
 to a message, or a bare link); in a forum each story is a post of its own; `thread`
@@ -95,6 +95,8 @@ log = logging.getLogger(__name__)
 # Reconciliation reads the channel from this long before the send started (clock skew).
 RECONCILE_MARGIN = timedelta(minutes=2)
 CHANNELS_AT_ONCE = 8
+# Deliveries a fan-out writes per transaction: each holds SQLite's write lock ~2 ms.
+FANOUT_CHUNK = 1000
 MISSING_ACCESS = {50001, 50013}
 UNKNOWN_CHANNEL = 10003
 THREAD_ALREADY_CREATED = 160004
@@ -183,7 +185,7 @@ class Deliverer:
             self.refresh_posts,
         ]
         if rescanner:
-            steps.insert(2, self.decide)
+            steps[2:2] = [self.decide, self.fan_out]
             if rescan:
                 steps.insert(0, self.rescan)
         for step in steps:
@@ -200,23 +202,45 @@ class Deliverer:
         await self.bot.load_archive()
 
     async def decide(self, now: datetime) -> int:
-        """Record a pending delivery for every (channel, story) that became due."""
+        """Record what became due: a fan-out for each story and kind of filters that wants
+        it (`fan_out` writes its deliveries, one per channel), a digest item for each
+        digest subscription. Returns how many fan-outs were recorded."""
         candidates, latest = await self.store.changed_candidates()
         recorded = 0
-        for story, subscriptions in candidates:
-            for sub, decision in plan_change(story, subscriptions, now, self.limits):
-                if decision.action is Action.SKIP:
-                    log.debug("story %s, subscription %s: %s", story.id, sub.id, decision.reason)
-                    continue
-                if sub.digest:
-                    # Collected for its digest (also while its channel waits for a
-                    # permission: the digest goes out once it is back).
-                    await self.store.collect_like(story.id, sub.id, now)
-                    continue
-                # Waiting (a channel paused for a permission) is recorded too: it is
-                # posted once the permission is back.
-                recorded += await self.store.record_due_like(story.id, sub.id, now)
-        await self.store.advance_watermark(latest)
+        # One short transaction, with the watermark: a few rows per story, however many
+        # channels subscribe.
+        async with self.store.atomic():
+            for story, subscriptions in candidates:
+                recorded += await self._record_change(story, subscriptions, now)
+            await self.store.advance_watermark(latest)
+        return recorded
+
+    async def _record_change(
+        self, story: Story, subscriptions: list[Subscription], now: datetime
+    ) -> int:
+        recorded = 0
+        for sub, decision in plan_change(story, subscriptions, now, self.limits):
+            if decision.action is Action.SKIP:
+                log.debug("story %s, subscription %s: %s", story.id, sub.id, decision.reason)
+                continue
+            if sub.digest:
+                # Collected for its digest (also while its channel waits for a
+                # permission: the digest goes out once it is back).
+                await self.store.collect_like(story.id, sub.id, now)
+                continue
+            # Waiting (a channel paused for a permission) is recorded too: it is
+            # posted once the permission is back.
+            recorded += await self.store.record_fanout(story.id, sub.id, now)
+        return recorded
+
+    async def fan_out(self, now: datetime) -> int:
+        """Write the pending deliveries of every recorded fan-out, `FANOUT_CHUNK` channels
+        per transaction (other writers, a slash command's, get in between). A fan-out
+        left half done by a restart is carried on from its cursor. Returns how many
+        deliveries were written."""
+        recorded = 0
+        while (written := await self.store.fan_out(FANOUT_CHUNK)) is not None:
+            recorded += written
         if recorded:
             log.info("%d new deliveries due", recorded)
         return recorded

@@ -115,7 +115,7 @@ async def test_a_hot_story_to_many_channels_shares_their_statements(tmp_path):
 async def test_deciding_a_hot_story_writes_as_much_whatever_the_history(tmp_path):
     # One hot story for every subscribed channel: its rows go into pages of their own,
     # not into every page of the channels' past deliveries (keyed by channel first, the
-    # 20th story's decide rewrote the pages of the 19 before it: 10x the log of the first).
+    # 20th story's rows rewrote the pages of the 19 before it: 10x the log of the first).
     archive = tmp_path / "archive"
     archive.mkdir()
     stories, channels = 20, 1000
@@ -137,10 +137,52 @@ async def test_deciding_a_hot_story_writes_as_much_whatever_the_history(tmp_path
             (archive / f"s{n}.md").write_text(text)
             await ingest(store, archive, NOW)
             await store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            assert await deliverer.decide(NOW) == channels
+            assert await deliverer.decide(NOW) == 1  # one kind of filters
+            assert await deliverer.fan_out(NOW) == channels
             written.append(log.stat().st_size)
             # Posted meanwhile: the channels' history grows by one story.
             await store.db.execute("UPDATE deliveries SET state = 'sent', sent_at = 1")
     finally:
         await store.close()
     assert max(written) < 2 * written[0], written
+
+
+async def test_deciding_a_hot_story_writes_a_row_per_kind_of_filters_not_per_channel(
+    tmp_path, monkeypatch
+):
+    # The decide is one transaction (SQLite's write lock held throughout): it records a
+    # fan-out per kind of filters; the 1,000 deliveries follow, a chunk per transaction.
+    monkeypatch.setattr("bot.delivery.FANOUT_CHUNK", 300)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "hot.md").write_text(story_file("Hot", "https://example.com/hot", 10))
+    config = Config(archive=archive, db_path=tmp_path / "news.db", max_age_hours=0)
+    store = await Store.open(config.db_path)
+    try:
+        await ingest(store, archive, NOW)
+        for n in range(1000):  # two kinds of filters, channels in no particular order
+            channel, heat = (n * 7919) % 1000 + 1, 100 if n % 2 else 50
+            await store.subscribe(
+                guild_id=7, channel_id=channel, topic="AI", min_heat=heat, now=NOW
+            )
+        deliverer = Deliverer(SimpleNamespace(store=store, config=config))
+        await deliverer.decide(NOW)
+        (archive / "hot.md").write_text(story_file("Hot", "https://example.com/hot", 500))
+        await ingest(store, archive, NOW)
+        before = store.db.total_changes
+        assert await deliverer.decide(NOW) == 2
+        decided = store.db.total_changes - before
+        transactions: list[str] = []
+        await store.db.set_trace_callback(
+            lambda sql: transactions.append(sql) if sql.startswith("BEGIN") else None
+        )
+        assert await deliverer.fan_out(NOW) == 1000
+        await store.db.set_trace_callback(None)
+        due = await store.due_deliveries()
+    finally:
+        await store.close()
+    # Two fan-outs, the watermark and the change log's row: not a row per channel.
+    assert decided <= 5, decided
+    assert sorted(d.channel_id for d in due) == list(range(1, 1001))
+    # Two kinds of 500 channels: 2 chunks of 300 each, and the look that finds none left.
+    assert len(transactions) == 5, transactions

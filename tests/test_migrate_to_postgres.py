@@ -51,14 +51,17 @@ def dump(db: str | Path, like: Path) -> dict[str, list[tuple]]:
 @pytest.fixture
 async def deployment(tmp_path: Path) -> Path:
     """A SQLite deployment with every kind of state: subscriptions (live, digest, paused by
-    staff), deliveries sent (with their message and look), pending and seen, a notice,
-    pins, a digest sent, and the delivery watermark."""
+    staff), deliveries sent (with their message and look), pending and seen, a fan-out
+    not written out yet, a notice, pins, a digest sent, and the delivery watermark."""
     path = tmp_path / "news.db"
     async with await Store.open(path) as store:
         await ingest(store, CORPUS, NOW)
         hot = (await store.stories(limit=4)).stories
         topic = hot[0].topics[0]
-        await store.subscribe(guild_id=GUILD, channel_id=NEWS, topic=topic, min_heat=0, now=NOW)
+        news = await store.subscribe(
+            guild_id=GUILD, channel_id=NEWS, topic=topic, min_heat=0, now=NOW
+        )
+        assert news is not None
         digest = await store.subscribe(
             guild_id=GUILD,
             channel_id=OTHER,
@@ -102,6 +105,7 @@ async def deployment(tmp_path: Path) -> Path:
             pinned_by=7,
             now=NOW,
         )
+        await store.record_fanout(hot[3].id, news.id, NOW)  # its deliveries not written yet
         await store.collect_like(hot[3].id, digest.id, NOW)
         await store.record_digest(digest, NOW - timedelta(days=1), NOW, [hot[3].id], NOW)
         await store.mark_digest(digest.id, NOW, "sent", NOW, message_id=777)
@@ -112,7 +116,8 @@ async def test_a_move_copies_every_row_and_running_it_again_changes_nothing(
     deployment: Path, postgres_url: str
 ):
     before = dump(deployment, deployment)
-    assert all(before[t] for t in ("subscriptions", "deliveries", "pins", "digests"))
+    tables = ("subscriptions", "deliveries", "fanouts", "pins", "digests")
+    assert all(before[t] for t in tables)
     done = migrate(deployment, postgres_url)
     assert done.returncode == 0, done.stderr
     assert "3 subscriptions" in done.stdout and "1 pins" in done.stdout
@@ -132,6 +137,9 @@ async def test_the_moved_store_answers_as_the_old_one(deployment: Path, postgres
         try:
             assert await new.subscriptions(GUILD) == await old.subscriptions(GUILD)
             assert await new.channel_pins(NEWS) == await old.channel_pins(NEWS)
+            assert await new.due_deliveries() == await old.due_deliveries()
+            # The fan-out left waiting writes the same deliveries.
+            assert await new.fan_out(10) == await old.fan_out(10) == 1
             assert await new.due_deliveries() == await old.due_deliveries()
             assert await new.changed_candidates() == ([], (await old.changed_candidates())[1])
             assert await new.digests("pending") == await old.digests("pending")

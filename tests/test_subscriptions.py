@@ -263,6 +263,76 @@ async def test_announcement_channel_posts_are_published(room, archive, caplog):
     assert "could not publish" in caplog.text
 
 
+# -- a hot story for many channels: its fan-out ----------------------------------------
+
+
+@pytest.fixture
+async def channels(room, monkeypatch):
+    """Ten channels subscribed to AI alike; a fan-out writes three of them per transaction."""
+    monkeypatch.setattr("bot.delivery.FANOUT_CHUNK", 3)
+    found = []
+    for n in range(10):
+        channel = room.guild.create_text_channel(f"news-{n}")
+        await room.staff.slash(channel, "subscribe", topic="AI")
+        found.append(channel)
+    return found
+
+
+async def test_a_hot_story_is_posted_once_in_every_subscribed_channel(room, archive, channels):
+    write(archive, "burst", "Everyone wants this", 400)
+    await room.rescan()  # all in the poll that found it
+    assert [posted_titles(c) for c in channels] == [["Everyone wants this"]] * 10
+    await room.poll(2)
+    assert [posted_titles(c) for c in channels] == [["Everyone wants this"]] * 10
+
+
+async def test_a_fan_out_cut_short_by_a_restart_is_finished_once(
+    room, archive, channels, bot_config, make_bot, monkeypatch
+):
+    store = room.env.bot.store
+    fan_out = store.fan_out
+    chunks = 0
+
+    async def crash_after_two_chunks(count):
+        nonlocal chunks
+        chunks += 1
+        if chunks > 2:
+            raise RuntimeError("simulated crash in the middle of a fan-out")
+        return await fan_out(count)
+
+    monkeypatch.setattr(store, "fan_out", crash_after_two_chunks)
+    write(archive, "burst", "Everyone wants this", 400)
+    await room.rescan()
+    assert sum(bool(posts(c)) for c in channels) == 6  # the two chunks written
+    await room.env.restart_bot(make_bot(bot_config))
+    await room.env.bot.archive_loaded.wait()
+    await room.poll(3)
+    assert [posted_titles(c) for c in channels] == [["Everyone wants this"]] * 10
+
+
+async def test_the_fan_out_follows_subscriptions_changed_after_the_decision(
+    room, archive, channels, monkeypatch
+):
+    store = room.env.bot.store
+
+    async def busy(count):
+        raise RuntimeError("the database is busy")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "fan_out", busy)
+        write(archive, "burst", "Everyone wants this", 400)
+        await room.rescan()  # decided; its deliveries are not written yet
+        assert not any(posts(c) for c in channels)
+        why = await room.staff.slash(channels[0], "why", story="Everyone wants this")
+        assert "Due: it is posted at the next poll." in why.response.content
+        await room.staff.slash(channels[0], "unsubscribe", topic="AI")
+        late = room.guild.create_text_channel("late")
+        await room.staff.slash(late, "subscribe", topic="AI")  # no flood: it is seen there
+    await room.poll()
+    assert [posted_titles(c) for c in channels] == [[]] + [["Everyone wants this"]] * 9
+    assert posts(late) == []
+
+
 # -- faults ---------------------------------------------------------------------------
 
 

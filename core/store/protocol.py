@@ -272,8 +272,14 @@ class NewsStore(Protocol):
         filters that may want it, and the change sequence for `advance_watermark`."""
         ...
 
-    async def record_due_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
-        """Record the story as due for every subscription with this one's filters."""
+    async def record_fanout(self, story_id: str, subscription_id: int, now: datetime) -> int:
+        """Record the story as due for every subscription with this one's filters: one
+        fan-out, whose deliveries `fan_out` writes."""
+        ...
+
+    async def fan_out(self, channels: int) -> int | None:
+        """Write the next `channels` deliveries of the oldest fan-out, in one transaction;
+        how many were new (None: no fan-out left)."""
         ...
 
     async def collect_like(self, story_id: str, subscription_id: int, now: datetime) -> int:

@@ -30,6 +30,15 @@ if TYPE_CHECKING:
     from core.planner import LivePost, Record
 
 WATERMARK_KEY = "delivery_watermark"
+# The subscriptions a fan-out has yet to write deliveries for (parameters: its kind of
+# filters and its cursor, see `fan_out`): in channel order, a range of `subscriptions_kind`.
+FANOUT_SUBSCRIPTIONS = """
+    subscriptions sub
+    WHERE sub.topic = ? AND sub.min_heat = ? AND sub.keywords = ? AND sub.exclude = ?
+      AND sub.match_any = ? AND (sub.paused_by IS NULL) = ? AND (sub.digest IS NULL) = TRUE
+      AND sub.channel_id > ?
+"""
+LAST_CHANNEL = 2**63 - 1  # above any Discord id
 # Prefixed, so that they can be selected beside STORY_COLUMNS and read by name.
 SUBSCRIPTION_COLUMNS = """
     sub.id AS sub_id, sub.guild_id AS sub_guild_id, sub.channel_id AS sub_channel_id,
@@ -418,7 +427,7 @@ class SubscriptionQueries(StoreBase):
 
         Pre-selected here (visible, a subscribed topic, heat at least the subscription's);
         the planner decides. Subscriptions with the same filters decide alike, so one of
-        each kind comes back (see `record_due_like`): 10,000 channels with the default
+        each kind comes back (see `record_fanout`): 10,000 channels with the default
         filters are one candidate. Also returns the change sequence to pass to
         `advance_watermark` once they are recorded.
         """
@@ -452,34 +461,79 @@ class SubscriptionQueries(StoreBase):
             by_story.setdefault(story.id, (story, []))[1].append(subscription_from_row(row))
         return list(by_story.values()), latest
 
-    async def record_due_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
+    async def record_fanout(self, story_id: str, subscription_id: int, now: datetime) -> int:
         """Record the story as due for every subscription with the same filters as this one.
 
         Same topic, heat, keywords, exclude, match and staff pause, posting each story (not
-        a digest): what the planner decided for one holds for all. Deliveries already
-        recorded are kept.
+        a digest): what the planner decided for one holds for all. One row, the fan-out:
+        `fan_out` writes its deliveries afterwards, a chunk of channels at a time. A
+        fan-out of the story to these filters already waiting is kept.
         """
         recorded = await self._execute(
             """
-            INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
-            SELECT sub.channel_id, s.rowid, sub.guild_id, ?, ?
-            FROM subscriptions one
-            JOIN subscriptions sub ON sub.topic = one.topic AND sub.min_heat = one.min_heat
-              AND sub.keywords = one.keywords AND sub.exclude = one.exclude
-              AND sub.match_any = one.match_any
-              AND (sub.paused_by IS NULL) = (one.paused_by IS NULL)
-              AND (sub.digest IS NULL) = (one.digest IS NULL)
-            JOIN stories s ON s.id = ?
+            INSERT OR IGNORE INTO fanouts (story, topic, min_heat, keywords, exclude,
+                                           match_any, paused, created_at)
+            SELECT s.rowid, one.topic, one.min_heat, one.keywords, one.exclude, one.match_any,
+                   CASE WHEN one.paused_by IS NULL THEN 0 ELSE 1 END, ?
+            FROM subscriptions one JOIN stories s ON s.id = ?
             WHERE one.id = ?
             """,
-            (DeliveryState.PENDING, to_epoch(now), story_id, subscription_id),
+            (to_epoch(now), story_id, subscription_id),
         )
+        return max(0, recorded)
+
+    async def fan_out(self, channels: int) -> int | None:
+        """Write the pending deliveries of the oldest fan-out for its next `channels`
+        subscribed channels, in one transaction; how many were new (None: no fan-out left).
+
+        The subscriptions are those of the moment: a channel that unsubscribed meanwhile
+        gets nothing; one that subscribed meanwhile keeps the row its subscription made
+        (a story already there is 'seen', not posted: no flood), as does any channel
+        that has the story already. The fan-out is deleted with its last chunk.
+        """
+        async with self.atomic():
+            fanout = await self._row("SELECT * FROM fanouts ORDER BY id LIMIT 1")
+            if fanout is None:
+                return None
+            # Its values, not the fan-out's row joined: PostgreSQL then reads the index
+            # in channel order too (NULLS LAST: as its index is ordered; there are none).
+            kind = (
+                fanout["topic"],
+                fanout["min_heat"],
+                fanout["keywords"],
+                fanout["exclude"],
+                fanout["match_any"],
+                not fanout["paused"],
+                fanout["after_channel"],
+            )
+            last = await self._row(
+                f"""
+                SELECT sub.channel_id FROM {FANOUT_SUBSCRIPTIONS}
+                ORDER BY sub.channel_id NULLS LAST LIMIT 1 OFFSET ?
+                """,
+                (*kind, channels - 1),
+            )
+            upto = last["channel_id"] if last else LAST_CHANNEL
+            recorded = await self._execute(
+                f"""
+                INSERT OR IGNORE INTO deliveries (channel_id, story, guild_id, state, created_at)
+                SELECT sub.channel_id, ?, sub.guild_id, ?, ?
+                FROM {FANOUT_SUBSCRIPTIONS} AND sub.channel_id <= ?
+                """,
+                (fanout["story"], DeliveryState.PENDING, fanout["created_at"], *kind, upto),
+            )
+            if last is None:
+                await self._execute("DELETE FROM fanouts WHERE id = ?", (fanout["id"],))
+            else:
+                await self._execute(
+                    "UPDATE fanouts SET after_channel = ? WHERE id = ?", (upto, fanout["id"])
+                )
         return max(0, recorded)
 
     async def collect_like(self, story_id: str, subscription_id: int, now: datetime) -> int:
         """Collect the story for the digest of every digest subscription like this one.
 
-        Like `record_due_like`, for digest subscriptions: each story is collected once
+        Like `record_fanout`, for digest subscriptions: each story is collected once
         per subscription, at the poll it first qualified.
         """
         collected = await self._execute(

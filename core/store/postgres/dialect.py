@@ -45,8 +45,9 @@ REWRITES: dict[str, str] = {
         "SELECT ?::bigint, ?::bigint, ?::bigint, rowid, ?::bigint, ?::bigint FROM stories"
         " WHERE id = ?"
     ),
-    "SELECT sub.channel_id, s.rowid, sub.guild_id, ?, ?": (
-        "SELECT sub.channel_id, s.rowid, sub.guild_id, ?::text, ?::bigint"
+    "THEN 0 ELSE 1 END, ?": "THEN 0 ELSE 1 END, ?::bigint",
+    "SELECT sub.channel_id, ?, sub.guild_id, ?, ?": (
+        "SELECT sub.channel_id, ?::bigint, sub.guild_id, ?::text, ?::bigint"
     ),
     "SELECT sub.id, s.rowid, ?": "SELECT sub.id, s.rowid, ?::bigint",
     # SQLite lets WHERE name a column of the SELECT list; PostgreSQL does not.

@@ -37,6 +37,7 @@ TABLES = (
     "story_changes",
     "subscriptions",
     "deliveries",
+    "fanouts",
     "channel_notices",
     "pins",
     "term_stats",
@@ -53,6 +54,7 @@ IDENTITIES = (
     ("topics", "id"),
     ("story_changes", "seq"),
     ("subscriptions", "id"),
+    ("fanouts", "id"),
     ("pins", "id"),
 )
 MIGRATED_FROM = "migrated_from"  # bot_state key: the SQLite file the copy came from
