@@ -95,6 +95,8 @@ log = logging.getLogger(__name__)
 # Reconciliation reads the channel from this long before the send started (clock skew).
 RECONCILE_MARGIN = timedelta(minutes=2)
 CHANNELS_AT_ONCE = 8
+# The channels whose subscriptions a poll reads in one query, as their turns come.
+SUBSCRIPTIONS_AHEAD = 64
 # Deliveries a fan-out writes per transaction: each holds SQLite's write lock ~2 ms.
 FANOUT_CHUNK = 1000
 MISSING_ACCESS = {50001, 50013}
@@ -293,26 +295,20 @@ class Deliverer:
         for delivery in await self.store.due_deliveries(shards=self.shards):
             by_channel[delivery.channel_id].append(delivery)
         paused = {channel for _, channel, _ in await self.store.paused_channels()}
-        # Read once for every channel of the poll, not once per channel.
-        subscriptions = await self.store.due_channel_subscriptions(self.shards)
+        order = [channel_id for channel_id in by_channel if channel_id not in paused]
+        subscriptions = SubscriptionsAhead(self.store, order)
         self._noticed = await self.store.noticed_channels()
         # Channels are independent: a slow or failing one never holds up the others.
         # A few at a time, so a burst across many channels stays within Discord's limits.
         slots = asyncio.Semaphore(CHANNELS_AT_ONCE)
 
-        async def deliver(channel_id: int, items: list[Delivery]) -> None:
+        async def deliver(channel_id: int) -> None:
             async with slots:
-                subs = subscriptions.get(channel_id, [])
-                await self.deliver_channel(channel_id, now, items, subs)
+                subs = await subscriptions.of(channel_id)
+                await self.deliver_channel(channel_id, now, by_channel[channel_id], subs)
 
         try:
-            await asyncio.gather(
-                *(
-                    deliver(channel_id, items)
-                    for channel_id, items in by_channel.items()
-                    if channel_id not in paused
-                )
-            )
+            await asyncio.gather(*(deliver(channel_id) for channel_id in order))
         finally:
             self._noticed = None
 
@@ -1018,6 +1014,29 @@ def _card(story: Story, hot_heat: int, pinned: bool) -> discord.Embed:
     """A story's card, built once for all the channels it goes to (a hot story goes to
     thousands in one poll); sending only reads it."""
     return embeds.story_embed(story, hot_heat, pinned=pinned)
+
+
+class SubscriptionsAhead:
+    """The subscriptions of a poll's channels (in their order), read `SUBSCRIPTIONS_AHEAD`
+    channels at a time when the first of them comes to its turn: one query for many
+    channels, and a staff pause or a new style set during a long poll still holds for
+    every channel read after it (not only from the next poll on)."""
+
+    def __init__(self, store: NewsStore, order: list[int]) -> None:
+        self._store = store
+        self._order = order
+        self._position = {channel_id: i for i, channel_id in enumerate(order)}
+        self._read: dict[int, list[Subscription]] = {}
+        self._reading = asyncio.Lock()
+
+    async def of(self, channel_id: int) -> list[Subscription]:
+        async with self._reading:
+            if channel_id not in self._read:
+                start = self._position[channel_id]
+                ahead = self._order[start : start + SUBSCRIPTIONS_AHEAD]
+                found = await self._store.subscriptions_of_channels(ahead)
+                self._read.update((c, found.get(c, [])) for c in ahead)
+            return self._read.pop(channel_id)
 
 
 def _mentions(decisions: list[Decision]) -> tuple[str | None, discord.AllowedMentions]:

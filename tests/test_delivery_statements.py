@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import discord
 
+from bot import delivery
 from bot.delivery import Deliverer
 from core.config import Config
 from core.ingest import ingest
@@ -110,6 +111,45 @@ async def test_a_hot_story_to_many_channels_shares_their_statements(tmp_path):
     # One claim and one confirmation per channel would be 2 (and 4 before reads were
     # batched): the channels sent to at once (8) share them (0.5 per channel here).
     assert len(statements) / len(channels) < 1.0, "\n".join(statements)
+
+
+async def test_a_staff_pause_during_a_long_poll_holds_for_channels_not_reached_yet(
+    tmp_path, monkeypatch
+):
+    # Subscriptions are read for a few channels at a time, as their turns come, not once
+    # for the whole poll: staff who pause a channel while a hot story is still going out
+    # to others see nothing posted there.
+    monkeypatch.setattr(delivery, "CHANNELS_AT_ONCE", 1)
+    monkeypatch.setattr(delivery, "SUBSCRIPTIONS_AHEAD", 2)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "hot.md").write_text(story_file("Hot", "https://example.com/hot", 500))
+    config = Config(archive=archive, db_path=tmp_path / "news.db", max_age_hours=0)
+    store = await Store.open(config.db_path)
+
+    class PausingChannel(Channel):
+        async def send(self, **kwargs):  # staff pause the last channel meanwhile
+            await store.subscribe(
+                guild_id=7, channel_id=1004, topic="AI", min_heat=100, paused_by=42, now=NOW
+            )
+            return await super().send(**kwargs)
+
+    channels = {n: Channel(n) for n in range(1001, 1005)}
+    channels[1001] = PausingChannel(1001)
+    try:
+        await ingest(store, archive, NOW)
+        for channel_id in channels:
+            await store.subscribe(
+                guild_id=7, channel_id=channel_id, topic="AI", min_heat=100, now=NOW
+            )
+        [story] = (await store.stories(limit=1)).stories
+        rows = [(7, channel_id, story.id, DeliveryState.PENDING) for channel_id in channels]
+        await store.record_deliveries(rows, NOW)
+        deliverer = Deliverer(SimpleNamespace(store=store, config=config, get_channel=channels.get))
+        await deliverer.deliver_all(NOW)
+    finally:
+        await store.close()
+    assert [c.sent for c in channels.values()] == [1, 1, 1, 0]
 
 
 async def test_deciding_a_hot_story_writes_as_much_whatever_the_history(tmp_path):

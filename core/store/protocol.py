@@ -7,7 +7,7 @@ connection or writes SQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -237,10 +237,10 @@ class NewsStore(Protocol):
         """The channel's subscriptions (`last`: with the last story posted for each)."""
         ...
 
-    async def due_channel_subscriptions(
-        self, shards: Shards = EVERY_SHARD
+    async def subscriptions_of_channels(
+        self, channel_ids: Sequence[int]
     ) -> dict[int, list[Subscription]]:
-        """The subscriptions of every channel with pending deliveries, by channel."""
+        """The subscriptions of these channels (without the last posted), by channel."""
         ...
 
     async def active_subscriptions(self, channel_id: int) -> list[Subscription]: ...

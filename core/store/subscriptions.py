@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -312,19 +313,16 @@ class SubscriptionQueries(StoreBase):
             return await self._subscriptions("sub.channel_id = ?", (channel_id,))
         return await self._bare_subscriptions("sub.channel_id = ?", (channel_id,))
 
-    async def due_channel_subscriptions(
-        self, shards: Shards = EVERY_SHARD
+    async def subscriptions_of_channels(
+        self, channel_ids: Sequence[int]
     ) -> dict[int, list[Subscription]]:
-        """The subscriptions (without the last posted) of every channel with pending
-        deliveries on `shards`, by channel: a poll reads them once for all its channels."""
-        on_shards, params = shard_condition("d.guild_id", shards)
+        """The subscriptions (without the last posted) of these channels, by channel: the
+        sender reads those of the next channels of a poll at once, not one at a time."""
+        if not channel_ids:
+            return {}
+        marks = ",".join("?" * len(channel_ids))
         found: dict[int, list[Subscription]] = {}
-        for sub in await self._bare_subscriptions(
-            f"""sub.channel_id IN (
-                SELECT d.channel_id FROM deliveries d WHERE d.state = ? AND {on_shards}
-            )""",
-            (DeliveryState.PENDING, *params),
-        ):
+        for sub in await self._bare_subscriptions(f"sub.channel_id IN ({marks})", channel_ids):
             found.setdefault(sub.channel_id, []).append(sub)
         return found
 
