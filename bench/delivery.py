@@ -28,6 +28,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -158,23 +159,15 @@ async def measure(subscriptions: int = 10_000, posts: int = 2_000) -> dict:
         config = Config(archive=archive, db_path=config.db_path, max_age_hours=0, posts_per_poll=50)
         bot.config = config
         due = len([d for d in await store.due_deliveries() if d.channel_id == first])
-        statements = 0
-
-        def count(_: str) -> None:
-            nonlocal statements
-            statements += 1
-
-        # Counting costs a call per statement (about a microsecond): negligible here.
-        await store.db.set_trace_callback(count)
-        started = time.perf_counter()
         sent = 0
-        while True:
-            batch = await deliverer.deliver_channel(first, now)
-            if not batch:
-                break
-            sent += batch
-        per_post_ms = (time.perf_counter() - started) * 1000 / max(1, sent)
-        await store.db.set_trace_callback(None)
+
+        async def burst() -> None:
+            nonlocal sent
+            while batch := await deliverer.deliver_channel(first, now):
+                sent += batch
+
+        seconds, statements = await timed_and_counted(store, burst)
+        per_post_ms = seconds * 1000 / max(1, sent)
         assert sent == due, (sent, due)
         await store.close()
     return {
@@ -209,17 +202,7 @@ async def measure_spread(channels: int = 2_000) -> dict:
         await store.record_deliveries([(1, c, story.id, pending) for c in ids], now)
         deliverer = Deliverer(SimpleNamespace(store=store, config=config, get_channel=fakes.get))
         await deliverer.process.keep_alive(now)  # not the posts' cost
-        statements = 0
-
-        def count(_: str) -> None:
-            nonlocal statements
-            statements += 1
-
-        await store.db.set_trace_callback(count)
-        started = time.perf_counter()
-        await deliverer.deliver_all(now)
-        elapsed = time.perf_counter() - started
-        await store.db.set_trace_callback(None)
+        elapsed, statements = await timed_and_counted(store, lambda: deliverer.deliver_all(now))
         sent = sum(channel.sent for channel in fakes.values())
         assert sent == channels, (sent, channels)
         await store.close()
@@ -228,6 +211,25 @@ async def measure_spread(channels: int = 2_000) -> dict:
         "posts_spread": sent,
         "statements_per_post_spread": statements / sent,
     }
+
+
+async def timed_and_counted(
+    store: Store, work: Callable[[], Awaitable[object]]
+) -> tuple[float, int]:
+    """How long `work()` takes (s) and how many SQL statements it runs (counting costs a
+    call per statement, about a microsecond: negligible here)."""
+    statements = 0
+
+    def count(_: str) -> None:
+        nonlocal statements
+        statements += 1
+
+    await store.db.set_trace_callback(count)
+    started = time.perf_counter()
+    await work()
+    elapsed = time.perf_counter() - started
+    await store.db.set_trace_callback(None)
+    return elapsed, statements
 
 
 async def main() -> None:

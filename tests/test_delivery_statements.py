@@ -45,6 +45,17 @@ class Channel:
         return SimpleNamespace(id=self.id * 1000 + self.sent)
 
 
+async def hot_story_due_in(channels: dict[int, Channel], store: Store, config: Config) -> Deliverer:
+    """The archive's one story ingested, subscribed to and due in every channel."""
+    await ingest(store, config.archive, NOW)
+    for channel_id in channels:
+        await store.subscribe(guild_id=7, channel_id=channel_id, topic="AI", min_heat=100, now=NOW)
+    [story] = (await store.stories(limit=1)).stories
+    rows = [(7, channel_id, story.id, DeliveryState.PENDING) for channel_id in channels]
+    await store.record_deliveries(rows, NOW)
+    return Deliverer(SimpleNamespace(store=store, config=config, get_channel=channels.get))
+
+
 async def test_each_post_costs_one_statement(tmp_path):
     archive = tmp_path / "archive"
     archive.mkdir()
@@ -90,15 +101,7 @@ async def test_a_hot_story_to_many_channels_shares_their_statements(tmp_path):
     channels = {n: Channel(n) for n in range(1001, 1031)}
     store = await Store.open(config.db_path)
     try:
-        await ingest(store, archive, NOW)
-        for channel_id in channels:
-            await store.subscribe(
-                guild_id=7, channel_id=channel_id, topic="AI", min_heat=100, now=NOW
-            )
-        [story] = (await store.stories(limit=1)).stories
-        rows = [(7, channel_id, story.id, DeliveryState.PENDING) for channel_id in channels]
-        await store.record_deliveries(rows, NOW)
-        deliverer = Deliverer(SimpleNamespace(store=store, config=config, get_channel=channels.get))
+        deliverer = await hot_story_due_in(channels, store, config)
         await deliverer.process.keep_alive(discord.utils.utcnow())  # not the posts' cost
         statements: list[str] = []
         await store.db.set_trace_callback(statements.append)
@@ -137,15 +140,7 @@ async def test_a_staff_pause_during_a_long_poll_holds_for_channels_not_reached_y
     channels = {n: Channel(n) for n in range(1001, 1005)}
     channels[1001] = PausingChannel(1001)
     try:
-        await ingest(store, archive, NOW)
-        for channel_id in channels:
-            await store.subscribe(
-                guild_id=7, channel_id=channel_id, topic="AI", min_heat=100, now=NOW
-            )
-        [story] = (await store.stories(limit=1)).stories
-        rows = [(7, channel_id, story.id, DeliveryState.PENDING) for channel_id in channels]
-        await store.record_deliveries(rows, NOW)
-        deliverer = Deliverer(SimpleNamespace(store=store, config=config, get_channel=channels.get))
+        deliverer = await hot_story_due_in(channels, store, config)
         await deliverer.deliver_all(NOW)
     finally:
         await store.close()

@@ -40,6 +40,17 @@ def posts(channel) -> list[discord.Message]:
     return [m for m in channel.history() if m.embeds]
 
 
+def refuse_next_post(env, channel) -> None:
+    """Discord refuses the channel's next message: the bot lacks a permission there."""
+    env.inject_error(
+        "POST",
+        f"/channels/{channel.id}/messages",
+        status=403,
+        code=50013,
+        message="Missing Permissions",
+    )
+
+
 def posted_titles(channel) -> list[str]:
     return [m.embeds[0].title for m in posts(channel)]
 
@@ -360,13 +371,7 @@ async def test_403_pauses_tells_once_and_resumes_when_the_permission_is_back(roo
 
 async def test_injected_403_pauses_and_says_so_once(room, archive):
     await room.staff.slash(room.news, "subscribe", topic="AI")
-    room.env.inject_error(
-        "POST",
-        f"/channels/{room.news.id}/messages",
-        status=403,
-        code=50013,
-        message="Missing Permissions",
-    )
+    refuse_next_post(room.env, room.news)
     write(archive, "n1", "Refused news", 200)
     await room.rescan()
     notices = [m for m in room.news.history() if not m.embeds]
@@ -379,13 +384,7 @@ async def test_a_channel_posting_again_tells_of_its_next_problem(room, archive):
     await room.staff.slash(room.news, "subscribe", topic="AI")
     await room.staff.slash(room.other, "subscribe", topic="AI")
     for n in (1, 2):
-        room.env.inject_error(
-            "POST",
-            f"/channels/{room.news.id}/messages",
-            status=403,
-            code=50013,
-            message="Missing Permissions",
-        )
+        refuse_next_post(room.env, room.news)
         write(archive, f"n{n}", f"Refused news {n}", 200)
         await room.rescan()
         await room.poll()  # resumed and posted: the notice is done with
