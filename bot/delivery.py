@@ -51,7 +51,9 @@ limit they wait for as long as the file is missing.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -539,7 +541,8 @@ class Deliverer:
                 "view": story_view(story),
             }
         if not is_forum(channel):
-            return await channel.send(**body, allowed_mentions=allowed)
+            nonce = _nonce("post", channel.id, *(s.id for s in stories))
+            return await channel.send(**body, allowed_mentions=allowed, nonce=nonce)
         post = await channel.create_thread(
             name=embeds.thread_name(story),
             applied_tags=self._forum_tags(channel, story),
@@ -902,6 +905,7 @@ class Deliverer:
                 allowed_mentions=discord.AllowedMentions(
                     everyone=False, users=False, roles=[discord.Object(role)] if role else False
                 ),
+                nonce=_nonce("digest", channel.id, sub, int(end.timestamp())),
             )
         except discord.HTTPException as exc:
             await self.store.mark_digest(sub, end, "pending", now, error=_describe(exc), holder=me)
@@ -1037,6 +1041,15 @@ class SubscriptionsAhead:
                 found = await self._store.subscriptions_of_channels(ahead)
                 self._read.update((c, found.get(c, [])) for c in ahead)
             return self._read.pop(channel_id)
+
+
+def _nonce(*parts: object) -> str:
+    """The same for every attempt at one message. discord.py asks Discord to enforce a
+    nonce, and Discord, asked again within a few minutes, returns the message it made
+    instead of making another: a send Discord carried out but answered with an error (a
+    5xx, a timeout) is not posted twice by the next poll's retry. 24 characters (≤ 25)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=15).digest()
+    return base64.b32encode(digest).decode()
 
 
 def _mentions(decisions: list[Decision]) -> tuple[str | None, discord.AllowedMentions]:

@@ -380,6 +380,27 @@ async def test_injected_403_pauses_and_says_so_once(room, archive):
     assert posted_titles(room.news) == ["Refused news"]
 
 
+async def test_a_post_retried_after_a_discord_error_is_one_post_to_discord(room, archive):
+    # Discord may carry out a send that it answers with an error (a 5xx, a timeout). The
+    # retry, at the next poll, carries the first attempt's nonce, which Discord enforces
+    # for a few minutes: it returns the message it made instead of posting it twice.
+    await room.staff.slash(room.news, "subscribe", topic="AI")
+    room.env.inject_error("POST", f"/channels/{room.news.id}/messages", status=503)
+    write(archive, "n1", "Flaky news", 200)
+    await room.rescan()
+    assert posted_titles(room.news) == []
+    await room.poll()
+    assert posted_titles(room.news) == ["Flaky news"]
+    sends = [
+        r.json
+        for r in room.env.http_requests
+        if r.method == "POST" and r.path.endswith(f"/channels/{room.news.id}/messages")
+    ]
+    assert len(sends) == 2
+    assert sends[0]["nonce"] == sends[1]["nonce"]
+    assert all(send["enforce_nonce"] for send in sends)
+
+
 async def test_a_channel_posting_again_tells_of_its_next_problem(room, archive):
     await room.staff.slash(room.news, "subscribe", topic="AI")
     await room.staff.slash(room.other, "subscribe", topic="AI")
